@@ -1,0 +1,3 @@
+from explr.cli import entry
+
+entry()

@@ -1,0 +1,82 @@
+"""AuditReport: the value the audit produces and everything downstream (convert, check, rules, lock) reads."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from explr.findings import Finding, Severity
+
+SCHEMA = "explr.audit/1"
+
+
+@dataclass(frozen=True, slots=True)
+class ParamVerdict:
+    name: str  # as in model.named_parameters()
+    shape: tuple[int, ...]
+    numel: int
+    si: bool  # member of the chosen maximal jointly scale-invariant set
+    individually_si: bool
+    group: int | None  # id of the joint group it belongs to (None when not SI)
+    reason: str  # one line naming module and op
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    id: int
+    members: tuple[str, ...]
+    normalizers: tuple[str, ...]  # module names of the normalizations that make it SI
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    status: str  # "passed" | "failed" | "skipped"
+    max_rel_error: float | None = None
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class AuditReport:
+    model: str
+    parameters: list[ParamVerdict]
+    groups: list[Group]
+    findings: list[Finding] = field(default_factory=list)
+    verification: Verification = field(default_factory=lambda: Verification("skipped"))
+    inputs: str = ""  # how the example inputs were chosen, stated in the output
+    mode: str = "train"
+
+    @property
+    def si_names(self) -> list[str]:
+        return [p.name for p in self.parameters if p.si]
+
+    def by_name(self, name: str) -> ParamVerdict:
+        for p in self.parameters:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def worst_severity(self) -> Severity | None:
+        return max((f.severity for f in self.findings), key=lambda s: s.rank, default=None)
+
+    def summary(self) -> str:
+        n_si = sum(p.si for p in self.parameters)
+        total = sum(p.numel for p in self.parameters) or 1
+        si_elems = sum(p.numel for p in self.parameters if p.si)
+        joint = sum(1 for g in self.groups if len(g.members) > 1)
+        return (f"{n_si}/{len(self.parameters)} parameter tensors scale-invariant "
+                f"({100 * si_elems / total:.0f}% of weights), {joint} joint group{'s' if joint != 1 else ''}")
+
+    def to_json(self) -> dict:
+        return {
+            "schema": SCHEMA,
+            "model": self.model,
+            "mode": self.mode,
+            "parameters": [
+                {"name": p.name, "shape": list(p.shape), "numel": p.numel, "si": p.si,
+                 "individually_si": p.individually_si, "group": p.group, "reason": p.reason}
+                for p in self.parameters
+            ],
+            "groups": [{"id": g.id, "members": list(g.members), "normalizers": list(g.normalizers)}
+                       for g in self.groups],
+            "findings": [f.to_json() for f in self.findings],
+            "verification": {"status": self.verification.status,
+                             "max_rel_error": self.verification.max_rel_error},
+        }

@@ -1,0 +1,39 @@
+"""Command-line entry point: wiring only. Errors become one stderr line and exit code 2."""
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from explr.cli.app import DEBUG, app
+from explr.errors import ExplrError
+
+# Command modules register on `app` when imported (one module per command).
+# (helpers add: from explr.cli import <command> as _<command>  # noqa: F401,E402)
+
+__all__ = ["app", "main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="explr", standalone_mode=False)
+    except ExplrError as exc:
+        if DEBUG["on"]:
+            raise
+        print(f"explr: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        print("explr: aborted", file=sys.stderr)
+        return 2
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    return result if isinstance(result, int) else 0
+
+
+def entry() -> None:  # pragma: no cover - console script
+    sys.exit(main())

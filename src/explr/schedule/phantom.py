@@ -1,0 +1,73 @@
+"""The exact conversion (THEORY.md §3): the phantom scalar s_t.
+
+s_t is a scalar parameter that starts at 1.0 and is stepped by the *original* PyTorch SGD
+(same LR, momentum, dampening, weight decay) with a loss gradient of exactly zero. Training the
+scale-invariant parameters with weight decay 0 and LR  η̃_t = η_t / (s_{t-1} s_t)  then gives the
+same network function at every step (θ̃_t = θ_t / s_t on the SI set). O(1) per step, float64.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+
+@dataclass(frozen=True, slots=True)
+class SGDHyper:
+    """Hyperparameters of the original torch.optim.SGD for one param group."""
+
+    momentum: float = 0.0
+    dampening: float = 0.0
+    weight_decay: float = 0.0
+
+    def validate(self) -> None:
+        if not (0.0 <= self.momentum < 1.0):
+            raise ValueError(f"momentum={self.momentum!r} is outside the allowed range [0, 1)")
+        if not (0.0 <= self.dampening <= 1.0):
+            raise ValueError(f"dampening={self.dampening!r} is outside the allowed range [0, 1]")
+        if self.weight_decay < 0 or not math.isfinite(self.weight_decay):
+            raise ValueError(f"weight_decay={self.weight_decay!r} must be finite and >= 0")
+
+
+class Phantom:
+    """Incremental phantom scalar. `step(lr)` advances one iteration and returns η̃_t."""
+
+    __slots__ = ("hyper", "s", "buf", "t")
+
+    def __init__(self, hyper: SGDHyper):
+        hyper.validate()
+        self.hyper = hyper
+        self.s = 1.0  # s_t, starts at s_0 = 1
+        self.buf: float | None = None  # torch SGD momentum buffer of the phantom
+        self.t = 0
+
+    def step(self, lr: float, hyper: SGDHyper | None = None) -> float:
+        """Apply the original SGD step t+1 with LR `lr` (optionally time-varying hyperparameters)."""
+        h = hyper or self.hyper
+        s_prev = self.s
+        d_p = h.weight_decay * s_prev  # zero loss gradient: only weight decay acts
+        if h.momentum != 0.0:
+            # torch.optim.SGD: the first step copies d_p (no dampening), later steps dampen
+            self.buf = d_p if self.buf is None else h.momentum * self.buf + (1.0 - h.dampening) * d_p
+            d_p = self.buf
+        self.s = s_prev - lr * d_p
+        self.t += 1
+        if self.s <= 0.0:
+            raise ValueError(
+                f"lr*weight_decay is so large that the phantom scale reached {self.s:.3g} at step {self.t}: "
+                "the original SGD run shrinks weights through zero, so no exponential-LR equivalent exists")
+        return lr / (s_prev * self.s)
+
+    def state_dict(self) -> dict:
+        return {"s": self.s, "buf": self.buf, "t": self.t}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.s, self.buf, self.t = float(state["s"]), state["buf"], int(state["t"])
+
+
+def converted_lrs(lr_at: Callable[[int], float], hyper: SGDHyper, steps: int) -> Iterator[tuple[float, float]]:
+    """Yield (η̃_t, s_t) for t = 1..steps; `lr_at(i)` is the original LR of step i+1 (0-based, like LRSchedule)."""
+    phantom = Phantom(hyper)
+    for i in range(steps):
+        lr_tilde = phantom.step(lr_at(i))
+        yield lr_tilde, phantom.s
