@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from explr.findings import Finding, Severity
+from explr.findings import Finding, Location, Severity
 
 SCHEMA = "explr.audit/1"
 
@@ -33,6 +33,33 @@ class Verification:
     detail: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class OpaquePart:
+    """A submodule the capture could not see into: its parameters are not SI."""
+
+    module: str
+    why: str
+    params: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownOp:
+    """An op with no transfer rule: its inputs were conservatively constrained to degree 0."""
+
+    op: str
+    module: str
+
+
+@dataclass(frozen=True, slots=True)
+class Normalizer:
+    """A normalization found in the graph (facts for rules: eps, affine parameters)."""
+
+    module: str
+    kind: str  # "batch_norm" | "layer_norm" | "group_norm" | "instance_norm" | "weight_norm" | "weight_standardization" | ...
+    eps: float | None
+    affine: tuple[str, ...]  # parameter names of its gamma/beta, if any
+
+
 @dataclass(slots=True)
 class AuditReport:
     model: str
@@ -42,6 +69,13 @@ class AuditReport:
     verification: Verification = field(default_factory=lambda: Verification("skipped"))
     inputs: str = ""  # how the example inputs were chosen, stated in the output
     mode: str = "train"
+    # Facts the rules (explr.rules) turn into findings:
+    opaque: list[OpaquePart] = field(default_factory=list)
+    unknown_ops: list[UnknownOp] = field(default_factory=list)
+    normalizers: list[Normalizer] = field(default_factory=list)
+    inert: list[str] = field(default_factory=list)  # params a following normalization cancels (bias before BN)
+    output_params: list[str] = field(default_factory=list)  # non-SI params that reach the output unnormalized (head)
+    module_locations: dict[str, Location] = field(default_factory=dict)  # module name -> where defined/called
 
     @property
     def si_names(self) -> list[str]:
