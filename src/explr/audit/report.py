@@ -58,6 +58,9 @@ class Normalizer:
     kind: str  # "batch_norm" | "layer_norm" | "group_norm" | "instance_norm" | "weight_norm" | "weight_standardization" | ...
     eps: float | None
     affine: tuple[str, ...]  # parameter names of its gamma/beta, if any
+    # Variance of its input on the example batch (over the normalized dims, averaged), when recorded;
+    # rule EXP108 compares eps with it. None: not recorded (the rule then says nothing).
+    input_var: float | None = None
 
 
 @dataclass(slots=True)

@@ -11,8 +11,14 @@ from explr.errors import ExplrError
 
 # Command modules register on `app` when imported (one module per command).
 # (helpers add: from explr.cli import <command> as _<command>  # noqa: F401,E402)
+from explr.cli import audit as _audit  # noqa: F401,E402
+from explr.cli import convert as _convert  # noqa: F401,E402
+from explr.cli import rules as _rules  # noqa: F401,E402
+from explr.cli import check as _check  # noqa: F401,E402
 
 __all__ = ["app", "main"]
+
+_TyperClickException = getattr(getattr(typer, "_click", None), "ClickException", click.ClickException)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,13 +30,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"explr: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         print("explr: aborted", file=sys.stderr)
         return 2
-    except click.ClickException as exc:
+    except (click.ClickException, _TyperClickException) as exc:  # typer >= 0.24 vendors its own click
         exc.show()
         return 2
-    except click.exceptions.Exit as exc:
+    except (click.exceptions.Exit, typer.Exit) as exc:
         return exc.exit_code
     return result if isinstance(result, int) else 0
 

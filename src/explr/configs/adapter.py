@@ -6,13 +6,15 @@ so the CLI can say which format it picked and why.
 """
 from __future__ import annotations
 
+import ast
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, Sequence
 
 from explr.configs.plan import TrainingPlan
-from explr.configs.source import ConfigSource
+from explr.configs.source import ConfigSource, KeyPath
 from explr.errors import ConfigError
+from explr.findings import Location
 
 # Training-set sizes of well-known datasets (train split), keyed by lower-case name.
 DATASET_SIZES = {
@@ -33,6 +35,7 @@ class ReadOptions:
     batch_size: int | None = None  # per device
     num_devices: int | None = None
     drop_last: bool | None = None
+    scheduler_interval: str | None = None  # "epoch" | "step": how user code steps a torch scheduler (Hydra)
 
 
 class FormatAdapter(Protocol):
@@ -69,3 +72,76 @@ def iters_per_epoch(source: ConfigSource, options: ReadOptions, *, batch_size: i
     global_batch = batch * devices
     drop = options.drop_last if options.drop_last is not None else bool(drop_last)
     return size // global_batch if drop else math.ceil(size / global_batch)
+
+
+_ABSENT = object()
+_KINDS = {float: "a number", int: "an integer", bool: "true or false", str: "a string", tuple: "a list of numbers",
+          list: "a list"}
+
+
+def _coerce(value: Any, kind: type) -> Any:
+    """`value` as `kind`; strings are decoded the way yacs (literal_eval) and argparse (type=) do. ValueError if not."""
+    if isinstance(value, str) and kind is not str:
+        try:
+            value = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            value = float(value) if kind in (float, int) else value  # argparse: "1e-4" -> float
+    if kind is bool and isinstance(value, bool) or kind is str and isinstance(value, str):
+        return value
+    if kind in (float, int) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if kind is int and not float(value).is_integer():
+            raise ValueError(value)
+        return kind(value)
+    if kind is list and isinstance(value, (list, tuple)):
+        return list(value)
+    if kind is tuple and isinstance(value, (list, tuple)):
+        return tuple(item if type(item) is int else _coerce(item, float) for item in value)
+    raise ValueError(value)
+
+
+class ConfigFacts:
+    """Typed reads of a config's keys that record where each fact came from (TrainingPlan.locations).
+
+    `layers` are the config and the files it inherits from, most specific first (detectron2 `_BASE_`);
+    a key is read from the first layer that has it, which is what merging the layers gives for leaves.
+    Facts that take the framework default are not recorded: no location means "default".
+    """
+
+    def __init__(self, layers: Sequence[ConfigSource]):
+        self.layers = tuple(layers)
+        self.locations: dict[str, Location] = {}
+
+    @property
+    def source(self) -> ConfigSource:
+        return self.layers[0]
+
+    def layer_of(self, keypath: KeyPath) -> ConfigSource | None:
+        return next((layer for layer in self.layers if layer.has(keypath)), None)
+
+    def has(self, keypath: KeyPath) -> bool:
+        return self.layer_of(keypath) is not None
+
+    def where(self, keypath: KeyPath) -> str:
+        layer = self.layer_of(keypath)
+        return layer.where(keypath) if layer else str(self.source.path)
+
+    def error(self, keypath: KeyPath, problem: str) -> ConfigError:
+        """ConfigError '<file:line>: KEY <problem>'; `problem` must say what to do."""
+        return ConfigError(f"{self.where(keypath)}: {'.'.join(map(str, keypath))} {problem}")
+
+    def get(self, fact: str | None, keypath: KeyPath, kind: type, default: Any = _ABSENT) -> Any:
+        """The value at `keypath` as `kind` (None stays None); `default` when absent, else a ConfigError."""
+        layer = self.layer_of(keypath)
+        if layer is None:
+            if default is _ABSENT:
+                raise self.error(keypath, f"is missing; set it to {_KINDS[kind]}")
+            return default
+        if fact:
+            self.locations[fact] = layer.location(keypath)
+        raw = layer.get(keypath)
+        if raw is None:
+            return None
+        try:
+            return _coerce(raw, kind)
+        except (ValueError, TypeError):
+            raise self.error(keypath, f"is {raw!r}; it must be {_KINDS[kind]}") from None

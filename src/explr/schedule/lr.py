@@ -9,8 +9,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-DECAYS = ("step", "cosine", "linear", "constant")
+DECAYS = ("step", "cosine", "linear", "constant", "exp")
 WARMUPS = ("linear", "constant")
+# How warmup combines with the decay: "multiply" scales the decayed LR (torch chained, pycls);
+# "ramp_to_base" replaces it by a ramp from warmup_factor*base_lr to base_lr (timm schedulers);
+# "ramp_to_decay" ramps to the decayed LR at the end of warmup (detectron2 WarmupParamScheduler).
+WARMUP_BLENDS = ("multiply", "ramp_to_base", "ramp_to_decay")
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,11 +24,14 @@ class LRSchedule:
     decay: str = "step"  # one of DECAYS
     milestones: tuple[int, ...] = ()  # iterations where the LR is multiplied by gamma ("step")
     gamma: float = 0.1
-    eta_min: float = 0.0  # floor of "cosine"/"linear" decay
+    eta_min: float = 0.0  # floor of "cosine"/"linear" decay; end LR of "exp" (base*(eta_min/base)**frac)
     warmup_iters: int = 0
     warmup_factor: float = 0.0  # LR multiplier at the first warmup iteration
     warmup_method: str = "linear"  # one of WARMUPS
     step_every: int = 1  # 1: stepped per iteration; iters_per_epoch: stepped per epoch
+    decay_start: int = 0  # iteration where "cosine"/"linear" decay begins (torch SequentialLR after warmup)
+    decay_iters: int | None = None  # length of that decay; None: until total_iters
+    warmup_blend: str = "multiply"  # one of WARMUP_BLENDS
 
     def validate(self) -> None:
         if not (self.base_lr > 0 and math.isfinite(self.base_lr)):
@@ -45,6 +52,12 @@ class LRSchedule:
             raise ValueError(f"warmup iterations={self.warmup_iters!r} must be in [0, {self.total_iters})")
         if self.step_every <= 0:
             raise ValueError(f"step_every={self.step_every!r} must be > 0")
+        if not (0 <= self.decay_start < self.total_iters) or (self.decay_iters is not None and self.decay_iters <= 0):
+            raise ValueError(f"decay_start={self.decay_start!r}/decay_iters={self.decay_iters!r} must lie inside training")
+        if self.warmup_blend not in WARMUP_BLENDS:
+            raise ValueError(f"warmup_blend={self.warmup_blend!r} is not one of {', '.join(WARMUP_BLENDS)}")
+        if self.decay == "exp" and not 0 < self.eta_min <= self.base_lr:
+            raise ValueError(f"exp decay needs 0 < eta_min={self.eta_min!r} <= lr={self.base_lr!r}")
 
     def _position(self, i: int) -> int:
         return (i // self.step_every) * self.step_every
@@ -62,13 +75,44 @@ class LRSchedule:
             return self.base_lr * self.gamma ** sum(1 for m in self.milestones if u >= m)
         if self.decay == "constant":
             return self.base_lr
-        frac = min(u / self.total_iters, 1.0)
+        length = self.decay_iters if self.decay_iters is not None else self.total_iters - self.decay_start
+        frac = min(max(u - self.decay_start, 0) / length, 1.0)
+        if self.decay == "exp":
+            return self.base_lr * (self.eta_min / self.base_lr) ** frac
         shape = 0.5 * (1.0 + math.cos(math.pi * frac)) if self.decay == "cosine" else 1.0 - frac
         return self.eta_min + (self.base_lr - self.eta_min) * shape
 
+    def warmup_ramp(self, u: int) -> float:
+        """LR during warmup when it replaces the decay ("ramp_to_*" blends)."""
+        start = self.warmup_factor * self.base_lr
+        if self.warmup_method == "constant":
+            return start
+        end = self.base_lr if self.warmup_blend == "ramp_to_base" else self.decay_lr(self.warmup_iters)
+        return start + (end - start) * (u / self.warmup_iters)
+
     def lr_at(self, i: int) -> float:
         u = self._position(i)
+        if u < self.warmup_iters and self.warmup_blend != "multiply":
+            return self.warmup_ramp(u)
         return self.decay_lr(u) * self.warmup_multiplier(u)
 
     def __call__(self, i: int) -> float:
         return self.lr_at(i)
+
+
+def schedule_from_epochs(lr: float, iters_per_epoch: int, epochs: int, milestones: tuple[int, ...] = (),
+                         gamma: float = 0.1, warmup_epochs: int = 0, decay: str = "step") -> LRSchedule:
+    """An LRSchedule from the epoch-level values people write (milestones in epochs); errors name epochs."""
+    if iters_per_epoch <= 0:
+        raise ValueError(f"iters_per_epoch={iters_per_epoch!r} must be an integer > 0")
+    if epochs <= 0:
+        raise ValueError(f"epochs={epochs!r} must be an integer > 0")
+    if list(milestones) != sorted(set(milestones)) or (milestones and not 0 < milestones[0] <= milestones[-1] < epochs):
+        raise ValueError(f"milestones={list(milestones)} must be strictly increasing epochs inside (0, {epochs})")
+    if not 0 <= warmup_epochs < epochs:
+        raise ValueError(f"warmup_epochs={warmup_epochs!r} must be in [0, {epochs})")
+    schedule = LRSchedule(base_lr=lr, total_iters=epochs * iters_per_epoch, decay=decay,
+                          milestones=tuple(m * iters_per_epoch for m in milestones), gamma=gamma,
+                          warmup_iters=warmup_epochs * iters_per_epoch)
+    schedule.validate()
+    return schedule

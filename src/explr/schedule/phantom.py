@@ -19,6 +19,7 @@ class SGDHyper:
     momentum: float = 0.0
     dampening: float = 0.0
     weight_decay: float = 0.0
+    nesterov: bool = False  # no exact equivalent (THEORY §3); modelled only for approximate conversions
 
     def validate(self) -> None:
         if not (0.0 <= self.momentum < 1.0):
@@ -49,7 +50,7 @@ class Phantom:
         if h.momentum != 0.0:
             # torch.optim.SGD: the first step copies d_p (no dampening), later steps dampen
             self.buf = d_p if self.buf is None else h.momentum * self.buf + (1.0 - h.dampening) * d_p
-            d_p = self.buf
+            d_p = d_p + h.momentum * self.buf if h.nesterov else self.buf
         self.s = s_prev - lr * d_p
         self.t += 1
         if self.s <= 0.0:
@@ -63,6 +64,26 @@ class Phantom:
 
     def load_state_dict(self, state: dict) -> None:
         self.s, self.buf, self.t = float(state["s"]), state["buf"], int(state["t"])
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """The whole run at once: original LR, converted LR and phantom scale for steps t = 1..T."""
+
+    lrs: list[float]  # η_t (index t-1)
+    converted: list[float]  # η̃_t
+    scales: list[float]  # s_t
+
+    @property
+    def s_final(self) -> float:
+        return self.scales[-1]
+
+
+def trace(lr_at: Callable[[int], float], hyper: SGDHyper, steps: int) -> Trace:
+    """Run the engine over `steps` iterations and keep every value (for tables, horizons and plots)."""
+    lrs = [lr_at(i) for i in range(steps)]
+    pairs = list(converted_lrs(lrs.__getitem__, hyper, steps))
+    return Trace(lrs, [c for c, _ in pairs], [s for _, s in pairs])
 
 
 def converted_lrs(lr_at: Callable[[int], float], hyper: SGDHyper, steps: int) -> Iterator[tuple[float, float]]:

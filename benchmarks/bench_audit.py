@@ -1,0 +1,147 @@
+"""Audit benchmark: prints measured figures and ratios side by side (not a test; run it by hand).
+
+    python benchmarks/bench_audit.py            # everything (a few minutes on 2 CPU cores)
+    python benchmarks/bench_audit.py --quick    # naive baseline on a sample of parameters, extrapolated
+
+Per model (a ResNet-50-sized CNN and a 24-layer pre-LN transformer, benchmarks/models/):
+  * degree analysis alone vs graph capture            goal <= 0.5x
+  * full audit (capture + analysis + solve + numeric confirmation) vs the naive alternative,
+    "scale each parameter tensor and run the model twice" (float64, train mode)   goal >= 10x faster
+And the peak RSS of `explr audit --device meta` on a 1.3B-parameter definition (goal < 2 GB),
+measured on that one child process with os.wait4.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from explr.audit.api import audit
+from explr.audit.capture import capture
+from explr.audit.degrees import analyse
+from explr.load import load_model
+
+HERE = Path(__file__).resolve().parent
+MODELS = {
+    "ResNet-50 (bottleneck [3,4,6,3], width 64)": str(HERE / "models" / "resnet50.py"),
+    "24-layer pre-LN transformer (d=256)": str(HERE / "models" / "transformer.py"),
+}
+BILLION_SPEC = str(HERE / "models" / "transformer.py:build_1b")
+NAIVE_FACTOR = 2.9
+
+
+def best_of(fn: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def capture_and_degree_seconds(model: torch.nn.Module, inputs: tuple, repeat: int) -> tuple[float, float]:
+    """Graph capture and the degree analysis on its graph, each timed alone (best of `repeat`).
+
+    capture() wants a private train-mode copy; the copies are made before the clock starts.
+    """
+    copies = [copy.deepcopy(model).train() for _ in range(repeat)]
+    capture_times = []
+    for private in copies:
+        start = time.perf_counter()
+        captured = capture(private, inputs)
+        capture_times.append(time.perf_counter() - start)
+    param_index = {name: i for i, (name, _) in enumerate(captured.root.named_parameters())}
+    opaque = {part.module: part.why for part in captured.opaque}
+    degrees_s = best_of(lambda: analyse(captured.graph, captured.root, param_index, opaque), repeat)
+    return min(capture_times), degrees_s
+
+
+def naive_scaling_seconds(model: torch.nn.Module, inputs: tuple, sample: int | None) -> tuple[float, int]:
+    """Per parameter tensor: one forward, scale it, a second forward, compare (float64, train mode).
+
+    With `sample`, only that many tensors are timed and the total is extrapolated linearly.
+    """
+    probe = copy.deepcopy(model).double().train()
+    xs = tuple(x.double() if x.is_floating_point() else x for x in inputs)
+    params = list(probe.parameters())
+    timed = params if sample is None else params[:: max(1, len(params) // sample)]
+    start = time.perf_counter()
+    with torch.no_grad():
+        for p in timed:
+            base = probe(*xs)
+            p.mul_(NAIVE_FACTOR)
+            scaled = probe(*xs)
+            p.div_(NAIVE_FACTOR)
+            torch.allclose(base, scaled, rtol=1e-9)
+    return (time.perf_counter() - start) * len(params) / len(timed), len(params)
+
+
+def bench_model(label: str, spec: str, args: argparse.Namespace) -> None:
+    loaded = load_model(spec)
+    model, inputs = loaded.model, loaded.example_inputs
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"\n{label}: {n_params / 1e6:.1f}M parameters, inputs {loaded.inputs_note}", flush=True)
+    capture_s, degrees_s = capture_and_degree_seconds(model, inputs, args.repeat)
+    print(f"  graph capture            {capture_s * 1e3:9.1f} ms")
+    print(f"  degree analysis alone    {degrees_s * 1e3:9.1f} ms   ratio {degrees_s / capture_s:.2f}x  (goal <= 0.5x)")
+    report = None
+
+    def run_audit():
+        nonlocal report
+        report = audit(model, inputs, verify=True, model_name=label, inputs_note=loaded.inputs_note)
+
+    audit_s = best_of(run_audit, 1)
+    naive_s, n_tensors = naive_scaling_seconds(model, inputs, args.naive_sample)
+    note = f" (extrapolated from {args.naive_sample} tensors)" if args.naive_sample else ""
+    print(f"  full audit (verify on)   {audit_s:9.2f} s    {report.summary()}; "
+          f"verification {report.verification.status}")
+    print(f"  naive, {n_tensors} tensors x 2   {naive_s:9.2f} s{note}")
+    print(f"  audit speed-up           {naive_s / audit_s:9.1f}x  (goal >= 10x)", flush=True)
+
+
+def meta_peak_rss_mb(spec: str) -> tuple[float, dict]:
+    """Run `explr audit --device meta` in a child and read that child's own peak RSS (os.wait4)."""
+    with tempfile.TemporaryFile("w+") as out:
+        child = subprocess.Popen([sys.executable, "-m", "explr", "audit", spec, "--device", "meta",
+                                  "--format", "json", "--fail-on", "never"], stdout=out, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(child.pid, 0)
+        err = child.stderr.read().decode()
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            raise SystemExit(f"meta audit failed ({child.returncode}): {err.strip()}")
+        out.seek(0)
+        return usage.ru_maxrss / 1024, json.load(out)  # Linux reports KiB
+
+
+def bench_meta(spec: str) -> None:
+    rss_mb, doc = meta_peak_rss_mb(spec)
+    n = sum(p["numel"] for p in doc["parameters"])
+    n_si = sum(p["si"] for p in doc["parameters"])
+    print(f"\n--device meta audit of {n / 1e9:.2f}B parameters ({len(doc['parameters'])} tensors, {n_si} SI): "
+          f"peak RSS {rss_mb:.0f} MB  (goal < 2048 MB; float32 weights alone would be {4 * n / 2**20:.0f} MB)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="time the naive baseline on ~20 tensors and extrapolate")
+    parser.add_argument("--repeat", type=int, default=3, help="best of N for capture and degree timings")
+    args = parser.parse_args(argv)
+    args.naive_sample = 20 if args.quick else None
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    for label, spec in MODELS.items():
+        bench_model(label, spec, args)
+    bench_meta(BILLION_SPEC)
+
+
+if __name__ == "__main__":
+    main()

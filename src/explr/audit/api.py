@@ -1,0 +1,117 @@
+"""`audit(model, example_inputs)`: the library entry point the CLI is a thin shell over.
+
+capture (fx, train mode, on a private copy) -> degrees -> solve -> AuditReport, then the
+numeric confirmation (explr.audit.verify) and the model rules (explr.rules.model).
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from explr.audit import explain
+from explr.audit.capture import Capture, capture, tensor_leaves
+from explr.audit.degrees import Constraint, Ctx, Origin, analyse
+from explr.audit.report import AuditReport, Verification
+from explr.audit.solve import Solution, solve
+from explr.errors import LoadError, TraceError
+
+
+def audit(model: nn.Module, example_inputs: tuple, *, verify: bool = True, model_name: str = "",
+          inputs_note: str = "") -> AuditReport:
+    """Audit which parameters of `model` are scale-invariant in train mode (the model is not modified)."""
+    if not isinstance(model, nn.Module):
+        raise LoadError(f"audit() needs a torch.nn.Module, got {type(model).__name__}")
+    inputs = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
+    meta = _on_meta(model)
+    report = static_report(model, inputs, model_name=model_name or type(model).__name__, meta=meta)
+    report.inputs = inputs_note
+    if meta:
+        report.verification = Verification("skipped", None, "meta device: weights are not allocated, "
+                                                            "numeric check skipped")
+    elif verify:
+        from explr.audit.verify import verify_report
+        report.verification, found = verify_report(model, inputs, report)
+        report.findings.extend(found)
+    from explr.rules.model import model_findings
+    report.findings.extend(model_findings(report))
+    return report
+
+
+def static_report(model: nn.Module, inputs: tuple, *, model_name: str, meta: bool) -> AuditReport:
+    """The static part: capture, degrees, solve; no verification and no findings."""
+    work = _private_copy(model)
+    work.train()
+    if meta:
+        inputs = tuple(t.to("meta") if isinstance(t, torch.Tensor) else t for t in inputs)
+    else:
+        _check_accepts(work, inputs)
+    try:
+        cap = capture(work, inputs)
+    except TraceError as exc:
+        if meta:
+            raise TraceError(f"{exc}; on the meta device a data-dependent module cannot run: "
+                             f"audit the model on a real device") from exc
+        raise
+    params = list(work.named_parameters())
+    ctx, sol = analyse_capture(cap, params)
+    parameters, groups = explain.verdicts(params, sol, ctx)
+    names = [n for n, _ in params]
+    return AuditReport(
+        model=model_name, parameters=parameters, groups=groups,
+        opaque=explain.opaque_parts(work, _opaque_modules(cap)),
+        unknown_ops=explain.unique_unknown_ops(ctx.unknown_ops),
+        normalizers=explain.unique_normalizers(ctx.normalizers),
+        inert=explain.inert_params(sol, ctx, names),
+        output_params=explain.output_params(sol, names),
+        module_locations=explain.module_locations(work),
+    )
+
+
+def analyse_capture(cap: Capture, params: list[tuple[str, torch.Tensor]]) -> tuple[Ctx, Solution]:
+    """Degrees and constraints of a capture, plus the parameters it cannot vouch for, solved."""
+    index = {n: i for i, (n, _) in enumerate(params)}
+    opaque = _opaque_modules(cap)
+    ctx = analyse(cap.graph, cap.root, index, opaque)
+    for part in explain.opaque_parts(cap.root, opaque):
+        for name in part.params:
+            ctx.constraints.append(Constraint({index[name]: 1}, Origin("opaque", f"opaque: {part.why}", part.module)))
+    for name, i in index.items():
+        if i not in ctx.reached:
+            ctx.constraints.append(Constraint({i: 1}, Origin(
+                "unreached", "not used by the captured forward (used only through a hook, or unused)", "")))
+    return ctx, solve(len(params), [p.numel() for _, p in params], ctx.constraints)
+
+
+def _opaque_modules(cap: Capture) -> dict[str, str]:
+    if cap.root_opaque is not None:
+        return {"": cap.root_opaque}
+    return {o.module: o.why for o in cap.opaque}
+
+
+def _on_meta(model: nn.Module) -> bool:
+    return any(t.is_meta for t in (*model.parameters(), *model.buffers()))
+
+
+def _private_copy(model: nn.Module) -> nn.Module:
+    try:
+        return copy.deepcopy(model)
+    except Exception as exc:  # noqa: BLE001 - any failure here is the model's
+        raise TraceError(f"cannot copy {type(model).__name__} for a side-effect-free audit: "
+                         f"{explain_exception(exc)}") from exc
+
+
+def _check_accepts(model: nn.Module, inputs: tuple) -> None:
+    try:
+        with torch.no_grad():
+            model(*inputs)
+    except Exception as exc:  # noqa: BLE001 - the model's own error, quoted in one line
+        shapes = ", ".join(str(tuple(t.shape)) for t in tensor_leaves(inputs)) or "()"
+        raise TraceError(f"model rejected the example inputs of shape {shapes}: {explain_exception(exc)}; "
+                         f"pass --input-shape") from exc
+
+
+def explain_exception(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

@@ -1,0 +1,213 @@
+"""Graph capture: torch.fx tracing that carries concrete values (real or meta tensors) alongside proxies.
+
+Every node is executed as it is recorded, its result kept in ``node.meta["val"]`` (as
+torch/fx/passes/shape_prop.py does), so Python control flow on shapes and attributes
+(``x.dim()``, ``x.shape[1] != self.c``, ``len(x)``, loops) resolves concretely: shape queries
+return plain Python values and never enter the graph. ``bool()`` on a proxy can then only
+come from tensor *data*: that is data-dependent control flow, and the innermost submodule
+that does it is rolled back and recorded as one opaque ``call_module`` node instead
+(`OpaqueCall`). Normalization modules are traced through to their functional ops
+(F.batch_norm carries its concrete ``training`` flag); parametrizations are traced through
+too, so w/||w|| is seen.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import torch
+from torch import fx
+from torch.fx import _symbolic_trace as _st
+from torch.fx.node import map_aggregate, map_arg
+
+from explr.errors import TraceError
+
+# Tensor methods whose results are shape/metadata: answered concretely, never recorded.
+CONCRETE_METHODS = frozenset({
+    "size", "dim", "ndimension", "numel", "nelement", "element_size", "stride", "is_contiguous",
+    "is_floating_point", "is_complex", "get_device", "storage_offset", "type",
+})
+
+
+class DataDependentControlFlow(RuntimeError):
+    """bool()/len()/iteration on a value that depends on tensor data."""
+
+
+class _Fatal(RuntimeError):
+    """A failure that must not be turned into an opaque module (it would hide a real problem)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OpaqueCall:
+    module: str
+    why: str
+
+
+@dataclass
+class Capture:
+    graph: fx.Graph
+    root: torch.nn.Module  # the (copied) module the graph's targets refer to
+    opaque: list[OpaqueCall] = field(default_factory=list)
+    root_opaque: str | None = None  # why the root forward itself could not be traced
+
+
+class ConcreteProxy(fx.Proxy):
+    """A proxy that answers metadata questions from its node's concrete value."""
+
+    @property
+    def _val(self):
+        return self.node.meta.get("val")
+
+    def __getattr__(self, k: str):
+        val = self.node.meta.get("val")
+        if isinstance(val, torch.Tensor) and not k.startswith("__"):
+            attr = getattr(val, k, None)
+            if callable(attr):
+                return attr if k in CONCRETE_METHODS else fx.proxy.Attribute(self, k)
+            if attr is not None and not isinstance(attr, torch.Tensor):
+                return attr  # shape, ndim, dtype, device, is_cuda, requires_grad, ...
+        return fx.proxy.Attribute(self, k)
+
+    def __len__(self) -> int:
+        return len(self.node.meta["val"])
+
+    def __bool__(self) -> bool:
+        raise DataDependentControlFlow(f"data-dependent control flow on {self.node.format_node()}")
+
+    def __index__(self) -> int:
+        raise DataDependentControlFlow(f"a tensor value used as an index ({self.node.name})")
+
+    __int__ = __float__ = __index__
+
+
+def _without_tracing_patches():
+    """Run real modules while fx has Module.__call__/__getattr__ patched."""
+    stack = contextlib.ExitStack()
+    for name, orig in (("__call__", _st._orig_module_call), ("__getattr__", _st._orig_module_getattr)):
+        current = torch.nn.Module.__dict__[name]
+        setattr(torch.nn.Module, name, orig)
+        stack.callback(setattr, torch.nn.Module, name, current)
+    return stack
+
+
+def fetch_attr(root: torch.nn.Module, target: str):
+    obj = root
+    for atom in target.split("."):
+        obj = _st._orig_module_getattr(obj, atom) if isinstance(obj, torch.nn.Module) and \
+            atom not in obj.__dict__ else getattr(obj, atom)
+    return obj
+
+
+class ConcreteTracer(fx.Tracer):
+    def __init__(self, example_inputs: tuple):
+        super().__init__(autowrap_modules=(), autowrap_functions=())
+        self.example_inputs = example_inputs
+        self.opaque: list[OpaqueCall] = []
+        self._opaque_modules: set[int] = set()
+        self._param_proxies: dict[str, fx.Proxy] = {}
+        self._param_names: dict[int, str] = {}
+
+    # -- what is a leaf: only modules that turned out opaque
+    def is_leaf_module(self, m: torch.nn.Module, qualname: str) -> bool:
+        return id(m) in self._opaque_modules
+
+    def proxy(self, node: fx.Node) -> fx.Proxy:
+        return ConcreteProxy(node, self)
+
+    def getattr(self, attr, attr_val, parameter_proxy_cache):
+        if isinstance(attr_val, torch.nn.Parameter):
+            name = self._param_names.get(id(attr_val))
+            if name is not None:
+                if name not in self._param_proxies:
+                    self._param_proxies[name] = self.create_proxy("get_attr", name, (), {})
+                return self._param_proxies[name]
+        return attr_val
+
+    def iter(self, obj: fx.Proxy):
+        return (obj[i] for i in range(len(obj.node.meta["val"])))
+
+    def create_args_for_root(self, root_fn, is_module, concrete_args=None):
+        names = [f"input_{i}" for i in range(len(self.example_inputs))]
+        placeholders = [self.create_proxy("placeholder", n, (), {}) for n in names]
+        return root_fn, ([self.root] if is_module else []) + placeholders
+
+    # -- every node gets its concrete value
+    def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
+        node = super().create_node(kind, target, args, kwargs, name, type_expr)
+        if kind != "output":
+            node.meta["val"] = self._run(node)
+        return node
+
+    def _run(self, node: fx.Node):
+        if node.op == "placeholder":
+            return self.example_inputs[int(node.target.rsplit("_", 1)[1])]
+        if node.op == "get_attr":
+            return fetch_attr(self.root, node.target)
+        args, kwargs = map_arg((node.args, node.kwargs), lambda n: n.meta["val"])
+        with _without_tracing_patches():
+            if node.op == "call_function":
+                return node.target(*args, **kwargs)
+            if node.op == "call_method":
+                return getattr(args[0], node.target)(*args[1:], **kwargs)
+            try:
+                return fetch_attr(self.root, node.target)(*args, **kwargs)
+            except Exception as exc:  # an opaque module that cannot run on these values
+                raise _Fatal(f"{node.target} cannot run on the example inputs: {_first_line(exc)}") from exc
+
+    # -- per-submodule fallback: a module that cannot be traced becomes one opaque node
+    def call_module(self, m, forward, args, kwargs):
+        if id(m) in self._opaque_modules:
+            return super().call_module(m, forward, args, kwargs)
+        last_node, depth = self.graph._root.prev, len(self.module_stack)
+        try:
+            return super().call_module(m, forward, args, kwargs)
+        except _Fatal:
+            raise
+        except Exception as exc:
+            while len(self.module_stack) > depth:
+                self.module_stack.popitem(last=True)
+            self._roll_back_to(last_node)
+            name = self.path_of_module(m)
+            self.opaque.append(OpaqueCall(name, _why(exc)))
+            self._opaque_modules.add(id(m))
+            return super().call_module(m, forward, args, kwargs)
+
+    def _roll_back_to(self, last_node: fx.Node) -> None:
+        for node in reversed(list(self.graph.nodes)):
+            if node is last_node:
+                break
+            if node.op == "get_attr":
+                self._param_proxies.pop(node.target, None)
+            self.graph.erase_node(node)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, DataDependentControlFlow):
+        return "data-dependent control flow (a Python branch on tensor values)"
+    return f"cannot be traced ({_first_line(exc)})"
+
+
+def capture(model: torch.nn.Module, example_inputs: tuple) -> Capture:
+    """Trace `model` (already a private copy, in train mode) on `example_inputs`."""
+    tracer = ConcreteTracer(tuple(example_inputs))
+    tracer._param_names = {id(p): n for n, p in model.named_parameters()}
+    try:
+        with torch.no_grad():
+            graph = tracer.trace(model)
+    except _Fatal as exc:
+        raise TraceError(f"capture failed: {exc}") from exc
+    except Exception as exc:  # the root forward itself: the whole model is opaque
+        graph = fx.Graph()
+        return Capture(graph, model, tracer.opaque, root_opaque=_why(exc))
+    return Capture(graph, model, tracer.opaque)
+
+
+def tensor_leaves(value) -> list[torch.Tensor]:
+    out: list[torch.Tensor] = []
+    map_aggregate(value, lambda v: out.append(v) if isinstance(v, torch.Tensor) else None)
+    return out

@@ -1,0 +1,160 @@
+"""Turn a solution into AuditReport verdicts: one-line reasons, groups and facts for the rules."""
+from __future__ import annotations
+
+import functools
+import inspect
+
+import torch
+
+from explr.audit.degrees import Ctx, Origin
+from explr.audit.report import Group, Normalizer, OpaquePart, ParamVerdict, UnknownOp
+from explr.audit.solve import Solution
+from explr.findings import Location
+
+_MAX_NAMED = 3
+
+
+def _short(op: str) -> str:
+    return op.split(".", 1)[1] if "." in op else op
+
+
+def _where(module: str) -> str:
+    return f" in {module}" if module else ""
+
+
+def describe_forcing(o: Origin) -> str:
+    """Why a variable had to be 0, in the words of the report."""
+    if o.kind == "output":
+        return "model output"
+    if o.kind in ("opaque", "unreached"):
+        return o.op
+    if o.kind == "opaque-input":
+        return f"input of the opaque module {o.module}"
+    if o.kind == "unknown":
+        return f"unknown op {o.op}{_where(o.module)} (inputs constrained to degree 0)"
+    if o.kind == "nonhomogeneous":
+        return f"{_short(o.op)}{_where(o.module)}"
+    if o.kind == "normalized-group":
+        return f"terms of different degree normalized together by {o.module or _short(o.op)}"
+    if o.kind == "sum":
+        return f"{_short(o.op)}{_where(o.module)} adds terms of different degree"
+    if o.kind == "affine":
+        return f"the affine of {o.module} adds terms of different degree"
+    return f"{_short(o.op)}{_where(o.module)} mixes terms of different degree"
+
+
+def _common_module(modules: list[str]) -> str:
+    parts = [m.split(".") for m in modules]
+    common = []
+    for atoms in zip(*parts):
+        if len(set(atoms)) > 1:
+            break
+        common.append(atoms[0])
+    return ".".join(common)
+
+
+def _describe_link(o: Origin, group_links: list[Origin]) -> str:
+    if o.kind == "sum":
+        stream = _common_module([g.module for g in group_links if g.kind == "sum"])
+        return f"writes the residual stream of {stream or 'the model'}"
+    if o.kind == "affine":
+        return f"the affine gamma and beta of {o.module} scale together"
+    if o.kind == "normalized-group":
+        return f"varies inside the groups normalized by {o.module}"
+    return f"meets the others in {_short(o.op)}{_where(o.module)}"
+
+
+def _names(vs, names: list[str]) -> str:
+    listed = [names[v] for v in vs[:_MAX_NAMED]]
+    more = len(vs) - len(listed)
+    return ", ".join(listed) + (f" (+{more} more)" if more else "")
+
+
+def reason_for(v: int, sol: Solution, ctx: Ctx, names: list[str], group: list[int] | None) -> str:
+    if v in sol.forced:
+        return describe_forcing(sol.forced[v])
+    if v in sol.left_out:
+        return "left out of the maximal set: it can join its group only instead of larger parameters"
+    norms = ctx.normalized_by.get(v, [])
+    if v in sol.individually:
+        if v in ctx.dropped and not norms:
+            return f"inert: its per-channel term is cancelled by {ctx.dropped[v]}"
+        return f"normalized by {norms[0]}" if norms else "scale-free: no path of its scale to the output"
+    others = [u for u in (group or []) if u != v]
+    links = sol.links.get(v, [])
+    group_links = [o for u in (group or []) for o in sol.links.get(u, [])]
+    link = next((o for o in links if o.kind == "sum"), links[0] if links else None)
+    how = _describe_link(link, group_links) if link else "constrained with others"
+    tail = f"; normalized by {norms[0]}" if norms else ""
+    return f"only jointly: {how} together with {_names(others, names)}{tail}"
+
+
+def verdicts(params: list[tuple[str, torch.Tensor]], sol: Solution, ctx: Ctx):
+    """(ParamVerdicts in named_parameters order, Groups)."""
+    names = [n for n, _ in params]
+    group_of: dict[int, int] = {}
+    groups: list[Group] = []
+    for gid, members in enumerate(sol.groups):
+        for v in members:
+            group_of[v] = gid
+        norms: list[str] = []
+        for v in members:
+            norms += [m for m in ctx.normalized_by.get(v, []) if m not in norms]
+        groups.append(Group(gid, tuple(names[v] for v in members), tuple(norms)))
+    out = []
+    for v, (name, p) in enumerate(params):
+        gid = group_of.get(v)
+        members = sol.groups[gid] if gid is not None else None
+        out.append(ParamVerdict(name, tuple(p.shape), p.numel(), v in sol.chosen,
+                                v in sol.individually and v in sol.chosen, gid,
+                                reason_for(v, sol, ctx, names, members)))
+    return out, groups
+
+
+def opaque_parts(root: torch.nn.Module, opaque: dict[str, str]) -> list[OpaquePart]:
+    out = []
+    for module, why in opaque.items():
+        sub = root.get_submodule(module) if module else root
+        prefix = f"{module}." if module else ""
+        out.append(OpaquePart(module, why, tuple(prefix + n for n, _ in sub.named_parameters())))
+    return out
+
+
+def inert_params(sol: Solution, ctx: Ctx, names: list[str]) -> list[str]:
+    return [names[v] for v in sorted(ctx.dropped) if v in sol.individually and not ctx.normalized_by.get(v)]
+
+
+def output_params(sol: Solution, names: list[str]) -> list[str]:
+    """Parameters that are not SI because they reach the model output unnormalized."""
+    return [names[v] for v, o in sorted(sol.forced.items()) if o.kind == "output"]
+
+
+def unique_unknown_ops(ops: list[UnknownOp]) -> list[UnknownOp]:
+    return list(dict.fromkeys(ops))
+
+
+def unique_normalizers(norms: list[Normalizer]) -> list[Normalizer]:
+    seen, out = set(), []
+    for n in norms:
+        if (n.module, n.kind) not in seen:
+            seen.add((n.module, n.kind))
+            out.append(n)
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _class_location(cls: type) -> Location | None:
+    try:
+        return Location(inspect.getsourcefile(cls), inspect.getsourcelines(cls)[1])
+    except (TypeError, OSError):
+        return None
+
+
+def module_locations(root: torch.nn.Module) -> dict[str, Location]:
+    """Module name -> where its class is defined (the first line of `class ...`)."""
+    out = {}
+    for name, m in root.named_modules():
+        loc = _class_location(type(m))
+        if loc is not None:
+            out[name] = loc
+    return out

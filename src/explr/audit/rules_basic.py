@@ -1,0 +1,336 @@
+"""Transfer rules for elementwise, shape, arithmetic and linear-algebra ops (THEORY.md §2).
+
+Each rule is a small pure function of a `Call`; keys are registered in degrees.TABLE.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import torch
+from torch import fx
+
+from explr.audit.degrees import Call, conservative, rule
+from explr.audit.forms import ZERO, ZERO_DEG, Deg, Term, broadcast_terms, f_add, f_scale, sum_degs
+
+EPS_MAX = 1e-3  # `stat + eps` with eps up to this keeps the degree (the paper's eps convention)
+
+
+def _keys(names, *prefixes) -> list[str]:
+    return [f"{p}.{n}" for n in names for p in prefixes]
+
+
+def _is_scalar(a) -> bool:
+    return isinstance(a, (int, float, bool)) and not isinstance(a, fx.Node)
+
+
+def same_form(call: Call, form, stat: bool = False):
+    """`form` for every floating tensor in the output (integer outputs such as indices: 0)."""
+    def of(value):
+        if isinstance(value, torch.Tensor):
+            return Deg.of(form, stat) if value.is_floating_point() else ZERO_DEG
+        if isinstance(value, (tuple, list)):
+            return tuple(of(v) for v in value)
+        return None
+    return of(call.node.meta.get("val"))
+
+
+def _first(call: Call) -> Deg:
+    return call.deg(call.arg(0, "input")) or ZERO_DEG
+
+
+# -- degree unchanged, structure (blocks, constant terms) kept: linear and shape-preserving
+@rule(*_keys(["clone", "contiguous", "detach", "float", "double", "half", "bfloat16", "to", "type_as",
+              "cpu", "cuda", "neg", "requires_grad"], "Tensor"),
+      "torch.clone", "torch.neg", "operator.neg", "operator.pos", "torch.detach")
+def _identity(call: Call):
+    return _first(call)
+
+
+# -- positively homogeneous, per element or per channel: blocks kept, terms inside merged
+@rule("F.relu", "torch.relu", "Tensor.relu", "F.leaky_relu", "F.dropout", "F.dropout1d", "F.dropout2d",
+      "F.dropout3d", "torch.dropout", *_keys(["max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d",
+                                               "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d",
+                                               "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+                                               "adaptive_max_pool1d", "adaptive_max_pool2d",
+                                               "adaptive_max_pool3d", "interpolate", "upsample"], "F"))
+def _per_block(call: Call):
+    d = call.ctx.resolve_blocks(_first(call), call.origin("mix"))
+    out = call.node.meta.get("val")
+    if isinstance(out, tuple):  # (values, indices)
+        return (d, ZERO_DEG)
+    return d
+
+
+@rule("torch.abs", "Tensor.abs", "operator.abs")
+def _abs(call: Call):
+    d = call.ctx.resolve_blocks(_first(call), call.origin("mix"))
+    return Deg(d.blocks, stat=True)
+
+
+# -- degree unchanged, everything merged: shape ops and reductions
+_SHAPE_OPS = ["view", "reshape", "flatten", "permute", "transpose", "t", "unsqueeze", "squeeze", "expand",
+              "expand_as", "view_as", "reshape_as", "repeat", "narrow", "flip", "roll", "unflatten",
+              "movedim", "split", "chunk", "unbind", "tensor_split", "select", "index_select", "gather",
+              "cumsum", "tile", "swapaxes", "masked_select", "diagonal", "tril", "triu", "repeat_interleave"]
+_REDUCTIONS = ["sum", "mean", "amax", "amin", "max", "min", "topk", "sort", "median", "nansum", "nanmean"]
+
+
+@rule(*_keys(_SHAPE_OPS + _REDUCTIONS, "Tensor", "torch"), "getattr", "F.pixel_shuffle",
+      "F.pixel_unshuffle", "F.unfold", "F.fold")
+def _merged(call: Call):
+    d = _first(call)
+    return same_form(call, call.ctx.resolve(d, call.origin("mix")), stat=d.stat)
+
+
+@rule(*_keys(["argmax", "argmin", "zeros_like", "ones_like", "empty_like", "rand_like", "randn_like",
+              "new_zeros", "new_ones", "new_empty", "sign", "isnan", "isinf", "isfinite"], "Tensor", "torch"))
+def _scale_free(call: Call):
+    """Outputs that do not depend on a positive scale of the input (or not on its values)."""
+    return call.out_zero()
+
+
+# -- statistics
+@rule("Tensor.var", "torch.var", "Tensor.std", "torch.std", "Tensor.norm", "torch.norm",
+      "torch.linalg_vector_norm", "torch.vector_norm", "torch.linalg.vector_norm", "torch.var_mean",
+      "torch.std_mean", "Tensor.square", "torch.square")
+def _statistic(call: Call):
+    form = call.ctx.resolve(_first(call), call.origin("mix"))
+    power = 2 if call.key.rsplit(".", 1)[1] in ("var", "square") else 1
+    if call.key.endswith("_mean"):  # (var or std, mean)
+        return (Deg.of(f_scale(form, Fraction(2 if "var" in call.key else 1)), True), Deg.of(form))
+    return same_form(call, f_scale(form, Fraction(power)), stat=True)
+
+
+@rule("Tensor.pow", "torch.pow", "operator.pow", "Tensor.sqrt", "torch.sqrt", "Tensor.rsqrt", "torch.rsqrt",
+      "Tensor.reciprocal", "torch.reciprocal")
+def _power(call: Call):
+    name = call.key.rsplit(".", 1)[1]
+    k = {"sqrt": 0.5, "rsqrt": -0.5, "reciprocal": -1}.get(name, call.arg(1, "exponent"))
+    base = call.arg(0, "input")
+    if not _is_scalar(k) or call.deg(base) is None:
+        return conservative(call)
+    d = call.deg(base)
+    stat = d.stat or (float(k) % 2 == 0)
+    return Deg.of(f_scale(call.ctx.resolve(d, call.origin("mix")), Fraction(k)), stat)
+
+
+# -- sums: constraint "equal degrees", except terms a later normalization removes
+@rule("operator.add", "torch.add", "Tensor.add", "operator.sub", "torch.sub", "Tensor.sub", "torch.rsub",
+      "Tensor.rsub", "operator.iadd", "operator.isub")
+def _sum(call: Call):
+    a, b = call.arg(0, "input"), call.arg(1, "other")
+    if _is_scalar(a) or _is_scalar(b):
+        return _plus_constant(call, b if _is_scalar(a) else a, a if _is_scalar(a) else b)
+    da, db = call.deg(a), call.deg(b)
+    if da is None or db is None:
+        return conservative(call)
+    out_shape = call.shape()
+    parts = [broadcast_terms(d, call.shape(x), out_shape) or Deg.of(call.ctx.resolve(d, call.origin("sum")))
+             for x, d in ((a, da), (b, db))]
+    stat = da.stat and db.stat
+    out = sum_degs(parts, out_shape)
+    return Deg(out.tagged(call.origin("sum")).blocks, stat)
+
+
+def _plus_constant(call: Call, tensor, c):
+    d = call.deg(tensor) or ZERO_DEG
+    if c == 0 or (d.stat and 0 < c <= EPS_MAX):
+        return d
+    call.ctx.zero(call.ctx.resolve(d, call.origin("nonhomogeneous")), call.origin("nonhomogeneous"))
+    return ZERO_DEG
+
+
+@rule("operator.mul", "torch.mul", "Tensor.mul", "operator.imul")
+def _mul(call: Call):
+    a, b = call.arg(0, "input"), call.arg(1, "other")
+    if _is_scalar(a) or _is_scalar(b):
+        return call.deg(b if _is_scalar(a) else a) or ZERO_DEG
+    da, db = call.deg(a) or ZERO_DEG, call.deg(b) or ZERO_DEG
+    o = call.origin("mix")
+    form = f_add(call.ctx.resolve(da, o), call.ctx.resolve(db, o))
+    return Deg.of(form, stat=(a is b) or (da.stat and db.stat))
+
+
+@rule("operator.truediv", "torch.div", "Tensor.div", "torch.true_divide", "Tensor.true_divide", "operator.itruediv")
+def _div(call: Call):
+    a, b = call.arg(0, "input"), call.arg(1, "other")
+    if call.node.kwargs.get("rounding_mode") is not None:
+        return conservative(call)
+    if _is_scalar(b):
+        return call.deg(a) or ZERO_DEG
+    o = call.origin("mix")
+    fa = ZERO if _is_scalar(a) else call.ctx.resolve(call.deg(a) or ZERO_DEG, o)
+    fb = call.ctx.resolve(call.deg(b) or ZERO_DEG, o)
+    out = f_add(fa, fb, -1)
+    cancelled = (set(fa) | set(fb)) - set(out)
+    if cancelled:  # w / ||w||, (w - mean) / std: the scale of these variables cancels here
+        call.ctx.note_normalized([{v: 1 for v in cancelled}], call.module or call.node.name)
+    stat = (call.deg(b) or ZERO_DEG).stat and (_is_scalar(a) or (call.deg(a) or ZERO_DEG).stat)
+    return Deg.of(out, stat)
+
+
+# -- products: degrees add; a bias is constant over every dim but its own
+def _product_with_bias(call: Call, forms, bias, bias_dims: frozenset):
+    o = call.origin("mix")
+    main = ZERO
+    for f in forms:
+        main = f_add(main, f)
+    bd = call.deg(bias)
+    if bd is None:
+        return Deg.of(main)
+    ndim = len(call.shape())
+    const = frozenset(range(ndim)) - bias_dims
+    return Deg(((None, (Term(main), Term(call.ctx.resolve(bd, o), const))),))
+
+
+@rule("F.linear")
+def _linear(call: Call):
+    o = call.origin("mix")
+    forms = [call.ctx.resolve(call.deg(x) or ZERO_DEG, o) for x in (call.arg(0, "input"), call.arg(1, "weight"))]
+    return _product_with_bias(call, forms, call.arg(2, "bias"), frozenset({len(call.shape()) - 1}))
+
+
+@rule(*_keys(["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"], "F"))
+def _conv(call: Call):
+    o = call.origin("mix")
+    forms = [call.ctx.resolve(call.deg(x) or ZERO_DEG, o) for x in (call.arg(0, "input"), call.arg(1, "weight"))]
+    return _product_with_bias(call, forms, call.arg(2, "bias"), frozenset({1}))
+
+
+@rule("operator.matmul", "torch.matmul", "Tensor.matmul", "torch.mm", "Tensor.mm", "torch.bmm", "Tensor.bmm",
+      "torch.einsum", "torch.outer", "Tensor.outer")
+def _matmul(call: Call):
+    o = call.origin("mix")
+    operands = [a for a in call.node.args if isinstance(a, fx.Node)]
+    if call.key == "torch.einsum" and len(call.node.args) == 2 and isinstance(call.node.args[1], (list, tuple)):
+        operands = list(call.node.args[1])
+    form = ZERO
+    for x in operands:
+        form = f_add(form, call.ctx.resolve(call.deg(x) or ZERO_DEG, o))
+    return Deg.of(form)
+
+
+@rule("F.embedding")
+def _embedding(call: Call):
+    return Deg.of(call.ctx.resolve(call.deg(call.arg(1, "weight")) or ZERO_DEG, call.origin("mix")))
+
+
+# -- joins: cat along channels keeps one block per operand; everything else must agree
+@rule("torch.cat", "torch.concat", "torch.concatenate")
+def _cat(call: Call):
+    tensors = list(call.arg(0, "tensors"))
+    ndim = len(call.shape())
+    dim = call.arg(1, "dim", 0)
+    dim = dim + ndim if dim < 0 else dim
+    degs = [call.deg(t) or ZERO_DEG for t in tensors]
+    if dim == 1 and ndim >= 2:
+        blocks = []
+        for t, d in zip(tensors, degs):
+            channels = call.shape(t)[1]
+            for size, terms in d.blocks:
+                blocks.append((channels if size is None else size, terms))
+        return Deg(tuple(blocks))
+    o = call.origin("sum")
+    return Deg.of(call.ctx.equal([call.ctx.resolve(d, o) for d in degs], o))
+
+
+@rule("torch.stack")
+def _stack(call: Call):
+    o = call.origin("sum")
+    return Deg.of(call.ctx.equal([call.ctx.resolve(call.deg(t) or ZERO_DEG, o) for t in call.arg(0, "tensors")], o))
+
+
+@rule("torch.where", "Tensor.where")
+def _where(call: Call):
+    o = call.origin("sum")
+    branches = [call.arg(1, "input"), call.arg(2, "other")]
+    forms = []
+    for x in branches:
+        if _is_scalar(x):
+            if x != 0:
+                forms.append(ZERO)
+        else:
+            forms.append(call.ctx.resolve(call.deg(x) or ZERO_DEG, o))
+    return Deg.of(call.ctx.equal(forms, o))
+
+
+@rule("Tensor.masked_fill", "torch.masked_fill")
+def _masked_fill(call: Call):
+    value = call.arg(2, "value")
+    form = call.ctx.resolve(_first(call), call.origin("mix"))
+    if _is_scalar(value) and (value == 0 or abs(value) == float("inf")):
+        return Deg.of(form)
+    call.ctx.zero(form, call.origin("nonhomogeneous"))
+    return ZERO_DEG
+
+
+@rule("operator.setitem")
+def _setitem(call: Call):
+    target, value = call.node.args[0], call.node.args[2]
+    o = call.origin("sum")
+    forms = [call.ctx.resolve(call.deg(target) or ZERO_DEG, o)]
+    if not _is_scalar(value) or value != 0:
+        forms.append(ZERO if _is_scalar(value) else call.ctx.resolve(call.deg(value) or ZERO_DEG, o))
+    if isinstance(target, fx.Node):
+        call.degs[target] = Deg.of(call.ctx.equal(forms, o))
+    return None
+
+
+_COMPARISONS = ["eq", "ne", "lt", "le", "gt", "ge"]
+
+
+@rule(*_keys(_COMPARISONS, "operator", "torch", "Tensor"))
+def _compare(call: Call):
+    """The sign of x is scale-free; comparing with a nonzero threshold or another tensor is not."""
+    a, b = call.arg(0, "input"), call.arg(1, "other")
+    o = call.origin("nonhomogeneous")
+    sides = [call.ctx.resolve(call.deg(x) or ZERO_DEG, o) for x in (a, b) if not _is_scalar(x)]
+    if any(_is_scalar(x) and x != 0 for x in (a, b)):
+        sides.append(ZERO)
+    call.ctx.equal(sides, o)
+    return call.out_zero()
+
+
+@rule("F.pad")
+def _pad(call: Call):
+    value = call.arg(3, "value", None)
+    form = call.ctx.resolve(_first(call), call.origin("mix"))
+    if call.arg(2, "mode", "constant") == "constant" and value not in (None, 0, 0.0):
+        call.ctx.zero(form, call.origin("nonhomogeneous"))
+        return ZERO_DEG
+    return Deg.of(form)
+
+
+@rule("Tensor.clamp", "torch.clamp", "Tensor.clamp_min", "torch.clamp_min", "Tensor.clip", "torch.clip")
+def _clamp(call: Call):
+    """clamp(stat, min=eps) is the usual guard of a norm; any other fixed threshold is not scale-free."""
+    d = _first(call)
+    lo = call.arg(1, "min")
+    hi = None if call.key.endswith("clamp_min") else call.arg(2, "max")
+    if d.stat and hi is None and _is_scalar(lo) and 0 <= lo <= EPS_MAX:
+        return d
+    return conservative(call)
+
+
+@rule("F.scaled_dot_product_attention")
+def _attention(call: Call):
+    """softmax(q k^T / sqrt(d) + mask) v: q, k and the mask inside the softmax, v outside."""
+    o = call.origin("nonhomogeneous")
+    for x in (call.arg(0, "query"), call.arg(1, "key"), call.arg(3, "attn_mask")):
+        d = call.deg(x)
+        if d is not None:
+            call.ctx.zero(call.ctx.resolve(d, o), o)
+    return Deg.of(call.ctx.resolve(call.deg(call.arg(2, "value")) or ZERO_DEG, call.origin("mix")))
+
+
+_NONHOMOGENEOUS = ["sigmoid", "tanh", "gelu", "silu", "softmax", "log_softmax", "softmin", "exp", "expm1", "log",
+                   "log1p", "log2", "relu6", "hardtanh", "hardswish", "hardsigmoid", "elu", "selu", "celu",
+                   "softplus", "softsign", "mish", "erf", "sin", "cos", "logsigmoid", "logsumexp", "glu",
+                   "alpha_dropout", "feature_alpha_dropout", "tanhshrink", "softshrink", "hardshrink",
+                   "threshold", "floor", "ceil", "round", "trunc", "frac", "floor_divide", "remainder", "fmod"]
+
+
+@rule(*_keys(_NONHOMOGENEOUS, "F", "torch", "Tensor"), "operator.floordiv", "operator.mod", "Tensor.item",
+      "Tensor.tolist")
+def _nonhomogeneous(call: Call):
+    return conservative(call)

@@ -1,0 +1,215 @@
+"""`explr.check(model, config)`: train the original and the converted setup side by side.
+
+Flow: load model -> read config (TrainingPlan) -> audit (SI set) -> compress the schedule into the
+horizon -> two (float32/GPU: three) runs in lockstep on the same batches -> tolerance -> eval mode ->
+diagnosis when it fails -> TrajectoryReport.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from explr.check import setups
+from explr.check.compress import Compression, compress
+from explr.check.data import (Batch, DataError, resolve_data_function, synthetic_batches, user_batches)
+from explr.check.diagnose import Evidence, diagnose
+from explr.check.evalmode import RECALIBRATION_BATCHES, compare_eval_mode
+from explr.check.report import TrajectoryReport
+from explr.check.runner import RunnerOptions, run_lockstep
+from explr.check.tolerance import NOISE_MULTIPLIER, needs_noise_floor, tolerance_for
+from explr.configs.adapter import ReadOptions
+from explr.configs.plan import TrainingPlan
+from explr.errors import ConfigError, ExplrError, UnsupportedError
+from explr.configs.convert import analysis_of, convert, deviations
+from explr.schedule.analysis import ScheduleAnalysis
+from explr.schedule.groups import SI_TAG
+
+DEFAULT_STEPS = 200
+DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    steps: int = DEFAULT_STEPS
+    compress: bool = True
+    device: str = "auto"  # auto | cpu | cuda
+    dtype: str = "float64"
+    batch_size: int = 16  # synthetic batch size (the config's batch size only sets iterations per epoch)
+    probe_size: int = 8
+    seed: int = 0
+    approximate: bool = False
+    tolerance: float | None = None  # override the justified default
+    noise_multiplier: float = NOISE_MULTIPLIER
+    data: str | None = None  # module:function giving (inputs, target) batches
+    keep_eps: bool = False  # run with the model's normalization eps (deviation then includes O(eps/σ²))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda"):
+        raise ExplrError(f"--device {name!r} is not one of auto, cpu, cuda")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ExplrError("--device cuda was requested but no CUDA device is available to torch; "
+                         "use --device cpu (or auto)")
+    return torch.device(name)
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    if name not in DTYPES:
+        raise ExplrError(f"--dtype {name!r} is not one of {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
+def read_converted(config: str | TrainingPlan, fmt: str | None, options: ReadOptions,
+                   approximate: bool) -> tuple[TrainingPlan, list[str], ScheduleAnalysis]:
+    """The plan, what keeps it from an exact conversion, and its schedule analysis — via explr convert's
+    own pipeline, so the check refuses exactly what `explr convert` refuses (UnsupportedError)."""
+    if not isinstance(config, TrainingPlan):
+        converted = convert(config, format=fmt, options=options, approximate=approximate)
+        return converted.plan, converted.not_exact_because, converted.analysis
+    found = deviations(config)
+    if found and not approximate:
+        raise UnsupportedError(f"{found[0][0]}: no exact conversion: {found[0][1]}; pass --approximate to check "
+                               "the approximate conversion anyway (the check shows how far it deviates)")
+    return config, [reason for _, reason in found], analysis_of(config)
+
+
+def _si_and_audit(model: nn.Module, inputs: tuple, si: Any, name: str) -> tuple[Any, set[str] | None]:
+    """The SI set to convert (an AuditReport, or names taken as given) and the audit's proven set, if any."""
+    from explr.audit.report import AuditReport
+
+    if si is not None:
+        return (si, set(si.si_names)) if isinstance(si, AuditReport) else (list(si), None)
+    from explr.audit.api import audit
+
+    report = audit(model, inputs, verify=True, model_name=name)
+    if not report.si_names:
+        raise ExplrError(f"{name}: the audit found no scale-invariant parameter (no normalization follows any "
+                         "weight), so weight decay has no exponential-LR form here: nothing to convert or check")
+    return report, set(report.si_names)
+
+
+def _stream(opts: CheckOptions, model_spec: str, model: nn.Module, inputs: tuple):
+    found = resolve_data_function(opts.data, model_spec) if (opts.data or model_spec) else None
+    if found:
+        fn, where = found
+        return user_batches(fn, where), where
+    return synthetic_batches(model, inputs, opts.batch_size, opts.seed), "synthetic data"
+
+
+def _probe(make_stream, opts: CheckOptions, where: str, device, dtype) -> Batch:
+    first = next(make_stream()).to(device, dtype)
+    if first.inputs[0].shape[0] < 2:
+        raise DataError(f"{where}: batches need at least 2 samples (train-mode BatchNorm)")
+    return first.head(opts.probe_size)
+
+
+def _load(model: str | nn.Module, example_inputs: tuple | None) -> tuple[nn.Module, tuple, str]:
+    if isinstance(model, nn.Module):
+        if example_inputs is None:
+            raise ExplrError("check(model=nn.Module) needs example_inputs=(tensor, ...)")
+        return model, tuple(example_inputs), type(model).__name__
+    from explr.load import load_model
+
+    loaded = load_model(model)
+    return loaded.model, loaded.example_inputs, model
+
+
+def _build_runs(base: nn.Module, plan: TrainingPlan, si: Any, comp: Compression, opts: CheckOptions,
+                noise: bool) -> tuple[list, list[str]]:
+    original = setups.original_run("original", copy.deepcopy(base), plan, comp.schedule)
+    converted, warned = setups.converted_run(copy.deepcopy(base), plan, si, comp.schedule, opts.approximate)
+    runs = [original, converted]
+    if noise:
+        runs.append(setups.original_run("perturbed", setups.perturbed_copy(base), plan, comp.schedule))
+    return runs, warned
+
+
+def _eps_note(base: nn.Module, si: Any, options: CheckOptions) -> list[str]:
+    if options.keep_eps:
+        return ["normalization eps kept: deviations include its O(eps/σ²) blur of scale invariance"]
+    extra = {n.module for n in getattr(si, "normalizers", ())}
+    count = setups.tighten_norm_eps(base, extra)
+    return [f"normalization eps set to {setups.EXACT_EPS:g} in both runs ({count} layers) so the check measures the "
+            "conversion, not the O(eps/σ²) blur of scale invariance the theory accepts (--keep-eps to keep it)"] if count else []
+
+
+@dataclass
+class _Setup:
+    """Everything a check run needs once the inputs are read and validated."""
+
+    name: str
+    plan: TrainingPlan
+    comp: Compression
+    options: CheckOptions
+    device: torch.device
+    dtype: torch.dtype
+    where: str  # the data source, for messages
+
+
+def check(model: str | nn.Module, config: str | TrainingPlan, *, example_inputs: tuple | None = None,
+          options: CheckOptions = CheckOptions(), read_options: ReadOptions = ReadOptions(),
+          format: str | None = None, si: Any = None,
+          on_step: Callable[[int, int], None] | None = None) -> TrajectoryReport:
+    """Train the original and the converted setup side by side; see the module docstring.
+
+    `si`: None (audit the model), an AuditReport, or parameter names to treat as SI (taken as given,
+    e.g. to see what a wrong SI set does). `on_step(t, steps)` reports progress.
+    """
+    started = time.perf_counter()
+    device, dtype = resolve_device(options.device), resolve_dtype(options.dtype)
+    net, inputs, name = _load(model, example_inputs)
+    plan, not_exact, analysis = read_converted(config, format, read_options, options.approximate)
+    notes = [f"not exact: {why}" for why in not_exact]
+    si_arg, audit_si = _si_and_audit(net, inputs, si, name)
+    try:
+        comp = compress(plan.lr, options.steps, enabled=options.compress)
+    except ValueError as exc:
+        raise ConfigError(f"{plan.path}: {exc}") from None
+    make_stream, where = _stream(options, model if isinstance(model, str) else "", net, inputs)
+    setup = _Setup(name, plan, comp, options, device, dtype, where)
+    probe = _probe(make_stream, options, where, device, dtype)
+    base = copy.deepcopy(net).to(device=device, dtype=dtype)
+    notes += _eps_note(base, si_arg, options)
+    runs, warned = _build_runs(base, plan, si_arg, comp, options, needs_noise_floor(device, dtype))
+    report = _train(setup, runs, make_stream, probe, on_step)
+    report.growth_per_epoch = analysis.growth_per_epoch if plan.weight_decay > 0 else None
+    report.notes = notes + warned
+    if not report.passed:
+        tagged = [n for g in runs[1].optimizer.param_groups if g.get(SI_TAG) for n in g["param_names"]]
+        report.diagnosis = diagnose(Evidence(plan, report.records, report.tolerance, tagged, audit_si,
+                                             runs[0].model, probe))
+    report.wall_seconds = time.perf_counter() - started
+    return report
+
+
+def _train(setup: _Setup, runs: list, make_stream, probe: Batch, on_step) -> TrajectoryReport:
+    plan, comp, opts = setup.plan, setup.comp, setup.options
+    names, decay = setups.norm_set(runs[1])
+    setups.attach_norm_set(runs, names)
+    predicted = setups.predicted_ratios(plan, comp.schedule, decay, comp.steps)
+    stream = (batch.to(setup.device, setup.dtype) for batch in make_stream())
+    runner_opts = RunnerOptions(comp.steps, opts.seed, plan.grad_clip_norm, predicted, setup.where)
+    records = run_lockstep(runs, stream, probe, runner_opts,
+                           on_step=lambda t: on_step(t, comp.steps) if on_step else None)
+    noise_floor = max(r.noise for r in records) if len(runs) > 2 else None
+    tol = tolerance_for(setup.device, setup.dtype, noise_floor, opts.noise_multiplier, opts.tolerance)
+    max_dev = max(r.rel_deviation for r in records)
+    recalibration = [next(stream) for _ in range(RECALIBRATION_BATCHES)]
+    eval_mode = compare_eval_mode(runs[0].model, runs[1].model, probe, recalibration, tol.value, opts.seed)
+    n_params = sum(1 for _ in runs[0].model.parameters())
+    n_si = sum(len(g["params"]) for g in runs[1].optimizer.param_groups if g.get(SI_TAG))
+    return TrajectoryReport(
+        model=setup.name, config=plan.path, format=plan.format, device=str(setup.device),
+        dtype=str(setup.dtype).removeprefix("torch."), steps=comp.steps, passed=max_dev <= tol.value,
+        max_rel_deviation=max_dev, tolerance=tol.value, tolerance_reason=tol.reason, noise_floor=noise_floor,
+        compression=comp.describe(plan.iters_per_epoch), phases_hit=comp.phases_hit,
+        phases_total=comp.phases_total, si_params=n_si, total_params=n_params,
+        growth_per_epoch=None, iters_per_epoch=plan.iters_per_epoch,
+        records=records, eval_mode=eval_mode)

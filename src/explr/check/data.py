@@ -1,0 +1,164 @@
+"""The data stream both runs train on: synthetic by default, or the user's batches.
+
+Both runs are stepped in lockstep on the very same batch objects, so a data function that
+augments randomly is consumed once and still feeds identical data to both runs.
+
+User data contract (`--data module:function`, or `train_batches()` in the model file): a function
+called with no arguments that returns an iterable of `(inputs, target)` batches, where `inputs` is a
+tensor or a tuple of tensors passed to the model as positional arguments. The loss is
+cross-entropy when the target holds integer class labels and the output is (batch, classes),
+otherwise mean squared error. The iterable is restarted (the function called again) when exhausted.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from explr.errors import ExplrError, LoadError
+from explr.load import _imported, parse_spec, quote_error
+
+DATA_FUNCTION = "train_batches"
+
+
+class DataError(ExplrError):
+    """The data function failed or gave batches the model or the loss cannot take."""
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    inputs: tuple[torch.Tensor, ...]
+    target: torch.Tensor
+
+    def to(self, device: torch.device, dtype: torch.dtype) -> "Batch":
+        def move(x: torch.Tensor) -> torch.Tensor:
+            return x.to(device=device, dtype=dtype) if x.is_floating_point() else x.to(device)
+        return Batch(tuple(move(x) for x in self.inputs), move(self.target))
+
+    def head(self, n: int) -> "Batch":
+        return Batch(tuple(x[:n] for x in self.inputs), self.target[:n])
+
+
+def flat_output(output: Any) -> torch.Tensor:
+    """All floating tensors of a model output (tensor, tuple, dict) as one flat vector."""
+    if isinstance(output, torch.Tensor):
+        return output.reshape(-1)
+    if isinstance(output, dict):
+        output = list(output.values())
+    if isinstance(output, (tuple, list)):
+        parts = [flat_output(o) for o in output if isinstance(o, (torch.Tensor, tuple, list, dict))]
+        return torch.cat(parts) if parts else torch.zeros(0)
+    raise DataError(f"the model returned {type(output).__name__}; the check compares tensor outputs")
+
+
+def _main_output(output: Any) -> torch.Tensor:
+    if isinstance(output, dict):
+        output = next(iter(output.values()))
+    while isinstance(output, (tuple, list)):
+        output = output[0]
+    return output
+
+
+def loss_of(output: Any, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy for class labels on (batch, classes) logits, else mean squared error."""
+    y = _main_output(output)
+    if not target.is_floating_point() and y.dim() == 2:
+        return F.cross_entropy(y, target)
+    return F.mse_loss(y, target.to(y.dtype))
+
+
+# ------------------------------------------------------------------------------------ synthetic
+
+
+def _like(x: torch.Tensor, batch: int, gen: torch.Generator) -> torch.Tensor:
+    shape = (batch, *x.shape[1:])
+    if x.is_floating_point():
+        return torch.randn(shape, generator=gen, dtype=torch.float64)
+    high = int(x.max().item()) + 1 if x.numel() else 2
+    return torch.randint(0, max(high, 2), shape, generator=gen)
+
+
+def synthetic_batches(model: nn.Module, example_inputs: tuple[Any, ...], batch: int,
+                      seed: int) -> Callable[[], Iterator[Batch]]:
+    """Random inputs shaped like the example inputs (batch dim replaced) with random labels/targets."""
+    tensors = tuple(x for x in example_inputs if isinstance(x, torch.Tensor))
+    if len(tensors) != len(example_inputs) or not tensors:
+        raise DataError("the model's example inputs are not all tensors: synthetic data cannot imitate them; "
+                        f"pass --data module:function or define {DATA_FUNCTION}() in the model file")
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        saved = {k: v.clone() for k, v in model.state_dict().items()}
+        out = _main_output(model.train()(*tensors))
+        model.load_state_dict(saved)
+    classes = out.shape[1] if out.dim() == 2 and out.shape[1] > 1 else None
+
+    def generate() -> Iterator[Batch]:
+        gen = torch.Generator().manual_seed(seed)
+        while True:
+            inputs = tuple(_like(x, batch, gen) for x in tensors)
+            target = (torch.randint(0, classes, (batch,), generator=gen) if classes
+                      else torch.randn((batch, *out.shape[1:]), generator=gen, dtype=torch.float64))
+            yield Batch(inputs, target)
+    return generate
+
+
+# ----------------------------------------------------------------------------------- user data
+
+
+def resolve_data_function(data_spec: str | None, model_spec: str) -> tuple[Callable[[], Iterable], str] | None:
+    """The user's data function (`--data module:function`, else `train_batches()` in the model file), or None."""
+    if data_spec:
+        parsed = parse_spec(data_spec)
+        if parsed.attr is None:
+            raise DataError(f"--data {data_spec!r} names no function; write module:function or path/file.py:function")
+        with _imported(parsed) as module:
+            fn = getattr(module, parsed.attr, None)
+        if not callable(fn):
+            raise DataError(f"--data {data_spec!r}: {parsed.target} has no function {parsed.attr!r}")
+        return fn, data_spec
+    parsed = parse_spec(model_spec)
+    if not parsed.is_file:
+        return None
+    try:
+        with _imported(parsed) as module:
+            fn = getattr(module, DATA_FUNCTION, None)
+    except LoadError:
+        return None  # the model loader reports problems with the model file itself
+    return (fn, f"{parsed.target}:{DATA_FUNCTION}") if callable(fn) else None
+
+
+def _as_batch(item: Any, where: str, index: int) -> Batch:
+    if not (isinstance(item, (tuple, list)) and len(item) == 2):
+        raise DataError(f"{where}: batch {index} is {type(item).__name__}, not an (inputs, target) pair")
+    inputs, target = item
+    inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
+    if not all(isinstance(x, torch.Tensor) for x in (*inputs, target)):
+        raise DataError(f"{where}: batch {index} must hold tensors (inputs tensor or tuple of tensors, target tensor)")
+    return Batch(inputs, target)
+
+
+def user_batches(fn: Callable[[], Iterable], where: str) -> Callable[[], Iterator[Batch]]:
+    """Batches of the user's function, restarted when exhausted; its failures become DataError."""
+    def generate() -> Iterator[Batch]:
+        index = 0
+        while True:
+            try:
+                iterator = iter(fn())
+            except Exception as exc:
+                raise DataError(f"{where}() raised {quote_error(exc)}; fix the data function") from exc
+            produced = False
+            while True:
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    break
+                except Exception as exc:
+                    raise DataError(f"{where}: producing batch {index} raised {quote_error(exc)}") from exc
+                produced = True
+                yield _as_batch(item, where, index)
+                index += 1
+            if not produced:
+                raise DataError(f"{where}() returned no batches")
+    return generate

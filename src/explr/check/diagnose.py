@@ -1,0 +1,138 @@
+"""A failing check explains itself: where the deviation took off, and which known cause fits.
+
+Causes form one table (CAUSES); each row looks at the evidence and returns a one-line explanation
+or None. Evidence is what the check measured (per-step records, the plan) plus a numeric
+scale-invariance test of the set that was trained as SI.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from explr.check.data import Batch
+from explr.check.report import Diagnosis, StepRecord
+from explr.check.runner import probe_output, rel_deviation
+from explr.configs.plan import TrainingPlan
+
+JUMP_FACTOR = 100.0  # a deviation this many times its running maximum counts as a jump
+SCALE = 2.9  # the factor of the numeric scale-invariance test (THEORY.md §2)
+INVARIANCE_TOLERANCE = 1e-6  # float64 with eps 1e-30: an invariant set changes outputs by ~1e-15
+
+
+@dataclass
+class Evidence:
+    plan: TrainingPlan
+    records: list[StepRecord]
+    tolerance: float
+    si_names: list[str]  # what the converted run treated as SI
+    audit_si: set[str] | None  # what the audit proved SI, when the set was given explicitly
+    model: nn.Module  # the original run's trained model (for the numeric test)
+    probe: Batch
+
+    @property
+    def until(self) -> int:
+        """Evidence after the deviation exceeded the tolerance is not needed to explain it."""
+        bad = next((r.step for r in self.records if r.rel_deviation > self.tolerance), None)
+        return bad if bad is not None else len(self.records)
+
+
+def _nesterov(ev: Evidence) -> str | None:
+    if not ev.plan.nesterov:
+        return None
+    return ("the config uses Nesterov momentum: its look-ahead term g + γ·v mixes the current gradient and the "
+            "momentum buffer, which the converted run would need two different LRs to rescale; no exact "
+            "conversion exists (drop nesterov, or accept this deviation)")
+
+
+def _non_sgd(ev: Evidence) -> str | None:
+    if ev.plan.optimizer == "sgd":
+        return None
+    return (f"the optimizer is {ev.plan.optimizer}, not SGD: its moment estimates mix gradients of different "
+            "scales, so weight decay has no exact exponential-LR equivalent (TEXP only approximates it)")
+
+
+def _clipping(ev: Evidence) -> str | None:
+    if ev.plan.grad_clip_norm is None:
+        return None
+    active = [r.step for r in ev.records[:ev.until] if any(r.clipped)]
+    if not active:
+        return None
+    return (f"gradient-norm clipping (max_norm={ev.plan.grad_clip_norm:g}) was active from step {active[0]} "
+            "on: it rescales all gradients by one factor computed over parameters whose "
+            "scales differ between the runs (SI gradients shrink like s_t), so the runs clip differently")
+
+
+def _underflow(ev: Evidence) -> str | None:
+    rows = [r for r in ev.records[:ev.until] if r.zero_grad_fraction is not None]
+    worse = [r for r in rows if r.zero_grad_fraction[1] > r.zero_grad_fraction[0] + 1e-3]
+    if not worse:
+        return None
+    r = worse[0]
+    return (f"low-precision underflow: from step {r.step} {100 * r.zero_grad_fraction[1]:.1f}% of the converted "
+            f"run's SI gradient elements are exactly 0 (original {100 * r.zero_grad_fraction[0]:.1f}%): SI gradients "
+            "shrink like s_t and fall below the format's range (use float32/bfloat16 weights or a loss scale)")
+
+
+def scale_change(model: nn.Module, probe: Batch, names: list[str], c: float = SCALE) -> float:
+    """Relative change of the train-mode outputs when `names` are multiplied by c (float64, eps tiny)."""
+    twin = copy.deepcopy(model).double()
+    for m in twin.modules():
+        if isinstance(getattr(m, "eps", None), float):
+            m.eps = 1e-30  # remove the eps blur so only real non-invariance shows
+    probe64 = Batch(tuple(x.double() if x.is_floating_point() else x for x in probe.inputs), probe.target)
+    before = probe_output(twin, probe64, seed=0)
+    params = dict(twin.named_parameters())
+    with torch.no_grad():
+        for n in names:
+            params[n].mul_(c)
+    return rel_deviation(probe_output(twin, probe64, seed=0), before)
+
+
+def _suspects(ev: Evidence) -> list[str]:
+    if ev.audit_si is not None:
+        return [n for n in ev.si_names if n not in ev.audit_si]
+    rest = lambda n: [m for m in ev.si_names if m != n]  # noqa: E731
+    return [n for n in ev.si_names if scale_change(ev.model, ev.probe, rest(n)) <= INVARIANCE_TOLERANCE]
+
+
+def _wrong_si(ev: Evidence) -> str | None:
+    if not ev.si_names:
+        return None
+    change = scale_change(ev.model, ev.probe, ev.si_names)
+    if change <= INVARIANCE_TOLERANCE:
+        return None
+    suspects = _suspects(ev)
+    named = f" ({', '.join(suspects[:5])}{' ...' if len(suspects) > 5 else ''})" if suspects else ""
+    return (f"a parameter wrongly treated as SI{named}: scaling the set trained as SI by {SCALE} changes the "
+            f"train-mode outputs by {change:.1e}, so the loss is not scale-invariant in it and dropping its weight "
+            "decay changes training (keep only what `explr audit` proves SI)")
+
+
+CAUSES: tuple[tuple[str, Callable[[Evidence], str | None]], ...] = (
+    ("nesterov", _nesterov),
+    ("non_sgd", _non_sgd),
+    ("clipping", _clipping),
+    ("wrong_si", _wrong_si),
+    ("underflow", _underflow),
+)
+
+
+def find_jump(records: list[StepRecord], floor: float) -> tuple[int, float, float] | None:
+    """First step whose deviation exceeds JUMP_FACTOR × the running maximum (floored at `floor`)."""
+    running = 0.0
+    for r in records:
+        if r.rel_deviation > JUMP_FACTOR * max(running, floor):
+            return r.step, running, r.rel_deviation
+        running = max(running, r.rel_deviation)
+    return None
+
+
+def diagnose(ev: Evidence) -> Diagnosis:
+    first = next((r.step for r in ev.records if r.rel_deviation > ev.tolerance), None)
+    jump = find_jump(ev.records, floor=ev.tolerance / 1e4)
+    causes = tuple((code, why) for code, rule in CAUSES if (why := rule(ev)) is not None)
+    return Diagnosis(first, *(jump or (None, None, None)), causes)

@@ -1,0 +1,129 @@
+"""Build the two training setups the check compares, from a TrainingPlan and the SI parameter names.
+
+original:  the config's optimizer on the config's weight-decay policy (explr.param_groups with no SI
+           set gives exactly those groups), LR written from the schedule every iteration;
+converted: explr.param_groups(SI set) + explr.TEXP — the very runtime a converted config runs on.
+"""
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from explr.check.runner import ExactSchedule, Run
+from explr.configs.plan import TrainingPlan
+from explr.errors import UnsupportedError
+from explr.schedule.groups import ORIGINAL_WD, SI_TAG, param_groups
+from explr.schedule.lr import LRSchedule
+from explr.schedule.phantom import SGDHyper, trace
+from explr.schedule.runtime import TEXP
+
+
+@dataclass(frozen=True, slots=True)
+class OptimizerRow:
+    cls: type
+    hyper: Callable[[TrainingPlan], dict]  # constructor arguments read from the plan
+
+
+OPTIMIZERS = {
+    "sgd": OptimizerRow(torch.optim.SGD, lambda p: {"momentum": p.momentum, "dampening": p.dampening,
+                                                    "nesterov": p.nesterov}),
+    "adam": OptimizerRow(torch.optim.Adam, lambda p: {}),
+    "adamw": OptimizerRow(torch.optim.AdamW, lambda p: {}),
+}
+
+
+def _optimizer_row(plan: TrainingPlan) -> OptimizerRow:
+    row = OPTIMIZERS.get(plan.optimizer)
+    if row is None:
+        raise UnsupportedError(f"{plan.path}: optimizer {plan.optimizer!r} cannot be simulated by the check; "
+                               f"it knows {', '.join(OPTIMIZERS)}")
+    return row
+
+
+def _label(group: dict) -> str:
+    decay = group.get(ORIGINAL_WD, group.get("weight_decay", 0.0))
+    return f"{'SI' if group.get(SI_TAG) else 'other'} wd={decay:g}"
+
+
+def _optimizer(model: nn.Module, plan: TrainingPlan, si: list[str], lr: float) -> torch.optim.Optimizer:
+    row = _optimizer_row(plan)
+    groups = param_groups(model, si, no_decay_norm_bias=plan.decay, lr=lr, **row.hyper(plan))
+    return row.cls(groups)
+
+
+def original_run(name: str, model: nn.Module, plan: TrainingPlan, schedule: LRSchedule) -> Run:
+    optimizer = _optimizer(model, plan, [], schedule.base_lr)
+    labels = [_label(g) for g in optimizer.param_groups]
+    return Run(name, model, optimizer, ExactSchedule(optimizer, schedule.lr_at), labels)
+
+
+def converted_run(model: nn.Module, plan: TrainingPlan, si: list[str], schedule: LRSchedule,
+                  approximate: bool) -> tuple[Run, list[str]]:
+    """The converted run and the warnings the runtime gave (approximations it had to make)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        optimizer = _optimizer(model, plan, si, schedule.base_lr)
+        scheduler = TEXP(optimizer, schedule, approximate=approximate)
+    labels = [_label(g) for g in optimizer.param_groups]
+    return Run("converted", model, optimizer, scheduler, labels), [str(w.message) for w in caught]
+
+
+NORM_TYPES = tuple(t for t in (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm,
+                               getattr(nn, "RMSNorm", None)) if t is not None)
+EXACT_EPS = 1e-30  # representable in float32/bfloat16 too (smallest normal ~1.2e-38)
+
+
+def tighten_norm_eps(model: nn.Module, extra_modules: set[str] = frozenset()) -> int:
+    """Set the eps of every normalization layer to EXACT_EPS (the same in every run); returns how many.
+
+    eps makes x/sqrt(σ²+eps) scale-invariant only up to O(eps/σ²) (THEORY.md §1), a model property
+    the paper and explr accept; removing it lets the check measure the conversion itself.
+    `extra_modules`: module names the audit found normalizing (weight standardization, custom norms).
+    """
+    count = 0
+    for name, module in model.named_modules():
+        if (isinstance(module, NORM_TYPES) or name in extra_modules) and isinstance(getattr(module, "eps", None), float):
+            module.eps = EXACT_EPS
+            count += 1
+    return count
+
+
+def perturbed_copy(model: nn.Module) -> nn.Module:
+    """The noise-floor twin: every initial weight moved by one ulp (torch.nextafter towards +inf)."""
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in twin.parameters():
+            p.copy_(torch.nextafter(p, torch.full_like(p, float("inf"))))
+    return twin
+
+
+def norm_set(converted: Run) -> tuple[list[str], float | None]:
+    """SI parameters sharing the most common original weight decay (by elements): ||θ~||/||θ|| = 1/s_t there."""
+    by_decay: dict[float, list[str]] = {}
+    for group in converted.optimizer.param_groups:
+        if group.get(SI_TAG):
+            by_decay.setdefault(float(group[ORIGINAL_WD]), []).extend(group["param_names"])
+    if not by_decay:
+        return [], None
+    params = dict(converted.model.named_parameters())
+    decay = max(by_decay, key=lambda d: sum(params[n].numel() for n in by_decay[d]))
+    return by_decay[decay], decay
+
+
+def attach_norm_set(runs: list[Run], names: list[str]) -> None:
+    for run in runs:
+        params = dict(run.model.named_parameters())
+        run.si_params = [params[n] for n in names]
+
+
+def predicted_ratios(plan: TrainingPlan, schedule: LRSchedule, decay: float | None, steps: int) -> Callable[[int], Any]:
+    """t -> 1/s_t from the engine (independent of the runtime); None where no exact prediction exists."""
+    if decay is None or plan.optimizer != "sgd" or plan.nesterov:
+        return lambda t: None
+    scales = trace(schedule.lr_at, SGDHyper(plan.momentum, plan.dampening, decay), steps).scales
+    return lambda t: 1.0 / scales[t - 1]

@@ -1,0 +1,113 @@
+"""`explr audit MODEL`: load -> explr.audit.api.audit -> render -> exit code. Wiring only."""
+from __future__ import annotations
+
+import contextlib
+import enum
+import shutil
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional
+
+import typer
+
+from explr.cli.app import DEBUG, app
+from explr.errors import ExplrError
+from explr.findings import Finding, Severity
+from explr.render import emit, render
+
+if TYPE_CHECKING:
+    from explr.audit.report import AuditReport
+    from explr.load import LoadedModel
+
+
+class OutputFormat(str, enum.Enum):
+    text = "text"
+    json = "json"
+    sarif = "sarif"
+
+
+class FailOn(str, enum.Enum):
+    error = "error"
+    warning = "warning"
+    info = "info"
+    never = "never"
+
+
+class Device(str, enum.Enum):
+    cpu = "cpu"
+    meta = "meta"
+
+
+def exit_code_for(findings: Iterable[Finding], fail_on: str) -> int:
+    """1 when a finding is at or above `fail_on` (never: always 0), else 0."""
+    if fail_on == "never":
+        return 0
+    threshold = Severity(fail_on).rank
+    return 1 if any(f.severity.rank >= threshold for f in findings) else 0
+
+
+def note(message: str) -> None:
+    """A diagnostic: stderr, so stdout stays pure data."""
+    print(f"explr: {message}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def internal_errors_as_exit_2(model: str) -> Iterator[None]:
+    """An unexpected exception (a bug, not bad input) still ends as one line and exit 2, unless --debug."""
+    try:
+        yield
+    except (ExplrError, typer.Exit, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if DEBUG["on"]:
+            raise
+        from explr.load import quote_error
+        raise ExplrError(f"internal error while auditing {model}: {quote_error(exc)}; "
+                         "rerun with `explr --debug audit ...` for the traceback and report it") from exc
+
+
+def run_audit(loaded: LoadedModel, *, verify: bool) -> AuditReport:
+    from explr.audit.api import audit  # lazy: keeps `explr --help` fast
+    try:
+        return audit(loaded.model, loaded.example_inputs, verify=verify,
+                     model_name=loaded.name, inputs_note=loaded.inputs_note)
+    except ExplrError as exc:  # e.g. inputs the model rejects: name the model file in the one line
+        raise type(exc)(f"{loaded.name}: {exc}") from exc
+
+
+def _text_layout(output: Path | None) -> tuple[bool, int | None]:
+    """Colour and terminal width only when writing to a terminal; otherwise a width that cuts no name."""
+    if output is None and sys.stdout.isatty():
+        return True, shutil.get_terminal_size().columns
+    return False, None
+
+
+def _check_output(output: Path | None) -> None:
+    if output is not None and not output.parent.is_dir():
+        raise ExplrError(f"-o {output}: directory {output.parent} does not exist; create it or choose another path")
+
+
+@app.command("audit")
+def audit_command(
+    model: str = typer.Argument(..., metavar="MODEL", help="path/to/file.py, path/to/file.py:NAME or package.module:NAME"),
+    kwargs: Optional[str] = typer.Option(None, "--kwargs", help='JSON keyword arguments for a factory or class, e.g. \'{"num_classes": 10}\''),
+    input_shape: Optional[list[str]] = typer.Option(None, "--input-shape", help="Example input shape such as 2,3,32,32; repeat for several inputs."),
+    device: Device = typer.Option(Device.cpu, "--device", help="meta: build without allocating weights (no numeric confirmation)."),
+    no_verify: bool = typer.Option(False, "--no-verify", help="Skip the numeric confirmation."),
+    fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", help="Output format."),
+    fail_on: FailOn = typer.Option(FailOn.error, "--fail-on", help="Exit 1 when a finding is at or above this severity."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the report to FILE instead of stdout."),
+) -> int:
+    """Prove which parameters are scale-invariant, explain every verdict, and confirm it numerically."""
+    with internal_errors_as_exit_2(model):
+        from explr.load import load_model, parse_kwargs, parse_shape  # lazy: torch loads only when auditing
+        _check_output(output)
+        loaded = load_model(model, kwargs=parse_kwargs(kwargs), device=device.value,
+                            input_shapes=[parse_shape(s) for s in input_shape or ()])
+        note(f"inputs: {loaded.inputs_note}")
+        report = run_audit(loaded, verify=not no_verify)
+        color, width = _text_layout(output) if fmt is OutputFormat.text else (False, None)
+        emit(render(report, fmt.value, model_path=loaded.path, color=color, width=width), output)
+        if output is not None:
+            note(f"wrote {output}")
+        return exit_code_for(report.findings, fail_on.value)

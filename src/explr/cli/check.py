@@ -1,0 +1,126 @@
+"""`explr check MODEL CONFIG`: explr.check -> summary table (stdout) | JSON -> exit 0 passed / 1 failed. Wiring only."""
+from __future__ import annotations
+
+import contextlib
+import enum
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import typer
+
+from explr.cli.app import DEBUG, app
+from explr.cli.convert import Interval
+from explr.errors import ExplrError
+
+
+class DeviceChoice(str, enum.Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class DtypeChoice(str, enum.Enum):
+    float64 = "float64"
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+
+
+def note(message: str) -> None:
+    print(f"explr: {message}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def progress_bar(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on stderr while both runs train (nothing when disabled)."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("training both runs"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("check", total=None)
+        yield lambda t, total: bar.update(task, completed=t, total=total)
+
+
+@contextlib.contextmanager
+def internal_errors_as_exit_2(what: str) -> Iterator[None]:
+    """An unexpected exception (a bug, not bad input) still ends as one line and exit 2, unless --debug."""
+    try:
+        yield
+    except (ExplrError, typer.Exit, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if DEBUG["on"]:
+            raise
+        from explr.load import quote_error
+        raise ExplrError(f"internal error during {what}: {quote_error(exc)}; rerun with `explr --debug ...` "
+                         "for the traceback and report it") from exc
+
+
+def emit_report(report, *, as_json: bool, plot: Path | None) -> int:
+    from explr.check.render import render_text
+
+    if plot is not None:
+        from explr.check.plot import save_plot
+        save_plot(report, str(plot))
+        note(f"wrote {plot}")
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        sys.stdout.write(render_text(report, color=sys.stdout.isatty()))
+    return 0 if report.passed else 1
+
+
+def check_plot_path(plot: Path | None) -> None:
+    if plot is not None and not plot.parent.is_dir():
+        raise ExplrError(f"--plot {plot}: directory {plot.parent} does not exist; create it or choose another path")
+
+
+@app.command("check")
+def check_command(
+    model: str = typer.Argument(..., metavar="MODEL", help="path/to/file.py[:NAME] or package.module:NAME"),
+    config: str = typer.Argument(..., metavar="CONFIG", help="A training config in any format `explr convert` reads."),
+    steps: int = typer.Option(200, "--steps", help="Training steps of each run."),
+    no_compress: bool = typer.Option(False, "--no-compress", help="Run the literal first N steps instead of compressing the schedule."),
+    data: Optional[str] = typer.Option(None, "--data", help="module:function returning (inputs, target) batches (default: train_batches() in the model file, else synthetic data)."),
+    check_batch_size: int = typer.Option(16, "--check-batch-size", help="Batch size of the synthetic data."),
+    device: DeviceChoice = typer.Option(DeviceChoice.auto, "--device", help="auto picks CUDA when present."),
+    dtype: DtypeChoice = typer.Option(DtypeChoice.float64, "--dtype"),
+    approximate: bool = typer.Option(False, "--approximate", help="Check a setup without exact conversion (Nesterov, Adam, clipping)."),
+    keep_eps: bool = typer.Option(False, "--keep-eps", help="Keep the model's normalization eps (default: 1e-30 in both runs)."),
+    tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Override the justified tolerance."),
+    si: Optional[list[str]] = typer.Option(None, "--si", help="Treat exactly these parameters as SI instead of auditing (repeat; to see what a wrong SI set does)."),
+    seed: int = typer.Option(0, "--seed"),
+    fmt: Optional[str] = typer.Option(None, "--format", help="Config format (default: detected)."),
+    iters_per_epoch: Optional[int] = typer.Option(None, "--iters-per-epoch"),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset name for iterations per epoch (cifar10, imagenet, ...)."),
+    dataset_size: Optional[int] = typer.Option(None, "--dataset-size"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="The config's per-device batch size (for iterations per epoch)."),
+    num_devices: Optional[int] = typer.Option(None, "--num-devices"),
+    drop_last: Optional[bool] = typer.Option(None, "--drop-last/--no-drop-last"),
+    scheduler_interval: Optional[Interval] = typer.Option(None, "--scheduler-interval", help="How the training code steps a torch scheduler (Hydra; default epoch)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the explr.check/1 JSON report."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw loss, weight-norm growth and LRs to this PNG (needs explr[plot])."),
+) -> int:
+    """Train the original and the converted setup side by side and show the outputs match."""
+    with internal_errors_as_exit_2("the check"):
+        from explr.check.api import CheckOptions, check
+        from explr.configs.adapter import ReadOptions
+
+        check_plot_path(plot)
+        options = CheckOptions(steps=steps, compress=not no_compress, device=device.value, dtype=dtype.value,
+                               batch_size=check_batch_size, seed=seed, approximate=approximate,
+                               tolerance=tolerance, data=data, keep_eps=keep_eps)
+        read = ReadOptions(iters_per_epoch=iters_per_epoch, dataset=dataset, dataset_size=dataset_size,
+                           batch_size=batch_size, num_devices=num_devices, drop_last=drop_last,
+                           scheduler_interval=scheduler_interval.value if scheduler_interval else None)
+        with progress_bar(sys.stderr.isatty()) as on_step:
+            report = check(model, config, options=options, read_options=read, format=fmt, si=si or None,
+                           on_step=on_step)
+        for line in report.compression:
+            note(line)
+        return emit_report(report, as_json=as_json, plot=plot)

@@ -1,0 +1,86 @@
+"""`explr convert CONFIG`: read -> convert -> write (same format) -> summary. Wiring only."""
+from __future__ import annotations
+
+import enum
+import json
+import sys
+from typing import Optional
+
+import typer
+
+from explr.cli.app import app
+
+
+class Interval(str, enum.Enum):
+    epoch = "epoch"
+    step = "step"
+
+
+def _table(converted, written) -> str:
+    """The human summary (stderr): format, SI source, exactness, phases, final LR and weight-norm growth."""
+    from rich.console import Console
+    from rich.table import Table
+
+    plan, analysis = converted.plan, converted.analysis
+    console = Console(file=sys.stderr, width=110)
+    console.print(f"[bold]{converted.detected.name}[/] config ({converted.detected.reason}); "
+                  f"{plan.iters_per_epoch} iterations/epoch, {plan.total_iters} iterations")
+    console.print(f"SI parameters: {converted.si.describe()}")
+    verdict = "[green]exact[/]" if converted.exact else "[yellow]approximate[/]: " + "; ".join(
+        converted.not_exact_because)
+    console.print(f"conversion: {verdict}")
+    table = Table(title="TEXP phases (SI parameters: weight decay 0, LR below; others unchanged)")
+    for column in ("epochs", "original LR", "converted LR start", "converted LR end", "growth/epoch"):
+        table.add_column(column, justify="right")
+    ipe = plan.iters_per_epoch
+    for p in analysis.phases:
+        growth = f"{p.growth_per_epoch:.4f}" if p.growth_per_epoch is not None else "varies"
+        table.add_row(f"{p.start_iter / ipe:g}-{p.end_iter / ipe:g}", f"{p.base_lr:.4g}",
+                      f"{p.converted_lr_start:.4g}", f"{p.converted_lr_end:.4g}", growth)
+    console.print(table)
+    console.print(f"final converted LR {analysis.run.converted[-1]:.4g}; SI weight norms grow by "
+                  f"1/s_T = {1 / analysis.s_final:.4g}")
+    for note in written.notes:
+        console.print(f"note: {note}")
+    console.print(f"written to {written.path}" if written.path else "converted config on stdout")
+    return ""
+
+
+@app.command("convert")
+def convert_command(
+    config: str = typer.Argument(..., help="Training config: explr, Lightning CLI, Hydra, timm, detectron2 or pycls YAML."),
+    format: Optional[str] = typer.Option(None, "--format", help="Skip auto-detection and read this format."),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help="Write the converted config here (default: stdout)."),
+    in_place: bool = typer.Option(False, "--in-place", help="Overwrite the input (plan formats: write NAME.explr.yaml next to it)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Audit this model now to know which parameters are SI."),
+    lock: Optional[str] = typer.Option(None, "--lock", help="Use the SI parameters recorded in this lock file."),
+    approximate: bool = typer.Option(False, "--approximate", help="Convert setups with no exact equivalent (Nesterov, Adam, clipping, EMA) and say what deviates."),
+    as_json: bool = typer.Option(False, "--json", help="Print the explr.convert/1 summary on stdout (then the config needs -o or --in-place)."),
+    iters_per_epoch: Optional[int] = typer.Option(None, "--iters-per-epoch", help="Optimizer steps per epoch."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Well-known dataset name (cifar10, imagenet, ...)."),
+    dataset_size: Optional[int] = typer.Option(None, "--dataset-size", help="Training examples per epoch."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Per-device batch size."),
+    num_devices: Optional[int] = typer.Option(None, "--num-devices", help="Devices sharing each epoch."),
+    drop_last: Optional[bool] = typer.Option(None, "--drop-last/--no-drop-last", help="Whether the last partial batch is dropped."),
+    scheduler_interval: Optional[Interval] = typer.Option(None, "--scheduler-interval", help="How the training code steps a torch scheduler (Hydra; default epoch)."),
+) -> int:
+    """Convert weight decay + LR schedule into the exactly equivalent TEXP schedule, in the config's own format."""
+    from explr.configs.api import convert, write_converted
+    from explr.configs.write import converted_output
+
+    converted = convert(config, format=format, model=model, lock=lock, approximate=approximate,
+                        iters_per_epoch=iters_per_epoch, dataset=dataset, dataset_size=dataset_size,
+                        batch_size=batch_size, num_devices=num_devices, drop_last=drop_last,
+                        scheduler_interval=scheduler_interval.value if scheduler_interval else None)
+    if as_json and output is None and not in_place:
+        written = converted_output(converted)  # rendered (so every error shows) but not printed
+        print("explr: --json without -o/--in-place: only the summary is printed", file=sys.stderr)
+    else:
+        written = write_converted(converted, output, in_place)
+        if written.path is None:
+            sys.stdout.write(written.text)
+    if as_json:
+        sys.stdout.write(json.dumps(converted.to_json(), indent=2) + "\n")
+    else:
+        _table(converted, written)
+    return 0

@@ -1,0 +1,59 @@
+"""`explr rules` lists the rules; `explr rule CODE` explains one. Wiring only (docs live in explr.rules)."""
+from __future__ import annotations
+
+import enum
+import json
+import sys
+
+import typer
+
+from explr.cli.app import app
+from explr.errors import ExplrError
+from explr.rules.catalog import Rule
+from explr.rules.docs import rule_markdown, rules_markdown
+from explr.rules.registry import RULES
+
+
+class ListFormat(str, enum.Enum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+def rules_table() -> str:
+    """code, name, severity, summary in aligned columns."""
+    rules = list(RULES.values())
+    width = max(len(r.name) for r in rules)
+    return "".join(f"{r.code}  {r.name:<{width}}  {r.severity.value:<7}  {r.summary}\n" for r in rules)
+
+
+def rules_json() -> str:
+    fields = ("code", "name", "summary", "what_it_does", "why_bad", "example", "how_to_fix")
+    rows = [{**{f: getattr(r, f) for f in fields}, "severity": r.severity.value} for r in RULES.values()]
+    return json.dumps({"schema": "explr.rules/1", "rules": rows}, indent=2) + "\n"
+
+
+def find_rule(key: str) -> Rule:
+    """A rule by code (any case) or kebab-case name; ExplrError listing where to look otherwise."""
+    wanted = key.strip()
+    for rule in RULES.values():
+        if wanted.upper() == rule.code or wanted.lower() == rule.name:
+            return rule
+    raise ExplrError(f"unknown rule {key!r}; run `explr rules` to list the codes (EXP101 ...) and names")
+
+
+@app.command("rules")
+def rules_command(
+    fmt: ListFormat = typer.Option(ListFormat.text, "--format", help="text table, json, or the docs/rules.md page."),
+) -> int:
+    """List every rule: code, name, default severity and summary."""
+    render = {ListFormat.text: rules_table, ListFormat.json: rules_json, ListFormat.markdown: rules_markdown}
+    sys.stdout.write(render[fmt]())
+    return 0
+
+
+@app.command("rule")
+def rule_command(code: str = typer.Argument(..., metavar="CODE", help="A rule code such as EXP102, or its name.")) -> int:
+    """Explain one rule: what it does, why it matters, an example and how to fix it."""
+    sys.stdout.write(rule_markdown(find_rule(code)))
+    return 0

@@ -1,0 +1,186 @@
+"""The conversion pipeline: config -> TrainingPlan -> ConvertedPlan -> written config (same format).
+
+    read (format adapter) -> exactness verdict (one rule table) -> which parameters are SI
+    (--model audit | --lock | audit at start) -> TEXP phases/horizons (schedule engine) -> write
+
+Formats whose config can name explr's runtime classes ("rewrite" rows of configs/formats.py) are
+rewritten in place; for the others ("plan" rows: the framework's own code builds the optimizer) the
+explr-native plan is written instead, generically, so every such reader gets it for free.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from explr.configs.adapter import ReadOptions
+from explr.configs.formats import Detected, detect
+from explr.configs.plan import TrainingPlan
+from explr.configs.source import ConfigSource
+from explr.errors import ConfigError, UnsupportedError
+from explr.schedule.analysis import ScheduleAnalysis, analyze
+from explr.schedule.closed_form import phase_table
+from explr.schedule.horizons import Assumptions, horizons
+from explr.schedule.phantom import SGDHyper, Trace
+
+SCHEMA = "explr.convert/1"
+ADAPTIVE = ("adam", "adamw", "rmsprop")
+
+
+@dataclass(frozen=True, slots=True)
+class Deviation:
+    """A setup the exact conversion does not cover (THEORY.md §3): when it applies and what deviates."""
+
+    applies: Callable[[TrainingPlan], bool]
+    fact: str  # TrainingPlan.locations key to point at
+    reason: Callable[[TrainingPlan], str]
+
+
+DEVIATIONS = (
+    Deviation(lambda p: p.optimizer != "sgd", "optimizer",
+              lambda p: f"{p.optimizer}: its moment estimates mix gradients of different scales, so the converted "
+                        "run (LR η/s_t, s_t = Π(1-ηλ)) only approximates the weight-decay run"),
+    Deviation(lambda p: p.optimizer == "sgd" and p.nesterov, "nesterov",
+              lambda p: "Nesterov momentum: its look-ahead gradient term would need a second LR, so the converted "
+                        "run deviates"),
+    Deviation(lambda p: bool(p.grad_clip_norm), "gradient_clip_val",
+              lambda p: f"gradient clipping at {p.grad_clip_norm}: the clip threshold sees gradients of a "
+                        "different scale after conversion"),
+    Deviation(lambda p: p.ema, "ema",
+              lambda p: "weight EMA/SWA averages iterates of different scales; recompute BatchNorm statistics "
+                        "and average only non-SI parameters"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SIInfo:
+    """Which parameters are scale-invariant, and how that was decided."""
+
+    how: str  # "model" (audited now) | "lock" (recorded audit) | "names" (given) | "audit-at-start"
+    names: tuple[str, ...] | None = None
+    lock: str | None = None
+    model: str | None = None
+
+    def describe(self) -> str:
+        return {"model": f"audited {self.model} now: {len(self.names or ())} SI parameters",
+                "lock": f"from the recorded audit {self.lock}",
+                "names": f"{len(self.names or ())} SI parameters given by name",
+                "audit-at-start": "not known yet: the written config makes the runtime audit the model on the "
+                                  "first training batch"}[self.how]
+
+
+@dataclass(slots=True)
+class ConvertedPlan:
+    plan: TrainingPlan
+    detected: Detected
+    source: ConfigSource
+    si: SIInfo
+    exact: bool
+    not_exact_because: list[str]
+    analysis: ScheduleAnalysis
+
+    @property
+    def approximate(self) -> bool:
+        return not self.exact
+
+    @property
+    def si_weight_decay(self) -> float:
+        return self.plan.decay.other
+
+    def to_json(self) -> dict:
+        plan, lr = self.plan, self.plan.lr
+        return {
+            "schema": SCHEMA, "format": self.detected.name,
+            "source": {"lr": lr.base_lr, "momentum": plan.momentum, "weight_decay": plan.weight_decay,
+                       "nesterov": plan.nesterov, "milestones_iter": list(lr.milestones), "gamma": lr.gamma,
+                       "warmup_iters": lr.warmup_iters, "total_iters": lr.total_iters,
+                       "locations": {k: str(v) for k, v in plan.locations.items()}},
+            "iters_per_epoch": plan.iters_per_epoch, "exact": self.exact,
+            "not_exact_because": list(self.not_exact_because),
+            "phases": [{"start_iter": p.start_iter, "end_iter": p.end_iter, "base_lr": p.base_lr,
+                        "lr_start": p.converted_lr_start, "lr_end": p.converted_lr_end,
+                        "growth_per_epoch": p.growth_per_epoch} for p in self.analysis.phases],
+            "horizons": {k: {**h.to_json(), "epoch": self.analysis.epoch_of(h.step)}
+                         for k, h in self.analysis.horizons.items()},
+        }
+
+
+def deviations(plan: TrainingPlan) -> list[tuple[str, str]]:
+    """(location, reason) of every way this setup departs from the exact conversion."""
+    found = []
+    for rule in DEVIATIONS:
+        if rule.applies(plan):
+            where = plan.where(rule.fact)
+            found.append((str(where) if where else plan.path, rule.reason(plan)))
+    return found
+
+
+def _hyper(plan: TrainingPlan) -> SGDHyper:
+    momentum = 0.0 if plan.optimizer in ADAPTIVE else plan.momentum
+    return SGDHyper(momentum, plan.dampening if momentum else 0.0, plan.decay.other,
+                    plan.nesterov and plan.optimizer == "sgd")
+
+
+def _adaptive_analysis(plan: TrainingPlan, hyper: SGDHyper) -> ScheduleAnalysis:
+    """Adam family (approximate): s_t = Π(1-η_t λ) and LR η_t/s_t, as explr.TEXP runs it."""
+    lrs, converted, scales, s = [], [], [], 1.0
+    for i in range(plan.lr.total_iters):
+        lr = plan.lr.lr_at(i)
+        s *= 1.0 - lr * hyper.weight_decay
+        lrs.append(lr), converted.append(lr / s), scales.append(s)
+    run = Trace(lrs, converted, scales)
+    ipe, keep = plan.iters_per_epoch, 1.0 - plan.lr.base_lr * hyper.weight_decay
+    phases = [dataclasses.replace(p, growth_per_epoch=None if p.growth_per_epoch is None
+                                  else (1.0 - p.base_lr * hyper.weight_decay) ** -ipe)
+              for p in phase_table(plan.lr, hyper, ipe, run)]
+    return ScheduleAnalysis(plan.lr, hyper, ipe, Assumptions(), run, keep, 1.0 / keep, keep ** -ipe, phases,
+                            horizons(run, hyper))
+
+
+def analysis_of(plan: TrainingPlan) -> ScheduleAnalysis:
+    hyper = _hyper(plan)
+    try:
+        if plan.optimizer in ADAPTIVE:
+            return _adaptive_analysis(plan, hyper)
+        return analyze(plan.lr, hyper, plan.iters_per_epoch)
+    except ValueError as exc:
+        raise ConfigError(f"{plan.path}: {exc}") from None
+
+
+def si_info(model: str | None, lock: str | None, names: Any = None) -> SIInfo:
+    """--model audits now, --lock reads a recorded audit, else the runtime audits at start."""
+    if sum(x is not None for x in (model, lock, names)) > 1:
+        raise ConfigError("give only one of --model and --lock: both say which parameters are scale-invariant")
+    if names is not None:
+        return SIInfo("names", tuple(names))
+    if lock is not None:
+        from explr.lock import read_lock  # lazy: only this path needs the lock module
+
+        return SIInfo("lock", tuple(read_lock(lock).si), lock=str(lock))
+    if model is not None:
+        from explr.audit.api import audit
+        from explr.load import load_model
+
+        loaded = load_model(model)
+        report = audit(loaded.model, loaded.example_inputs)
+        return SIInfo("model", tuple(report.si_names), model=model)
+    return SIInfo("audit-at-start")
+
+
+def convert(config: str, *, format: str | None = None, options: ReadOptions = ReadOptions(),
+            model: str | None = None, lock: str | None = None, si: Any = None,
+            approximate: bool = False) -> ConvertedPlan:
+    """Read `config`, decide exactness (UnsupportedError unless `approximate`), and convert the schedule.
+
+    `si` (API only): an iterable of SI parameter names, instead of `model`/`lock`.
+    """
+    source = ConfigSource.load(config)
+    detected = detect(source, format)
+    plan = detected.adapter.read(source, options)
+    found = deviations(plan)
+    if found and not approximate:
+        where, reason = found[0]
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise UnsupportedError(f"{where}: no exact conversion: {reason}{more}; pass --approximate to convert anyway")
+    info = si_info(model, lock, si)
+    return ConvertedPlan(plan, detected, source, info, not found, [r for _, r in found], analysis_of(plan))

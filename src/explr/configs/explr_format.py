@@ -1,0 +1,188 @@
+"""explr's own YAML format: a TrainingPlan written out, small and explicit (docs/formats.md).
+
+    explr: 1
+    optimizer: {name: sgd, lr: 0.1, momentum: 0.9, weight_decay: 5.0e-4}
+    schedule: {unit: epoch, decay: step, milestones: [100, 150], gamma: 0.1}
+    training: {epochs: 200, dataset: cifar10, batch_size: 128}
+
+Every key is in the table below (type, default); an unknown key is an error, never ignored.
+`explr convert` appends a `texp:` section (which parameters are SI, exactness) and nothing else.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from explr.configs.adapter import ReadOptions, iters_per_epoch
+from explr.configs.plan import DecayPolicy, TrainingPlan
+from explr.configs.source import ConfigSource
+from explr.errors import ConfigError
+from explr.schedule.lr import LRSchedule
+
+VERSION = 1
+REQUIRED = object()
+# section -> key -> (type, default). Types: float, int, bool, str, list (of ints), "num|null".
+KEYS: dict[str, dict[str, tuple[Any, Any]]] = {
+    "optimizer": {"name": (str, "sgd"), "lr": (float, REQUIRED), "momentum": (float, 0.0),
+                  "dampening": (float, 0.0), "nesterov": (bool, False), "weight_decay": (float, 0.0),
+                  "weight_decay_norm": (float, None), "weight_decay_bias": (float, None)},
+    "schedule": {"unit": (str, REQUIRED), "decay": (str, "constant"), "milestones": (list, []),
+                 "gamma": (float, 0.1), "eta_min": (float, 0.0), "warmup": (int, 0), "warmup_factor": (float, 0.0),
+                 "warmup_method": (str, "linear"), "warmup_blend": (str, "multiply"), "decay_start": (int, 0),
+                 "decay_length": (int, None), "stepped_every": (str, "iter")},
+    "training": {"epochs": (float, None), "iters": (int, None), "iters_per_epoch": (int, None),
+                 "dataset": (str, None), "dataset_size": (int, None), "batch_size": (int, None),
+                 "num_devices": (int, None), "drop_last": (bool, None), "precision": (str, "32"),
+                 "grad_clip_norm": (float, None), "ema": (bool, False)},
+    "texp": {"si": (str, None), "lock": (str, None), "params": (list, None), "exact": (bool, None),
+             "deviations": (list, None)},
+}
+UNITS = ("epoch", "iter")
+
+
+class ExplrFormat:
+    name = "explr"
+
+    def detect(self, source: ConfigSource) -> str | None:
+        return f"has the top-level key `explr: {VERSION}`" if source.data.get("explr") == VERSION else None
+
+    def read(self, source: ConfigSource, options: ReadOptions) -> TrainingPlan:
+        values = read_sections(source)
+        opt, sched, train = values["optimizer"], values["schedule"], values["training"]
+        ipe = _iters_per_epoch(source, options, train)
+        schedule = _schedule(source, opt, sched, train, ipe)
+        locations = {f"{section}.{key}": source.location((section, key))
+                     for section in KEYS for key in source.data.get(section) or {}}
+        locations.update({short: locations[long] for short, long in _FACT_KEYS.items() if long in locations})
+        return TrainingPlan(
+            format=self.name, path=str(source.path), optimizer=opt["name"].lower(), momentum=opt["momentum"],
+            dampening=opt["dampening"], nesterov=opt["nesterov"],
+            decay=DecayPolicy(opt["weight_decay"], opt["weight_decay_norm"], opt["weight_decay_bias"]),
+            lr=schedule, iters_per_epoch=ipe, epochs=schedule.total_iters / ipe, precision=str(train["precision"]),
+            grad_clip_norm=train["grad_clip_norm"], ema=train["ema"],
+            scheduler_interval="epoch" if schedule.step_every > 1 else "step", locations=locations)
+
+    def rewrite(self, converted) -> tuple[str, list[str]]:
+        """Append the `texp:` section; the rest of the file stays byte for byte."""
+        from explr.configs.rewrite import Rewriter
+        from explr.configs.write import texp_section
+
+        source = converted.source
+        if "texp" in source.data:
+            raise ConfigError(f"{source.where(('texp',))}: this plan is already converted; convert the original")
+        rewriter = Rewriter(source)
+        rewriter.add_key((), "texp", texp_section(converted))
+        use = "optimizer, scheduler = explr.integrations.build(model, PLAN, example_inputs=batch)"
+        return rewriter.text(), [f"run it with: {use}"]
+
+
+_FACT_KEYS = {"lr": "optimizer.lr", "momentum": "optimizer.momentum", "weight_decay": "optimizer.weight_decay",
+              "nesterov": "optimizer.nesterov", "milestones": "schedule.milestones", "gamma": "schedule.gamma",
+              "warmup": "schedule.warmup", "epochs": "training.epochs", "total_iters": "training.iters",
+              "iters_per_epoch": "training.iters_per_epoch", "optimizer": "optimizer.name"}
+
+
+def read_sections(source: ConfigSource) -> dict[str, dict[str, Any]]:
+    """Every section's values with defaults filled in; ConfigError at file:line for unknown or mistyped keys."""
+    for key in source.data:
+        if key != "explr" and key not in KEYS:
+            raise ConfigError(f"{source.where((key,))}: unknown section {key!r}; explr format has "
+                              f"{', '.join(KEYS)} (docs/formats.md)")
+    return {section: _read_section(source, section) for section in KEYS}
+
+
+def _read_section(source: ConfigSource, section: str) -> dict[str, Any]:
+    given = source.data.get(section) or {}
+    if not isinstance(given, dict):
+        raise ConfigError(f"{source.where((section,))}: {section} must be a mapping of keys")
+    out = {}
+    for key, value in given.items():
+        if key not in KEYS[section]:
+            raise ConfigError(f"{source.where((section, key))}: unknown key {section}.{key}; allowed: "
+                              f"{', '.join(KEYS[section])}")
+        out[key] = _typed(source, (section, key), value, KEYS[section][key][0])
+    for key, (_, default) in KEYS[section].items():
+        if key not in out:
+            if default is REQUIRED:
+                raise ConfigError(f"{source.where((section,)) if section in source.data else source.path}: "
+                                  f"{section}.{key} is missing; set it (docs/formats.md)")
+            out[key] = list(default) if isinstance(default, list) else default
+    return out
+
+
+def _typed(source: ConfigSource, keypath: tuple, value: Any, kind: Any) -> Any:
+    if value is None:
+        return None
+    ok = {float: isinstance(value, (int, float)) and not isinstance(value, bool),
+          int: isinstance(value, int) and not isinstance(value, bool),
+          bool: isinstance(value, bool), str: isinstance(value, (str, int)), list: isinstance(value, list)}[kind]
+    if not ok:
+        raise ConfigError(f"{source.where(keypath)}: {'.'.join(keypath)}={value!r} must be "
+                          f"{getattr(kind, '__name__', kind)}")
+    return float(value) if kind is float else str(value) if kind is str else value
+
+
+def _iters_per_epoch(source: ConfigSource, options: ReadOptions, train: dict) -> int:
+    if train["iters_per_epoch"] and options.iters_per_epoch is None:
+        return train["iters_per_epoch"]
+    size_options = options if options.dataset_size or not train["dataset_size"] else \
+        ReadOptions(options.iters_per_epoch, options.dataset, train["dataset_size"], options.batch_size,
+                    options.num_devices, options.drop_last)
+    return iters_per_epoch(source, size_options, batch_size=train["batch_size"], dataset=train["dataset"],
+                           num_devices=train["num_devices"], drop_last=train["drop_last"])
+
+
+def _schedule(source: ConfigSource, opt: dict, sched: dict, train: dict, ipe: int) -> LRSchedule:
+    unit = sched["unit"]
+    if unit not in UNITS:
+        raise ConfigError(f"{source.where(('schedule', 'unit'))}: unit={unit!r} must be one of {', '.join(UNITS)}")
+    scale = ipe if unit == "epoch" else 1
+    total = train["iters"] or (round(train["epochs"] * ipe) if train["epochs"] else None)
+    if not total:
+        raise ConfigError(f"{source.where(('training',)) if 'training' in source.data else source.path}: "
+                          "set training.epochs or training.iters (the length of training)")
+    step_every = {"iter": 1, "epoch": ipe}.get(sched["stepped_every"])
+    if step_every is None and not str(sched["stepped_every"]).isdigit():
+        raise ConfigError(f"{source.where(('schedule', 'stepped_every'))}: must be iter, epoch or a number of "
+                          "iterations")
+    late = [m for m in sched["milestones"] if m * scale >= total]
+    if late:
+        raise ConfigError(f"{source.where(('schedule', 'milestones'))}: milestone {late[0]} ({unit}) is at or past "
+                          f"the end of training ({total / scale:g} {unit}s); remove it or train longer")
+    schedule = LRSchedule(
+        base_lr=opt["lr"], total_iters=total, decay=sched["decay"],
+        milestones=tuple(round(m * scale) for m in sched["milestones"]), gamma=sched["gamma"],
+        eta_min=sched["eta_min"], warmup_iters=sched["warmup"] * scale, warmup_factor=sched["warmup_factor"],
+        warmup_method=sched["warmup_method"], warmup_blend=sched["warmup_blend"],
+        step_every=step_every or int(sched["stepped_every"]),
+        decay_start=sched["decay_start"] * scale,
+        decay_iters=sched["decay_length"] * scale if sched["decay_length"] else None)
+    try:
+        schedule.validate()
+    except ValueError as exc:
+        raise ConfigError(f"{source.where(('schedule',)) if 'schedule' in source.data else source.path}: "
+                          f"{exc}") from None
+    return schedule
+
+
+def plan_document(plan: TrainingPlan) -> dict:
+    """A TrainingPlan as an explr-format document (all lengths in iterations)."""
+    lr, ipe = plan.lr, plan.iters_per_epoch
+    schedule = {"unit": "iter", "decay": lr.decay, "milestones": list(lr.milestones), "gamma": lr.gamma,
+                "eta_min": lr.eta_min, "warmup": lr.warmup_iters, "warmup_factor": lr.warmup_factor,
+                "warmup_method": lr.warmup_method, "warmup_blend": lr.warmup_blend, "decay_start": lr.decay_start,
+                "decay_length": lr.decay_iters,
+                "stepped_every": {1: "iter", ipe: "epoch"}.get(lr.step_every, str(lr.step_every))}
+    optimizer = {"name": plan.optimizer, "lr": lr.base_lr, "momentum": plan.momentum, "dampening": plan.dampening,
+                 "nesterov": plan.nesterov, "weight_decay": plan.decay.other,
+                 "weight_decay_norm": plan.decay.norm, "weight_decay_bias": plan.decay.bias}
+    training = {"iters": lr.total_iters, "iters_per_epoch": ipe, "precision": plan.precision,
+                "grad_clip_norm": plan.grad_clip_norm, "ema": plan.ema}
+    return {"explr": VERSION, "optimizer": optimizer, "schedule": _without_defaults("schedule", schedule),
+            "training": _without_defaults("training", training)}
+
+
+def _without_defaults(section: str, values: dict) -> dict:
+    return {k: v for k, v in values.items() if KEYS[section][k][1] is REQUIRED or v != KEYS[section][k][1]}
+
+
+ADAPTER = ExplrFormat()

@@ -1,0 +1,85 @@
+"""The ONE table of config formats, and format detection.
+
+Each row names a format, the module that defines its adapter (a module-level `ADAPTER`
+implementing `explr.configs.adapter.FormatAdapter`), what detection looks for (shown to the user
+when nothing matches), and how `explr convert` writes the result:
+
+- "rewrite": the adapter also has `rewrite(source, converted) -> str` and the converted config is
+  written back in the same format (explr, Lightning CLI, Hydra);
+- "plan": the framework's own code builds the optimizer, so the converted schedule is written as
+  an explr-native plan next to the config (timm, detectron2, pycls) — `configs/convert.py` does
+  this generically for every such row.
+
+Rows are tried in order, most specific first; the first adapter whose `detect` gives a reason wins.
+Modules are imported lazily so a broken or heavy adapter never slows down `import explr`.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from explr.configs.source import ConfigSource
+from explr.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class FormatEntry:
+    name: str
+    module: str  # defines ADAPTER
+    looks_for: str  # human description of what detect() checks
+    writes: str  # "rewrite" | "plan"
+
+    def adapter(self):
+        return importlib.import_module(self.module).ADAPTER
+
+
+FORMATS: tuple[FormatEntry, ...] = (
+    FormatEntry("explr", "explr.configs.explr_format", "a top-level `explr: 1` version key", "rewrite"),
+    FormatEntry("lightning", "explr.configs.lightning",
+                "`optimizer`/`lr_scheduler` with `class_path` (+ `init_args`), or `trainer` with `model`/`data`",
+                "rewrite"),
+    FormatEntry("hydra", "explr.configs.hydra", "`_target_` naming a torch.optim optimizer or LR scheduler", "rewrite"),
+    # Readers of frameworks whose own code builds the optimizer register here ("plan").
+    FormatEntry("detectron2", "explr.configs.detectron2", "`SOLVER.BASE_LR`/`SOLVER.STEPS`/`SOLVER.MAX_ITER`, or `_BASE_`",
+                "plan"),
+    FormatEntry("pycls", "explr.configs.pycls", "`OPTIM.BASE_LR`/`OPTIM.LR_POLICY`/`OPTIM.MAX_EPOCH`", "plan"),
+    FormatEntry("timm", "explr.configs.timm", "top-level `opt` and `sched` (timm train.py arguments)", "plan"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Detected:
+    entry: FormatEntry
+    reason: str
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def adapter(self):
+        return self.entry.adapter()
+
+
+def format_names() -> list[str]:
+    return [entry.name for entry in FORMATS]
+
+
+def entry_for(name: str) -> FormatEntry:
+    for entry in FORMATS:
+        if entry.name == name.lower():
+            return entry
+    raise ConfigError(f"--format {name!r} is not a known format; use one of: {', '.join(format_names())}")
+
+
+def detect(source: ConfigSource, forced: str | None = None) -> Detected:
+    """The format of `source` with the reason it was picked; `forced` (--format) overrides detection."""
+    if forced:
+        return Detected(entry_for(forced), f"--format {forced.lower()} was given")
+    for entry in FORMATS:
+        reason = entry.adapter().detect(source)
+        if reason:
+            return Detected(entry, reason)
+    looked_for = "; ".join(f"{entry.name}: {entry.looks_for}" for entry in FORMATS)
+    raise ConfigError(f"{source.path}: unrecognised config format (looked for {looked_for}); "
+                      f"pass --format {{{','.join(format_names())}}}")

@@ -1,0 +1,206 @@
+"""torch.optim optimizer and LR-scheduler specs, shared by the formats that name torch classes
+(Lightning CLI `class_path`/`init_args`, Hydra `_target_`).
+
+Semantics follow torch exactly (checked against the real schedulers in tests):
+- schedulers count *scheduler steps*; Lightning (and the usual Hydra/Lightning module) step them once
+  per epoch, so one scheduler step = `step_every` iterations;
+- SequentialLR restarts the scheduler after a milestone at its own step 0, so an inner MultiStepLR's
+  milestones are relative to the SequentialLR milestone, and an inner cosine starts there;
+- CosineAnnealingLR is periodic: past T_max the LR rises again (refused: no phase model for it).
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from explr.configs.source import ConfigSource, KeyPath
+from explr.errors import ConfigError
+from explr.findings import Location
+
+OPTIMIZER_FAMILIES = {"SGD": "sgd", "Adam": "adam", "AdamW": "adamw", "RMSprop": "rmsprop"}
+# Arguments that change how torch computes, not what: ignored when reading.
+_IMPLEMENTATION_ARGS = {"foreach", "fused", "differentiable", "capturable", "verbose"}
+
+
+@dataclass(frozen=True, slots=True)
+class ClassSpec:
+    """A torch class named in a config, with its constructor arguments and where they are."""
+
+    target: str  # as written: "torch.optim.SGD", "SGD", "torch.optim.lr_scheduler.MultiStepLR"
+    args: dict  # constructor arguments (non-argument keys such as _partial_ already removed)
+    args_path: KeyPath  # key path of the mapping holding the arguments
+    target_path: KeyPath  # key path of the class_path / _target_ key
+
+    @property
+    def class_name(self) -> str:
+        return self.target.rsplit(".", 1)[-1]
+
+
+@dataclass(slots=True)
+class Facts:
+    """Values read from specs, with locations, for building a TrainingPlan."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    locations: dict[str, Location] = field(default_factory=dict)
+
+    def put(self, name: str, value: Any, where: Location | None) -> None:
+        self.values[name] = value
+        if where is not None:
+            self.locations[name] = where
+
+
+def resolve(source: ConfigSource, spec: ClassSpec, module: Any, kind: str, supported: str) -> type:
+    """The torch class a spec names; ConfigError naming file:line when it is not a torch class."""
+    prefix = spec.target.rsplit(".", 1)[0] if "." in spec.target else module.__name__
+    cls = getattr(module, spec.class_name, None)
+    if not prefix.startswith(module.__name__.rsplit(".", 1)[0]) or not isinstance(cls, type):
+        raise ConfigError(f"{source.where(spec.target_path)}: unknown {kind} class {spec.target!r}; "
+                          f"explr converts {supported}")
+    _check_args(source, spec, cls)
+    return cls
+
+
+def _check_args(source: ConfigSource, spec: ClassSpec, cls: type) -> None:
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "params", "optimizer"}
+    for key in spec.args:
+        if key not in accepted:
+            raise ConfigError(f"{source.where(spec.args_path + (key,))}: {key!r} is not an argument of "
+                              f"{cls.__name__} (accepted: {', '.join(sorted(accepted))}); fix or remove it")
+
+
+def _arg(source: ConfigSource, spec: ClassSpec, facts: Facts, fact: str, key: str, default: Any) -> Any:
+    if key in spec.args:
+        facts.put(fact, spec.args[key], source.location(spec.args_path + (key,)))
+        return spec.args[key]
+    facts.put(fact, default, None)
+    return default
+
+
+def read_optimizer(source: ConfigSource, spec: ClassSpec, facts: Facts) -> None:
+    """optimizer, lr, momentum, dampening, nesterov, weight_decay into `facts` (torch defaults when absent)."""
+    cls = resolve(source, spec, torch.optim, "optimizer", "torch.optim.SGD (Adam/AdamW/RMSprop with --approximate)")
+    if cls.__name__ not in OPTIMIZER_FAMILIES:
+        raise ConfigError(f"{source.where(spec.target_path)}: optimizer {cls.__name__} has no TEXP conversion; "
+                          f"explr converts {', '.join(OPTIMIZER_FAMILIES)}")
+    facts.put("optimizer", OPTIMIZER_FAMILIES[cls.__name__], source.location(spec.target_path))
+    defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()}
+    for fact in ("lr", "momentum", "dampening", "nesterov", "weight_decay"):
+        default = defaults.get(fact, False if fact == "nesterov" else 0.0)
+        _arg(source, spec, facts, fact, fact, default)
+    for fact in ("lr", "momentum", "dampening", "weight_decay"):
+        value = facts.values[fact]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{source.where(spec.args_path + (fact,))}: {fact}={value!r} must be a number")
+
+
+# ---- schedulers: each reader gives LRSchedule keyword arguments counted in scheduler steps -------------
+
+@dataclass(frozen=True, slots=True)
+class StepContext:
+    base_lr: float
+    total_steps: int  # scheduler steps in the whole run (epochs when stepped per epoch)
+    start: int = 0  # scheduler step where this scheduler begins (inside SequentialLR)
+
+
+def _number(source: ConfigSource, spec: ClassSpec, facts: Facts, key: str, default: Any, *, positive_int=False,
+            fact: str | None = None):
+    value = _arg(source, spec, facts, fact or key, key, default)
+    bad = (not isinstance(value, int) or value <= 0) if positive_int else not isinstance(value, (int, float))
+    if value is None or isinstance(value, bool) or bad:
+        need = "a positive integer" if positive_int else "a number"
+        raise ConfigError(f"{source.where(spec.args_path + (key,))}: {spec.class_name} needs {key}, {need}")
+    return value
+
+
+def _multistep(source, spec, facts, ctx):
+    milestones = _arg(source, spec, facts, "milestones", "milestones", None)
+    if not isinstance(milestones, (list, tuple)) or not milestones or not all(isinstance(m, int) for m in milestones):
+        raise ConfigError(f"{source.where(spec.args_path + ('milestones',))}: MultiStepLR needs a list of integer "
+                          "milestones")
+    gamma = _number(source, spec, facts, "gamma", 0.1)
+    return {"decay": "step", "milestones": [ctx.start + m for m in milestones], "gamma": float(gamma),
+            "_milestones_at": source.where(spec.args_path + ("milestones",))}
+
+
+def _step(source, spec, facts, ctx):
+    size = _number(source, spec, facts, "step_size", None, positive_int=True)
+    gamma = _number(source, spec, facts, "gamma", 0.1)
+    milestones = list(range(ctx.start + size, ctx.total_steps, size))
+    return {"decay": "step", "milestones": milestones, "gamma": float(gamma)}
+
+
+def _cosine(source, spec, facts, ctx):
+    t_max = _number(source, spec, facts, "T_max", None, positive_int=True)
+    eta_min = _number(source, spec, facts, "eta_min", 0.0)
+    if ctx.start + t_max < ctx.total_steps:
+        raise ConfigError(f"{source.where(spec.args_path + ('T_max',))}: T_max={t_max} ends before training "
+                          f"({ctx.total_steps - ctx.start} scheduler steps): torch's cosine then rises again; "
+                          f"set T_max to {ctx.total_steps - ctx.start}")
+    return {"decay": "cosine", "decay_start": ctx.start, "decay_iters": t_max, "eta_min": float(eta_min)}
+
+
+def _linear(source, spec, facts, ctx):
+    start_factor = float(_number(source, spec, facts, "start_factor", 1.0 / 3, fact="linear_start_factor"))
+    end_factor = float(_number(source, spec, facts, "end_factor", 1.0, fact="linear_end_factor"))
+    total = _number(source, spec, facts, "total_iters", 5, positive_int=True, fact="linear_total_iters")
+    if end_factor == 1.0 and ctx.start == 0:  # warmup: start_factor -> 1, then constant
+        return {"decay": "constant", "warmup_iters": total, "warmup_factor": start_factor}
+    if start_factor == 1.0:  # linear decay to end_factor, then constant
+        return {"decay": "linear", "decay_start": ctx.start, "decay_iters": total, "eta_min": ctx.base_lr * end_factor}
+    raise ConfigError(f"{source.where(spec.args_path)}: LinearLR from {start_factor} to {end_factor}: explr converts "
+                      "LinearLR as a warmup (end_factor 1, first) or a decay (start_factor 1)")
+
+
+SCHEDULERS: dict[str, Callable] = {
+    "MultiStepLR": _multistep, "StepLR": _step, "CosineAnnealingLR": _cosine, "LinearLR": _linear,
+}
+SUPPORTED_SCHEDULERS = ("MultiStepLR, StepLR, CosineAnnealingLR, LinearLR, or SequentialLR of a LinearLR warmup "
+                        "and one of those")
+
+
+def read_scheduler(source: ConfigSource, spec: ClassSpec, facts: Facts, ctx: StepContext,
+                   nested: Callable[[Any, KeyPath], ClassSpec]) -> dict:
+    """LRSchedule keyword arguments in scheduler steps; `nested` turns a SequentialLR list item into a spec."""
+    cls = resolve(source, spec, torch.optim.lr_scheduler, "LR scheduler", SUPPORTED_SCHEDULERS)
+    facts.put("scheduler", cls.__name__, source.location(spec.target_path))
+    if cls.__name__ == "SequentialLR":
+        return _sequential(source, spec, facts, ctx, nested)
+    if cls.__name__ not in SCHEDULERS:
+        raise ConfigError(f"{source.where(spec.target_path)}: scheduler {cls.__name__} has no exact TEXP conversion "
+                          f"yet; explr converts {SUPPORTED_SCHEDULERS}")
+    return SCHEDULERS[cls.__name__](source, spec, facts, ctx)
+
+
+def _sequential(source, spec, facts, ctx, nested) -> dict:
+    items, switch = spec.args.get("schedulers"), spec.args.get("milestones")
+    if not (isinstance(items, list) and len(items) == 2 and isinstance(switch, list) and len(switch) == 1):
+        raise ConfigError(f"{source.where(spec.args_path)}: SequentialLR is converted for exactly two schedulers "
+                          "(a LinearLR warmup, then a decay) and one milestone")
+    warm_spec = nested(items[0], spec.args_path + ("schedulers", 0))
+    if warm_spec.class_name != "LinearLR":
+        raise ConfigError(f"{source.where(warm_spec.target_path)}: the first scheduler of SequentialLR must be a "
+                          "LinearLR warmup")
+    warm = _linear(source, warm_spec, facts, ctx)
+    if warm["decay"] != "constant" or warm["warmup_iters"] > switch[0]:
+        raise ConfigError(f"{source.where(spec.args_path + ('milestones',))}: the LinearLR warmup must reach "
+                          f"end_factor 1 by the SequentialLR milestone {switch[0]}")
+    facts.put("warmup_steps", warm["warmup_iters"], source.location(warm_spec.args_path))
+    decay_spec = nested(items[1], spec.args_path + ("schedulers", 1))
+    decay = read_scheduler(source, decay_spec, facts, StepContext(ctx.base_lr, ctx.total_steps, switch[0]), nested)
+    return {**decay, "warmup_iters": warm["warmup_iters"], "warmup_factor": warm["warmup_factor"]}
+
+
+_STEP_KEYS = ("milestones", "warmup_iters", "decay_start", "decay_iters")
+
+
+def in_iterations(kwargs: dict, step_every: int) -> dict:
+    """Scheduler-step counts to iterations (a scheduler stepped per epoch holds its LR for `step_every` iters)."""
+    out = {k: v for k, v in kwargs.items() if not k.startswith("_")}
+    for key in _STEP_KEYS:
+        if key in out and out[key] is not None:
+            out[key] = [m * step_every for m in out[key]] if key == "milestones" else out[key] * step_every
+    out["milestones"] = tuple(out.get("milestones", ()))
+    return {**out, "step_every": step_every}

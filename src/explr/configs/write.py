@@ -1,0 +1,107 @@
+"""Writing a ConvertedPlan: the converted config in its own format, or the explr-native plan.
+
+"rewrite" formats (configs/formats.py) edit the user's file surgically (configs/rewrite.py) through
+their adapter's `rewrite(converted) -> (text, notes)`; "plan" formats get the explr-native plan,
+generically. Output goes to stdout, `-o FILE`, or — only with --in-place — over the input (for
+"plan" formats: next to it, as NAME.explr.yaml). Every write is atomic (temp file + os.replace).
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+import tempfile
+from dataclasses import dataclass
+
+from explr.configs.convert import ConvertedPlan
+from explr.configs.explr_format import plan_document
+from explr.configs.rewrite import render
+from explr.errors import ConfigError
+
+USE_PLAN = ("optimizer, scheduler = explr.integrations.build(model, {path!r}, example_inputs=batch)  # replaces "
+            "the framework's optimizer + scheduler; the LR then follows every optimizer.step()")
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    text: str
+    path: pathlib.Path | None  # None: stdout
+    notes: list[str]  # what the user has to know or do (stderr)
+
+
+def si_init_args(converted: ConvertedPlan) -> dict:
+    """How the runtime learns which parameters are SI, as constructor arguments of TEXPScheduler."""
+    si = converted.si
+    args: dict = {"lock": si.lock} if si.how == "lock" else {"si": list(si.names or ())} if si.names else {"si": "audit"}
+    if not converted.exact:
+        args["approximate"] = True
+    return args
+
+
+def texp_section(converted: ConvertedPlan) -> dict:
+    """The `texp:` section of an explr-format document."""
+    si = converted.si
+    section: dict = {"si": "audit" if si.how == "audit-at-start" else si.how}
+    if si.lock:
+        section["lock"] = si.lock
+    if si.names and si.how != "lock":
+        section["params"] = list(si.names)
+    section["exact"] = converted.exact
+    if converted.not_exact_because:
+        section["deviations"] = list(converted.not_exact_because)
+    return section
+
+
+def plan_text(converted: ConvertedPlan, use_path: str) -> str:
+    header = (f"# explr plan converted from {converted.plan.path} ({converted.detected.name}).\n"
+              f"# Use: {USE_PLAN.format(path=use_path)}\n")
+    return header + "\n".join(render({**plan_document(converted.plan), "texp": texp_section(converted)}, 0)) + "\n"
+
+
+def destination(converted: ConvertedPlan, output: str | None, in_place: bool) -> pathlib.Path | None:
+    source_path = converted.source.path.resolve()
+    if output and in_place:
+        raise ConfigError("give either -o FILE or --in-place, not both")
+    if output:
+        path = pathlib.Path(output)
+        if path.resolve() == source_path:
+            raise ConfigError(f"{output}: -o names the input file; pass --in-place to overwrite it")
+        return path
+    if not in_place:
+        return None
+    if converted.detected.entry.writes == "plan":
+        return converted.source.path.with_name(converted.source.path.stem + ".explr.yaml")
+    return converted.source.path
+
+
+def converted_output(converted: ConvertedPlan, output: str | None = None, in_place: bool = False) -> Written:
+    """The text to write and where; nothing is written yet (so every error comes before any write)."""
+    path = destination(converted, output, in_place)
+    if converted.detected.entry.writes == "plan":
+        use_path = str(path) if path else f"{converted.source.path.stem}.explr.yaml"
+        note = f"{converted.detected.name} builds its optimizer in code: " + USE_PLAN.format(path=use_path)
+        return Written(plan_text(converted, use_path), path, [note])
+    text, notes = converted.detected.adapter.rewrite(converted)
+    return Written(text, path, notes)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: pathlib.Path, text: str) -> None:
+    """Write `text` to `path` via a temp file in the same directory and os.replace; ConfigError if impossible."""
+    directory = path.parent if str(path.parent) else pathlib.Path(".")
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write ({exc.strerror}); choose another -o path") from None
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.chmod(temp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
+        os.replace(temp, path)
+    except OSError as exc:
+        pathlib.Path(temp).unlink(missing_ok=True)
+        raise ConfigError(f"{path}: cannot write ({exc.strerror}); choose another -o path") from None

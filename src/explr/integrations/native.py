@@ -1,0 +1,52 @@
+"""`explr.integrations.build`: optimizer + TEXP from an explr-native plan (docs/formats.md).
+
+For frameworks whose own code builds the optimizer (timm, detectron2, pycls) `explr convert` writes
+an explr plan; these few lines replace the framework's optimizer/scheduler construction:
+
+    optimizer, scheduler = explr.integrations.build(model, "train.explr.yaml", example_inputs=batch)
+    ...  loss.backward(); optimizer.step(); scheduler.step()   # every iteration
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from explr.configs.adapter import ReadOptions
+from explr.configs.explr_format import ADAPTER, read_sections
+from explr.configs.source import ConfigSource
+from explr.errors import ConfigError
+from explr.integrations.scheduler import AUDIT, TEXPScheduler, schedule_args
+
+OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+
+
+def _decay_groups(model: nn.Module, plan) -> list[dict]:
+    """The original weight-decay policy per parameter kind (norm / bias / other)."""
+    from explr.schedule.groups import _param_kinds
+
+    kinds = _param_kinds(model)
+    buckets: dict[float, list] = {}
+    for name, param in model.named_parameters():
+        buckets.setdefault(plan.decay.for_kind(kinds[name]), []).append(param)
+    return [{"params": params, "weight_decay": wd} for wd, params in buckets.items()]
+
+
+def build(model: nn.Module, plan_path: str, example_inputs: Any = None,
+          options: ReadOptions = ReadOptions()) -> tuple[torch.optim.Optimizer, TEXPScheduler]:
+    """The converted run of an explr plan: (optimizer, scheduler), SI parameters bound and on TEXP."""
+    source = ConfigSource.load(plan_path)
+    plan = ADAPTER.read(source, options)
+    texp = read_sections(source)["texp"]
+    if plan.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"{source.where(('optimizer', 'name'))}: build() supports {', '.join(OPTIMIZERS)}")
+    hyper = {"lr": plan.lr.base_lr}
+    if plan.optimizer == "sgd":
+        hyper.update(momentum=plan.momentum, dampening=plan.dampening, nesterov=plan.nesterov)
+    optimizer = OPTIMIZERS[plan.optimizer](_decay_groups(model, plan), **hyper)
+    si = texp["params"] if texp["si"] in ("model", "names") else AUDIT
+    scheduler = TEXPScheduler(optimizer, schedule_args(plan.lr), si=si, lock=texp["lock"],
+                              approximate=texp["exact"] is False)
+    scheduler.bind(model, example_inputs)
+    return optimizer, scheduler

@@ -1,0 +1,162 @@
+"""TEXPScheduler: the class converted Lightning/Hydra configs point at (`class_path` / `_target_`).
+
+Framework configs build the optimizer from bare `model.parameters()`, so nothing knows parameter
+names when the scheduler is created. The scheduler therefore starts unbound and is bound to the
+model once (`bind(model, example_inputs)`, done by explr's Lightning callback on the first batch or
+by one line of user code): it splits every existing param group into its scale-invariant part
+(weight decay 0, tagged for explr.TEXP) and the rest (untouched), then drives explr.TEXP from an
+optimizer step hook — every iteration, whatever interval the framework steps the scheduler at
+(LightningCLI steps it once per epoch; that call is a no-op here). Stepping the optimizer before
+`bind` is an error, never a silent un-converted run.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
+
+from explr.errors import ConfigError
+from explr.schedule.groups import ORIGINAL_WD, SI_TAG, _drop_mixed_joint_groups
+from explr.schedule.lr import LRSchedule
+from explr.schedule.runtime import TEXP
+
+AUDIT = "audit"
+_FIELDS = {f.name: f for f in dataclasses.fields(LRSchedule)}
+
+
+def schedule_args(schedule: LRSchedule) -> dict:
+    """The LRSchedule fields that differ from their defaults, in field order (what a config stores)."""
+    out = {}
+    for name, spec in _FIELDS.items():
+        value = getattr(schedule, name)
+        if spec.default is dataclasses.MISSING or value != spec.default:
+            out[name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def schedule_from_args(args: Any) -> LRSchedule:
+    if not isinstance(args, dict):
+        raise ConfigError(f"TEXPScheduler: schedule must be a mapping of LRSchedule fields, not {args!r}")
+    unknown = sorted(set(args) - set(_FIELDS))
+    if unknown:
+        raise ConfigError(f"TEXPScheduler: unknown schedule field(s) {', '.join(unknown)}; allowed: {', '.join(_FIELDS)}")
+    values = {k: tuple(v) if k == "milestones" else v for k, v in args.items()}
+    try:
+        schedule = LRSchedule(**values)
+        schedule.validate()
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"TEXPScheduler: invalid schedule: {exc}") from None
+    return schedule
+
+
+def _prefix_for(model: nn.Module, names: list[str]) -> str:
+    """"" when `names` are `model`'s own parameter names, else the one submodule prefix ("net.") that fits
+    them all: an audit or lock of the bare network used inside a LightningModule."""
+    params = dict(model.named_parameters())
+    if all(n in params for n in names):
+        return ""
+    prefixes = [m for m, _ in model.named_modules() if m and all(f"{m}.{n}" in params for n in names)]
+    if len(prefixes) != 1:
+        missing = next(n for n in names if n not in params)
+        why = "several submodules match" if prefixes else f"{missing!r} is not a parameter of it"
+        raise ConfigError(f"TEXPScheduler.bind: the SI names do not fit this model ({why}); audit this model again")
+    return prefixes[0] + "."
+
+
+class TEXPScheduler(LRScheduler):
+    """Exact TEXP for a framework-built optimizer. `si`: parameter names or "audit"; or `lock`: a lock file."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, schedule: dict, si: Any = AUDIT, lock: str | None = None,
+                 approximate: bool = False, last_epoch: int = -1):
+        self.schedule = schedule_from_args(schedule)
+        lrs = {float(g["lr"]) for g in optimizer.param_groups}
+        if lrs != {self.schedule.base_lr}:
+            raise ConfigError(f"TEXPScheduler: the optimizer's lr {sorted(lrs)} differs from the converted schedule's "
+                              f"base_lr {self.schedule.base_lr}; run `explr convert` again after changing the LR")
+        self.si, self.lock, self.approximate = si, lock, approximate
+        self.texp: TEXP | None = None
+        optimizer._explr_scheduler = self  # how the Lightning callback finds it
+        self._guard = optimizer.register_step_pre_hook(self._refuse_unbound)
+        super().__init__(optimizer, last_epoch)
+
+    @property
+    def bound(self) -> bool:
+        return self.texp is not None
+
+    def _refuse_unbound(self, *_: Any) -> None:
+        if self.texp is None:
+            raise ConfigError("TEXPScheduler: optimizer.step() before bind(model): add explr.integrations.lightning."
+                              "ExplrCallback to the trainer callbacks, or call scheduler.bind(model, example_inputs)")
+
+    def _si_names(self, model: nn.Module, example_inputs: Any) -> tuple[list[str], list[tuple[str, ...]]]:
+        if self.lock is not None:
+            from explr.lock import read_lock
+
+            lock = read_lock(self.lock)
+            return list(lock.si), [tuple(g) for g in lock.groups if len(g) > 1]
+        if self.si == AUDIT:
+            if example_inputs is None:
+                raise ConfigError("TEXPScheduler.bind: `si: audit` needs example inputs (a training batch) to audit "
+                                  "the model; pass example_inputs, or convert with --model/--lock")
+            from explr.audit.api import audit
+
+            report = audit(model, example_inputs if isinstance(example_inputs, tuple) else (example_inputs,))
+            return list(report.si_names), [tuple(g.members) for g in report.groups if len(g.members) > 1]
+        if not isinstance(self.si, (list, tuple)) or not all(isinstance(n, str) for n in self.si):
+            raise ConfigError(f"TEXPScheduler: si must be a list of parameter names or {AUDIT!r}, not {self.si!r}")
+        return list(self.si), []
+
+    def bind(self, model: nn.Module, example_inputs: Any = None) -> None:
+        """Split the param groups into SI (weight decay 0) and the rest, and start TEXP. Once, before step 1."""
+        if self.bound:
+            return
+        if any(self.optimizer.state.values()):
+            raise ConfigError("TEXPScheduler.bind: the optimizer already stepped; bind before the first step")
+        names, joint = self._si_names(model, example_inputs)
+        prefix = _prefix_for(model, names + [m for group in joint for m in group])
+        joint = [tuple(prefix + m for m in group) for group in joint]
+        self._split_groups(model, {prefix + n for n in names}, joint)
+        self.texp = TEXP(self.optimizer, self.schedule, approximate=self.approximate)
+        self.optimizer.register_step_post_hook(lambda *_: self.texp.step())
+        self._last_lr = self.texp.get_last_lr()
+
+    def _split_groups(self, model: nn.Module, si: set[str], joint: list[tuple[str, ...]]) -> None:
+        name_of = {id(p): n for n, p in model.named_parameters()}
+        held = [p for g in self.optimizer.param_groups for p in g["params"]]
+        strangers = [p for p in held if id(p) not in name_of]
+        if strangers:
+            raise ConfigError(f"TEXPScheduler.bind: {len(strangers)} optimizer parameter(s) are not in the bound model;"
+                              " bind the module whose parameters the optimizer was built from")
+        wd = {name_of[id(p)]: float(g.get("weight_decay", 0.0)) for g in self.optimizer.param_groups for p in g["params"]}
+        si = _drop_mixed_joint_groups(si & set(wd), joint, wd)
+        groups = []
+        for group in self.optimizer.param_groups:
+            parts = {True: [], False: []}
+            for p in group["params"]:
+                parts[name_of[id(p)] in si].append(p)
+            rest = {k: v for k, v in group.items() if k not in ("params", "param_names")}
+            if parts[True]:
+                groups.append({**rest, "params": parts[True], "weight_decay": 0.0, SI_TAG: True,
+                               ORIGINAL_WD: float(group.get("weight_decay", 0.0))})
+            if parts[False]:
+                groups.append({**rest, "params": parts[False], SI_TAG: False})
+        self.optimizer.param_groups[:] = groups
+
+    # ---- LRScheduler interface: the LR moves per optimizer step (hook), not when the framework calls step()
+    def get_lr(self) -> list[float]:
+        return [float(g["lr"]) for g in self.optimizer.param_groups]
+
+    def step(self, epoch: int | None = None) -> None:
+        self._last_lr = self.get_lr()
+
+    def state_dict(self) -> dict:
+        return {"texp": self.texp.state_dict() if self.texp else None}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if state_dict.get("texp") is not None:
+            if self.texp is None:
+                raise ConfigError("TEXPScheduler: restore the checkpoint after bind(model)")
+            self.texp.load_state_dict(state_dict["texp"])

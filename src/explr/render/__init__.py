@@ -1,0 +1,58 @@
+"""Renderers: an AuditReport as text (rich), JSON or SARIF, and writing the result out.
+
+Formats are one table; SARIF is imported lazily (its module belongs to the rules package).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from explr.audit.report import AuditReport
+
+
+def _text(report: AuditReport, model_path: str | None, color: bool, width: int | None) -> str:
+    from explr.render.text import render_text
+    return render_text(report, color=color, width=width)
+
+
+def _json(report: AuditReport, model_path: str | None, color: bool, width: int | None) -> str:
+    from explr.render.json import render_json
+    return render_json(report)
+
+
+def _sarif(report: AuditReport, model_path: str | None, color: bool, width: int | None) -> str:
+    from explr.render.sarif import render_sarif
+    return render_sarif(report, model_path)
+
+
+FORMATS: dict[str, Callable[[AuditReport, str | None, bool, int | None], str]] = {
+    "text": _text,
+    "json": _json,
+    "sarif": _sarif,
+}
+
+
+def render(report: AuditReport, fmt: str, *, model_path: str | None = None,
+           color: bool = False, width: int | None = None) -> str:
+    """The report in one of FORMATS; colour and width matter only for text."""
+    return FORMATS[fmt](report, model_path, color, width)
+
+
+def emit(text: str, output: Path | None) -> None:
+    """Data to stdout, or atomically to a file (temp file + rename: never a half-written output)."""
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    output = Path(output)
+    fd, tmp = tempfile.mkstemp(dir=output.parent or ".", prefix=f".{output.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, output)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,197 @@
+"""`explr.TEXP`: a torch LR scheduler, stepped every iteration, that runs the exact conversion.
+
+Param groups tagged `explr_si` (see explr.param_groups) get η̃_t = η_t/(s_{t-1}s_t), with s_t the
+phantom scalar of their original (momentum, dampening, weight decay); all other groups get the
+original LR η_t. The network function then equals the weight-decay run's at every step
+(THEORY.md §3). Optional renormalization (§4) keeps the SI weights in a safe range, exactly.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch.optim import SGD, Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+
+from explr.errors import ConfigError, UnsupportedError
+from explr.schedule.groups import ORIGINAL_WD, SI_TAG
+from explr.schedule.phantom import Phantom, SGDHyper
+from explr.schedule.renorm import Renormalizer
+from explr.schedule.sources import lr_source
+
+_ADAPTIVE = tuple(getattr(torch.optim, n) for n in ("Adam", "AdamW", "NAdam", "RAdam", "Adamax", "RMSprop", "Adagrad"))
+
+
+@dataclass(frozen=True, slots=True)
+class _OptimizerRule:
+    kind: str  # "sgd" (exact) | "nesterov" | "adaptive" (approximate only)
+    matches: Callable[[Optimizer], bool]
+    deviation: str | None  # None: exact; else what deviates (error in exact mode, warning otherwise)
+
+
+_RULES = (
+    _OptimizerRule("nesterov", lambda o: isinstance(o, SGD) and any(g.get("nesterov") for g in o.param_groups),
+                   "Nesterov momentum has no exact exponential-LR equivalent (its look-ahead gradient term would "
+                   "need a second LR), so the converted run deviates from the weight-decay run"),
+    _OptimizerRule("sgd", lambda o: isinstance(o, SGD), None),
+    _OptimizerRule("adaptive", lambda o: isinstance(o, _ADAPTIVE),
+                   "the moment estimates mix gradients of different scales; TEXP uses η_t/s_t with "
+                   "s_t = Π(1-η_t·λ) (≈ ExpLR with growth (1-ηλ)^-1), which only approximates the weight-decay run"),
+)
+
+
+def _conversion_kind(optimizer: Optimizer, approximate: bool) -> str:
+    name = type(optimizer).__name__
+    rule = next((r for r in _RULES if r.matches(optimizer)), None)
+    if rule is None:
+        raise UnsupportedError(f"TEXP: {name} has no weight-decay -> exponential-LR conversion; use torch.optim.SGD")
+    if rule.deviation and not approximate:
+        raise UnsupportedError(f"TEXP: {name}: {rule.deviation}; use plain SGD momentum or pass approximate=True")
+    if rule.deviation:
+        warnings.warn(f"TEXP(approximate=True) with {name}: {rule.deviation}", stacklevel=3)
+    return rule.kind
+
+
+class DecoupledScale:
+    """Approximate scale for adaptive optimizers: s_t = s_{t-1}(1-η_t λ); returns η_t/s_t (Phantom's interface)."""
+
+    __slots__ = ("weight_decay", "s", "t")
+
+    def __init__(self, weight_decay: float):
+        self.weight_decay, self.s, self.t = weight_decay, 1.0, 0
+
+    def step(self, lr: float) -> float:
+        self.s *= 1.0 - lr * self.weight_decay
+        self.t += 1
+        if self.s <= 0.0:
+            raise ValueError(f"lr*weight_decay >= 1 at step {self.t}: weights shrink through zero")
+        return lr / self.s
+
+    def state_dict(self) -> dict:
+        return {"s": self.s, "buf": None, "t": self.t}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.s, self.t = float(state["s"]), int(state["t"])
+
+
+def _si_group_key(i: int, group: dict, kind: str) -> tuple:
+    """Groups with equal keys share one phantom: same hyperparameters and same initial LR."""
+    if group.get("weight_decay", 0.0) != 0.0:
+        raise ConfigError(f"TEXP: param group {i} is tagged {SI_TAG} but has weight_decay={group['weight_decay']}; "
+                          f"its original weight decay belongs in '{ORIGINAL_WD}' (build groups with explr.param_groups)")
+    if ORIGINAL_WD not in group:
+        raise ConfigError(f"TEXP: param group {i} is tagged {SI_TAG} but lacks '{ORIGINAL_WD}' (the original weight "
+                          "decay); build groups with explr.param_groups")
+    lr = float(group.get("initial_lr", group["lr"]))
+    if kind == "adaptive":
+        return kind, float(group[ORIGINAL_WD]), lr
+    hyper = SGDHyper(group["momentum"], group["dampening"], float(group[ORIGINAL_WD]), bool(group["nesterov"]))
+    try:
+        hyper.validate()
+    except ValueError as exc:
+        raise ConfigError(f"TEXP: param group {i}: {exc}") from None
+    return kind, hyper, lr
+
+
+def _new_scaler(key: tuple) -> Phantom | DecoupledScale:
+    return DecoupledScale(key[1]) if key[0] == "adaptive" else Phantom(key[1])
+
+
+class TEXP(LRScheduler):
+    """Exact TEXP scheduler. Step it after every optimizer.step() (per iteration, not per epoch).
+
+    schedule: an LRSchedule, a function i -> lr (0-based iteration), or a factory
+    `lambda opt: torch.optim.lr_scheduler.MultiStepLR(opt, ...)` describing the original run
+    (milestones etc. counted in iterations, since TEXP steps per iteration).
+    renormalize: None, or (low, high) bounds on the global L2 norm of the SI parameters; when it
+    leaves them, SI parameters are multiplied by a power of two c, momentum buffers by 1/c and later
+    SI LRs by c² (exact in function space). high/low must be >= 4.
+    """
+
+    def __init__(self, optimizer: Optimizer, schedule: Any, *, approximate: bool = False,
+                 renormalize: tuple[float, float] | None = None, last_epoch: int = -1):
+        # every check runs before LRScheduler.__init__, the first thing that writes into the optimizer
+        self._kind = _conversion_kind(optimizer, approximate)
+        self._source = lr_source(schedule, optimizer)
+        self._setup_scalers(optimizer)
+        if renormalize is not None and self._kind == "adaptive":
+            raise UnsupportedError("TEXP: renormalization is exact only for SGD; drop renormalize= for this optimizer")
+        si_params = [p for g in optimizer.param_groups if g.get(SI_TAG) for p in g["params"]]
+        self._renorm = None if renormalize is None else Renormalizer(renormalize, si_params)
+        self.lr_scale = 1.0  # product of c² over all renormalizations
+        super().__init__(optimizer, last_epoch)
+
+    def _setup_scalers(self, optimizer: Optimizer) -> None:
+        keys: list[tuple] = []
+        self._scaler_of_group: list[int | None] = []
+        self._rep_group: list[int] = []  # for each scaler: a group whose original LR drives it
+        for i, group in enumerate(optimizer.param_groups):
+            if not group.get(SI_TAG):
+                self._scaler_of_group.append(None)
+                continue
+            key = _si_group_key(i, group, self._kind)
+            if key not in keys:
+                keys.append(key)
+                self._rep_group.append(i)
+            self._scaler_of_group.append(keys.index(key))
+        if not keys:
+            warnings.warn(f"TEXP: no param group is tagged {SI_TAG}; it only replays the original schedule "
+                          "(build groups with explr.param_groups)", stacklevel=3)
+        self._keys = keys
+        self._scalers = [_new_scaler(k) for k in keys]
+
+    def _advance(self, k: int, i: int, lr: float) -> float:
+        """Step scaler k to iteration i (t = i+1) and return its LR ratio; replay after a jump."""
+        scaler = self._scalers[k]
+        try:
+            if scaler.t != i:
+                scaler = self._scalers[k] = _new_scaler(self._keys[k])
+                for j in range(i):
+                    scaler.step(self._source.lrs_at(j)[self._rep_group[k]])
+            return scaler.step(lr)
+        except ValueError as exc:
+            raise ConfigError(f"TEXP: {exc}") from None
+
+    def get_lr(self) -> list[float]:
+        i = self.last_epoch
+        lrs = self._source.lrs_at(i)
+        ratios = [self._advance(k, i, lrs[g]) for k, g in enumerate(self._rep_group)]
+        return [lr if k is None else ratios[k] * self.lr_scale for lr, k in zip(lrs, self._scaler_of_group)]
+
+    def step(self, epoch: int | None = None) -> None:
+        if self._renorm is not None and self._step_count > 0:  # not at construction: no step taken yet
+            c = self._renorm.apply_if_needed(self.optimizer)
+            self.lr_scale *= c * c
+        super().step(epoch)
+
+    @property
+    def scales(self) -> list[float]:
+        """Current phantom scale s_t of each distinct SI hyperparameter set."""
+        return [s.s for s in self._scalers]
+
+    @property
+    def renormalizations(self) -> int:
+        return 0 if self._renorm is None else self._renorm.count
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"last_epoch": self.last_epoch, "_step_count": self._step_count, "_last_lr": list(self._last_lr),
+                "base_lrs": list(self.base_lrs), "scalers": [s.state_dict() for s in self._scalers],
+                "lr_scale": self.lr_scale, "renormalizations": self.renormalizations}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved = state_dict["scalers"]
+        if len(saved) != len(self._scalers):
+            raise ConfigError(f"TEXP.load_state_dict: the checkpoint has {len(saved)} SI phantom(s), this optimizer "
+                              f"needs {len(self._scalers)}: were the param groups built the same way?")
+        for scaler, state in zip(self._scalers, saved):
+            scaler.load_state_dict(state)
+        self.last_epoch, self._step_count = state_dict["last_epoch"], state_dict["_step_count"]
+        self._last_lr, self.base_lrs = list(state_dict["_last_lr"]), list(state_dict["base_lrs"])
+        self.lr_scale = float(state_dict["lr_scale"])
+        if self._renorm is not None:
+            self._renorm.count = int(state_dict["renormalizations"])
+        for group, lr in zip(self.optimizer.param_groups, self._last_lr):  # the LRs in effect when saved
+            group["lr"] = lr

@@ -1,0 +1,189 @@
+"""Lightning CLI configs: TrainingPlan read, LR vs the real torch schedulers, written config trains exactly."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from explr.configs.adapter import ReadOptions
+from explr.configs.api import convert
+from explr.configs.lightning import ADAPTER
+from explr.configs.source import ConfigSource
+from explr.configs.write import converted_output
+from explr.errors import ConfigError, UnsupportedError
+from explr.schedule.phantom import SGDHyper, converted_lrs
+from tests.conftest import FIXTURES
+from tests.configs.texp_harness import (compare_runs, import_string, load_yaml, torch_lrs, torch_scheduler,
+                                        trainer_stub)
+
+DIR = FIXTURES / "configs" / "lightning"
+
+
+def read(name: str, **options):
+    return ADAPTER.read(ConfigSource.load(DIR / name), ReadOptions(**options))
+
+
+def _nested(child):
+    return child["class_path"], child.get("init_args") or {}
+
+
+def test_cifar_step_plan_values_and_locations():
+    plan = read("cifar_resnet_step.yaml")
+    assert (plan.optimizer, plan.momentum, plan.weight_decay, plan.nesterov) == ("sgd", 0.9, 5e-4, False)
+    assert plan.iters_per_epoch == math.ceil(50_000 / 128) == 391  # CIFAR10DataModule, batch 128, 1 device
+    assert plan.total_iters == 200 * 391 and plan.scheduler_interval == "epoch"
+    assert plan.lr.milestones == (100 * 391, 150 * 391) and plan.lr.step_every == 391
+    where = {k: str(v).rsplit(":", 1)[1] for k, v in plan.locations.items()}
+    assert where["lr"] == "21" and where["weight_decay"] == "23" and where["milestones"] == "27"
+    assert where["max_epochs"] == "4" and where["batch_size"] == "16"
+
+
+def test_imagenet_warmup_reads_devices_drop_last_and_sequential_offsets():
+    plan = read("imagenet_warmup_step.yaml")
+    assert plan.iters_per_epoch == 1_281_167 // (32 * 8)  # drop_last: floor
+    # SequentialLR restarts MultiStepLR at the switch: [25, 55, 75] after epoch 5 = epochs 30, 60, 80
+    assert plan.lr.milestones == tuple(e * plan.iters_per_epoch for e in (30, 60, 80))
+    assert plan.lr.warmup_iters == 5 * plan.iters_per_epoch and plan.lr.warmup_factor == 0.1
+    assert plan.precision == "bf16-mixed"
+
+
+@pytest.mark.parametrize("name", ["cifar_resnet_step.yaml", "imagenet_warmup_step.yaml", "cosine.yaml"])
+def test_lr_matches_real_torch_scheduler_stepped_per_epoch(name):
+    ipe = 3
+    plan = read(name, iters_per_epoch=ipe)
+    cfg = load_yaml((DIR / name).read_text())
+    spec = cfg["lr_scheduler"]
+    epochs = plan.total_iters // ipe
+    expected = torch_lrs(plan.lr.base_lr, lambda opt: torch_scheduler(opt, spec["class_path"], spec["init_args"],
+                                                                        _nested), epochs)
+    got = [plan.lr.lr_at(i) for i in range(plan.total_iters)]
+    assert got == pytest.approx([expected[i // ipe] for i in range(plan.total_iters)], rel=1e-12, abs=1e-15)
+
+
+def test_written_config_keeps_everything_but_the_conversion():
+    converted = convert(str(DIR / "cifar_resnet_step.yaml"))
+    text, _ = converted_output(converted).text, None
+    original = (DIR / "cifar_resnet_step.yaml").read_text().splitlines()
+    out = text.splitlines()
+    replaced = range(original.index("lr_scheduler:") + 1, len(original))  # the scheduler block
+    for i, line in enumerate(original):
+        if i not in replaced:
+            assert line in out, f"line {i + 1} lost: {line!r}"
+    assert out[: original.index("lr_scheduler:") + 1][:11] == original[:11]  # untouched prefix, byte for byte
+    cfg = load_yaml(text)
+    assert cfg["optimizer"] == load_yaml("\n".join(original))["optimizer"]  # others exactly as before
+    assert cfg["trainer"]["callbacks"][-1] == {"class_path": "explr.integrations.lightning.ExplrCallback"}
+
+
+def _instantiate(node, *args):
+    return import_string(node["class_path"])(*args, **dict(node.get("init_args") or {}))
+
+
+@pytest.mark.parametrize("name,si", [("cifar_resnet_step.yaml", None),
+                                     ("imagenet_warmup_step.yaml", ["conv1.weight", "conv2.weight"])])
+def test_written_config_instantiates_and_trains_exactly_like_the_original(name, si):
+    ipe = 2
+    converted = convert(str(DIR / name), iters_per_epoch=ipe, si=si)
+    written = load_yaml(converted_output(converted).text)
+    original = load_yaml((DIR / name).read_text())
+    callbacks = [_instantiate(c) for c in written["trainer"]["callbacks"] if c["class_path"].startswith("explr.")]
+
+    def lightning_cli(model):  # LightningCLI: optimizer(model.parameters()), lr_scheduler(optimizer)
+        optimizer = _instantiate(written["optimizer"], model.parameters())
+        return optimizer, _instantiate(written["lr_scheduler"], optimizer)
+
+    def on_batch(model, optimizer, batch):
+        for callback in callbacks:
+            callback.on_train_batch_start(trainer_stub(optimizer), model, batch, 0)
+
+    spec = original["lr_scheduler"]
+    steps = converted.plan.lr.milestones[0] + 6  # across the first decay
+    worst, scheduler = compare_runs(
+        lambda m: _instantiate(original["optimizer"], m.parameters()),
+        lambda opt: torch_scheduler(opt, spec["class_path"], spec["init_args"], _nested),
+        lightning_cli, steps, ipe, on_batch)
+    assert worst < 1e-9
+    groups = scheduler.optimizer.param_groups
+    si_groups = [g for g in groups if g["explr_si"]]
+    assert si_groups and all(g["weight_decay"] == 0.0 for g in si_groups)
+    assert all(g["weight_decay"] == 5e-4 or g["weight_decay"] == 1e-4 for g in groups if not g["explr_si"])
+    plan = converted.plan
+    engine = [lr for lr, _ in converted_lrs(plan.lr.lr_at, SGDHyper(0.9, 0.0, plan.weight_decay), steps + 1)]
+    assert si_groups[0]["lr"] == pytest.approx(engine[steps], rel=1e-12)  # LR of the next step, from the engine
+    assert [g for g in groups if not g["explr_si"]][0]["lr"] == pytest.approx(plan.lr.lr_at(steps), rel=1e-12)
+
+
+def test_unbound_scheduler_refuses_to_step():
+    converted = convert(str(DIR / "cosine.yaml"), iters_per_epoch=2)
+    written = load_yaml(converted_output(converted).text)
+    param = torch.nn.Parameter(torch.ones(2))
+    optimizer = _instantiate(written["optimizer"], [param])
+    _instantiate(written["lr_scheduler"], optimizer)
+    param.grad = torch.ones(2)
+    with pytest.raises(ConfigError, match="ExplrCallback"):
+        optimizer.step()
+
+
+BAD = {
+    "unknown scheduler": ("lr_scheduler:\n  class_path: torch.optim.lr_scheduler.NoSuchLR\n", "unknown LR scheduler"),
+    "unconvertible scheduler": ("lr_scheduler:\n  class_path: torch.optim.lr_scheduler.ExponentialLR\n"
+                                "  init_args: {gamma: 0.9}\n", "ExponentialLR has no exact"),
+    "unknown optimizer": ("", "unknown optimizer class 'my.fancy.Opt'"),
+    "milestone past the end": ("lr_scheduler:\n  class_path: torch.optim.lr_scheduler.MultiStepLR\n"
+                               "  init_args: {milestones: [5, 20]}\n", "milestone 20 .* past the end"),
+    "typo in init_args": ("lr_scheduler:\n  class_path: torch.optim.lr_scheduler.StepLR\n"
+                          "  init_args: {step_sise: 3}\n", "'step_sise' is not an argument of StepLR"),
+    "cosine shorter than training": ("lr_scheduler:\n  class_path: torch.optim.lr_scheduler.CosineAnnealingLR\n"
+                                     "  init_args: {T_max: 4}\n", "T_max=4 ends before training"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_names_file_line_and_fix(tmp_path, case):
+    extra, message = BAD[case]
+    optimizer = "my.fancy.Opt" if case == "unknown optimizer" else "torch.optim.SGD"
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"trainer:\n  max_epochs: 10\ndata:\n  init_args: {{batch_size: 10, dataset: cifar10}}\n"
+                    f"optimizer:\n  class_path: {optimizer}\n  init_args: {{lr: 0.1}}\n{extra}")
+    with pytest.raises(ConfigError, match=message) as info:
+        convert(str(path))
+    assert str(info.value).startswith(f"{path}:")
+
+
+def test_iters_per_epoch_unknown_says_which_flag(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("trainer: {max_epochs: 3}\nmodel: {}\noptimizer:\n  class_path: torch.optim.SGD\n"
+                    "  init_args: {lr: 0.1}\n")
+    with pytest.raises(ConfigError, match="--iters-per-epoch"):
+        convert(str(path))
+
+
+def test_devices_auto_needs_num_devices(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("trainer: {max_epochs: 3, devices: auto}\ndata: {init_args: {batch_size: 8, dataset: mnist}}\n"
+                    "optimizer:\n  class_path: torch.optim.SGD\n  init_args: {lr: 0.1}\n")
+    with pytest.raises(ConfigError, match="--num-devices"):
+        convert(str(path))
+    assert convert(str(path), num_devices=2).plan.iters_per_epoch == math.ceil(60_000 / 16)
+
+
+def test_accumulate_grad_batches_counts_optimizer_steps(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("trainer: {max_epochs: 3, accumulate_grad_batches: 4}\ndata: {init_args: {batch_size: 100, "
+                    "dataset: cifar10}}\noptimizer:\n  class_path: torch.optim.SGD\n  init_args: {lr: 0.1}\n")
+    assert convert(str(path)).plan.iters_per_epoch == math.ceil(500 / 4)
+
+
+@pytest.mark.parametrize("init_args,reason", [("{lr: 0.1, momentum: 0.9, nesterov: true}", "Nesterov"),
+                                               ("{lr: 0.001}", "adamw")])
+def test_non_exact_refused_unless_approximate(tmp_path, init_args, reason):
+    cls = "torch.optim.AdamW" if reason == "adamw" else "torch.optim.SGD"
+    path = tmp_path / "c.yaml"
+    path.write_text(f"trainer: {{max_epochs: 3}}\nmodel: {{}}\noptimizer:\n  class_path: {cls}\n"
+                    f"  init_args: {init_args}\n")
+    with pytest.raises(UnsupportedError, match=f"{reason}.*--approximate"):
+        convert(str(path), iters_per_epoch=5)
+    converted = convert(str(path), iters_per_epoch=5, approximate=True)
+    assert not converted.exact and reason in converted.not_exact_because[0]
+    assert "approximate: true" in converted_output(converted).text

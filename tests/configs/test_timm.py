@@ -1,0 +1,155 @@
+"""timm args YAML -> TrainingPlan, checked against an independent re-implementation of timm's schedulers."""
+import bisect
+import math
+
+import pytest
+
+from explr.configs.adapter import ReadOptions
+from explr.configs.detectron2 import ADAPTER as DETECTRON2
+from explr.configs.pycls import ADAPTER as PYCLS
+from explr.configs.source import ConfigSource
+from explr.configs.timm import ADAPTER as TIMM
+from explr.errors import ConfigError, UnsupportedError
+
+
+def timm_get_lr(sched, t, *, lr, warmup_t, warmup_lr, decay_t=None, milestones=(), rate=0.1, t_initial=None,
+                lr_min=0.0):
+    """_get_lr of timm/scheduler/{step_lr,multistep_lr,cosine_lr}.py (warmup_prefix=False, one cycle)."""
+    if t < warmup_t:
+        return warmup_lr + t * (lr - warmup_lr) / warmup_t
+    if sched == "step":
+        return lr * rate ** (t // decay_t)
+    if sched == "multistep":
+        return lr * rate ** bisect.bisect_right(milestones, t)
+    cycle = t // t_initial
+    t_curr = t - t_initial * cycle
+    return lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * t_curr / t_initial)) if cycle < 1 else lr_min
+
+
+def timm_train_lrs(get_lr, num_epochs, updates_per_epoch, on_updates):
+    """The LR of every optimizer update as train.py drives the scheduler (step_update / step(epoch + 1))."""
+    lrs, num_updates, value = [], 0, get_lr(0)
+    for epoch in range(num_epochs):
+        for _ in range(updates_per_epoch):
+            lrs.append(value)
+            num_updates += 1
+            if on_updates:
+                value = get_lr(num_updates)
+        if not on_updates:
+            value = get_lr(epoch + 1)
+    return lrs
+
+
+def read(path, **options):
+    return TIMM.read(ConfigSource.load(path), ReadOptions(**options))
+
+
+def write(tmp_path, text, name="args.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def lines(plan):
+    return {fact: loc.line for fact, loc in plan.locations.items()}
+
+
+def test_cifar_multistep_plan_and_locations(fixtures_dir):
+    plan = read(fixtures_dir / "configs/timm/cifar10_resnet_multistep.yaml")
+    assert (plan.format, plan.optimizer, plan.nesterov, plan.momentum, plan.dampening) == ("timm", "sgd", False, 0.9, 0)
+    assert plan.decay.other == 5e-4 and plan.decay.for_kind("norm") == 0 and plan.decay.for_kind("bias") == 0
+    assert plan.iters_per_epoch == 50_000 // 128  # timm's train loader drops the last partial batch
+    assert (plan.epochs, plan.total_iters, plan.scheduler_interval) == (200, 200 * 390, "epoch")
+    assert plan.lr.milestones == (100 * 390, 150 * 390) and plan.lr.step_every == 390
+    assert (plan.precision, plan.grad_clip_norm, plan.ema) == ("32", None, False)
+    assert lines(plan) == {"dataset": 3, "batch_size": 5, "optimizer": 6, "nesterov": 6, "lr": 7, "momentum": 8,
+                           "weight_decay": 9, "schedule": 10, "milestones": 11, "gamma": 12, "epochs": 13,
+                           "warmup_iters": 14}
+    assert all(str(loc).startswith(str(fixtures_dir)) for loc in plan.locations.values())
+
+
+def test_cifar_multistep_lr_matches_timm_every_iteration(fixtures_dir):
+    plan = read(fixtures_dir / "configs/timm/cifar10_resnet_multistep.yaml")
+    ref = timm_train_lrs(lambda t: timm_get_lr("multistep", t, lr=0.1, warmup_t=0, warmup_lr=0,
+                                               milestones=[100, 150]), 200, 390, on_updates=False)
+    assert len(ref) == plan.total_iters
+    assert all(plan.lr.lr_at(i) == pytest.approx(want, rel=1e-12) for i, want in enumerate(ref))
+
+
+def test_imagenet_step_with_warmup(fixtures_dir):
+    plan = read(fixtures_dir / "configs/timm/imagenet_resnet50_step_warmup.yaml")
+    ipe = 1_281_167 // 256
+    assert (plan.optimizer, plan.nesterov) == ("sgd", True)  # timm's 'sgd' is Nesterov SGD
+    assert (plan.iters_per_epoch, plan.total_iters, plan.precision, plan.ema) == (ipe, 90 * ipe, "16-mixed", True)
+    assert plan.lr.warmup_iters == 5 * ipe and plan.lr.milestones == (30 * ipe, 60 * ipe)
+    assert lines(plan)["warmup_factor"] == 14 and lines(plan)["milestones"] == 10
+    ref_epoch = [timm_get_lr("step", e, lr=0.1, warmup_t=5, warmup_lr=1e-4, decay_t=30) for e in range(90)]
+    for epoch, want in enumerate(ref_epoch):  # per-epoch stepping: constant inside each epoch
+        for i in (epoch * ipe, epoch * ipe + ipe // 2, epoch * ipe + ipe - 1):
+            assert plan.lr.lr_at(i) == pytest.approx(want, rel=1e-12), (epoch, i)
+    assert plan.lr.lr_at(0) == pytest.approx(1e-4)
+    assert plan.lr.lr_at(4 * ipe) == pytest.approx(1e-4 + 4 * (0.1 - 1e-4) / 5)
+
+
+def test_cosine_per_update_with_accumulation_cooldown_and_clipping(fixtures_dir):
+    plan = read(fixtures_dir / "configs/timm/cosine_per_update.yaml")
+    updates = math.ceil((50_000 // 64) / 2)  # updates_per_epoch = ceil(len(loader) / grad_accum_steps)
+    assert (plan.iters_per_epoch, plan.scheduler_interval, plan.epochs) == (updates, "step", 40)
+    assert (plan.grad_clip_norm, plan.precision, plan.nesterov) == (5.0, "bf16-mixed", False)
+    ref = timm_train_lrs(lambda t: timm_get_lr("cosine", t, lr=0.05, warmup_t=3 * updates, warmup_lr=1e-5,
+                                               t_initial=30 * updates, lr_min=1e-5), 40, updates, on_updates=True)
+    assert len(ref) == plan.total_iters
+    assert all(plan.lr.lr_at(i) == pytest.approx(want, rel=1e-12) for i, want in enumerate(ref))
+    assert plan.lr.lr_at(plan.total_iters - 1) == pytest.approx(1e-5)  # cooldown holds min_lr
+
+
+def test_fractional_decay_epochs_follow_timm_floor_division(tmp_path):
+    path = write(tmp_path, "opt: momentum\nsched: step\nlr: 0.256\nepochs: 12\ndecay_epochs: 2.4\ndecay_rate: 0.97\n"
+                           "warmup_epochs: 0\nweight_decay: 1.0e-5\nbatch_size: 10\n")
+    plan = read(path, dataset_size=100)
+    ref = [timm_get_lr("step", e, lr=0.256, warmup_t=0, warmup_lr=0, decay_t=2.4, rate=0.97) for e in range(12)]
+    assert [plan.lr.lr_at(e * 10) for e in range(12)] == pytest.approx(ref, rel=1e-12)
+
+
+def test_lr_derived_from_lr_base_and_global_batch(tmp_path):
+    path = write(tmp_path, "opt: sgd\nsched: step\nlr_base: 0.1\nbatch_size: 128\ngrad_accum_steps: 2\nepochs: 10\n"
+                           "decay_epochs: 5\nwarmup_epochs: 0\nweight_decay: 1.0e-4\n")
+    plan = read(path, num_devices=4, dataset_size=128_000)
+    assert plan.lr.base_lr == pytest.approx(0.1 * 128 * 4 * 2 / 256)
+    assert plan.iters_per_epoch == math.ceil(128_000 // (128 * 4) / 2)
+    with pytest.raises(ConfigError, match="pass --num-devices N or set lr"):
+        read(path, dataset_size=128_000)
+
+
+def test_detection_is_timm_only(fixtures_dir):
+    for path in sorted((fixtures_dir / "configs/timm").glob("*.yaml")):
+        source = ConfigSource.load(path)
+        assert "timm" in TIMM.detect(source) and "opt" in TIMM.detect(source)
+        assert DETECTRON2.detect(source) is None and PYCLS.detect(source) is None
+    for other in ("detectron2/Base-RCNN-FPN.yaml", "pycls/cifar_resnet56_steps.yaml"):
+        assert TIMM.detect(ConfigSource.load(fixtures_dir / "configs" / other)) is None
+
+
+BASE = "opt: momentum\nlr: 0.1\nweight_decay: 5.0e-4\nsched: multistep\ndecay_milestones: [3, 6]\nepochs: 8\n" \
+       "warmup_epochs: 0\ndataset: cifar10\nbatch_size: 100\n"
+
+
+@pytest.mark.parametrize("edit, error, match", [
+    (("weight_decay: 5.0e-4\n", ""), ConfigError, r"weight_decay` is missing; timm's default changed"),
+    (("sched: multistep\n", ""), ConfigError, r"`sched` is missing"),
+    (("sched: multistep\n", "sched: tanh\n"), ConfigError, r"args.yaml:4: sched is 'tanh'; explr converts"),
+    (("opt: momentum\n", "opt: lookahead_sgd\n"), ConfigError, r"args.yaml:1: opt is 'lookahead_sgd'"),
+    (("[3, 6]", "[3, 8]"), ConfigError, r"args.yaml:5: decay_milestones has milestone 8 at or past the end"),
+    (("[3, 6]", "[6, 3]"), ConfigError, r"strictly increasing"),
+    (("dataset: cifar10\n", ""), ConfigError, r"cannot tell iterations per epoch.*--iters-per-epoch"),
+    (("lr: 0.1\n", "lr: fast\n"), ConfigError, r"args.yaml:2: lr is 'fast'; it must be a number"),
+    (("epochs: 8\n", "epochs: 8\nlr_noise: [0.4, 0.9]\n"), UnsupportedError, r"lr_noise=.* not modelled"),
+    (("epochs: 8\n", "epochs: 8\nclip_grad: 1.0\nclip_mode: agc\n"), UnsupportedError, r"clip_mode='agc'"),
+    (("epochs: 8\n", "epochs: 8\nwarmup_prefix: true\n"), UnsupportedError, r"warmup_prefix"),
+    (("warmup_epochs: 0\n", "warmup_epochs: 2\n"), ConfigError, r"`warmup_lr` is missing"),
+])
+def test_bad_input_names_file_line_and_fix(tmp_path, edit, error, match):
+    path = write(tmp_path, BASE.replace(*edit))
+    assert TIMM.read(ConfigSource.load(write(tmp_path, BASE, "ok.yaml")), ReadOptions()).total_iters == 8 * 500
+    with pytest.raises(error, match=match):
+        read(path)

@@ -1,0 +1,4 @@
+from torch import nn
+
+def build_model(:
+    return nn.Linear(2, 2)

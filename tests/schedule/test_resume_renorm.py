@@ -1,0 +1,118 @@
+"""Checkpoint/resume continues the identical trajectory; renormalization is exact and bounds the weights."""
+import copy
+import io
+
+import pytest
+import torch
+from torch.optim.lr_scheduler import MultiStepLR
+
+import explr
+from explr.schedule.lr import LRSchedule
+from tests.schedule.nets import SI_NAMES, batches, make_net, max_rel_diff, train
+
+SCHEDULE = LRSchedule(0.1, 80, milestones=(30, 60))
+FACTORY = lambda opt: MultiStepLR(opt, [30, 60], 0.1)  # noqa: E731
+
+
+def build(net, schedule, **texp):
+    opt = torch.optim.SGD(explr.param_groups(net, SI_NAMES, weight_decay=5e-4), lr=0.1, momentum=0.9,
+                          dampening=0.1)
+    return opt, explr.TEXP(opt, schedule, **texp)
+
+
+def roundtrip(state):
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=False)
+
+
+@pytest.mark.parametrize("schedule", [SCHEDULE, FACTORY], ids=["LRSchedule", "torch-factory"])
+@pytest.mark.parametrize("renormalize", [None, (0.5, 4.0)], ids=["plain", "renorm"])
+def test_resume_after_50_steps_equals_uninterrupted(schedule, renormalize):
+    data = batches(80)
+    net = make_net()
+    whole = train(net, *build(net, schedule, renormalize=renormalize), data)
+
+    net = make_net()
+    opt, sched = build(net, schedule, renormalize=renormalize)
+    first = train(net, opt, sched, data[:50])
+    saved = roundtrip({"model": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict()})
+
+    fresh = make_net(seed=123)  # different init: everything must come from the checkpoint
+    fresh.load_state_dict(saved["model"])
+    opt2, sched2 = build(fresh, schedule, renormalize=renormalize)
+    opt2.load_state_dict(saved["opt"])
+    sched2.load_state_dict(saved["sched"])
+    rest = train(fresh, opt2, sched2, data[50:])
+    assert all(torch.equal(a, b) for a, b in zip(whole, first + rest))
+
+
+def test_resume_survives_loading_the_optimizer_before_building_the_scheduler():
+    data = batches(60)
+    net = make_net()
+    whole = train(net, *build(net, SCHEDULE), data)
+    net = make_net()
+    opt, sched = build(net, SCHEDULE)
+    train(net, opt, sched, data[:40])
+    saved = copy.deepcopy({"model": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict()})
+    fresh = make_net(seed=5)
+    fresh.load_state_dict(saved["model"])
+    opt2 = torch.optim.SGD(explr.param_groups(fresh, SI_NAMES, weight_decay=5e-4), lr=0.1, momentum=0.9,
+                           dampening=0.1)
+    opt2.load_state_dict(saved["opt"])
+    sched2 = explr.TEXP(opt2, SCHEDULE)  # overwrites the LRs with step 1's ...
+    sched2.load_state_dict(saved["sched"])  # ... and loading puts the saved ones back
+    assert all(torch.equal(a, b) for a, b in zip(whole[40:], train(fresh, opt2, sched2, data[40:])))
+
+
+def si_norm(net):
+    params = dict(net.named_parameters())
+    return torch.linalg.vector_norm(torch.stack([params[n].norm() for n in SI_NAMES])).item()
+
+
+def small_si_net():
+    """SI weights start small, so the converted SI norm grows ~12x in 120 steps (exact for both runs)."""
+    net = make_net(eps=1e-20)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name in SI_NAMES:
+                p.mul_(0.1)
+    return net
+
+
+def test_renormalization_is_exact_and_bounds_the_weights():
+    steps, wd, lr = 120, 1e-2, 0.2
+    data = batches(steps)
+    original = small_si_net()
+    ref = train(original, torch.optim.SGD(original.parameters(), lr=lr, momentum=0.9, weight_decay=wd), None, data)
+
+    def converted(renormalize):
+        net = small_si_net()
+        opt = torch.optim.SGD(explr.param_groups(net, SI_NAMES, weight_decay=wd), lr=lr, momentum=0.9)
+        sched = explr.TEXP(opt, lambda i: lr, renormalize=renormalize)
+        outputs, norms = [], []
+        for x_y in data:
+            outputs += train(net, opt, sched, [x_y])
+            norms.append(si_norm(net))  # after the full step, renormalization included
+        return net, sched, norms, outputs
+
+    n0 = si_norm(small_si_net())
+    bounds = (n0 / 2, 2 * n0)
+    _, _, free_norms, _ = converted(None)
+    assert max(free_norms) > 4 * bounds[1]  # without renormalization the norm leaves the range far behind
+    net, sched, norms, outputs = converted(bounds)
+    assert sched.renormalizations >= 2
+    assert max_rel_diff(ref, outputs) <= 1e-12
+    assert all(bounds[0] <= n <= bounds[1] for n in norms)  # the check runs inside sched.step()
+    probe = batches(3, seed=9)
+    outs = train(net, torch.optim.SGD(net.parameters(), lr=0.0), None, probe)
+    ref_outs = train(original, torch.optim.SGD(original.parameters(), lr=0.0), None, probe)
+    assert max_rel_diff(ref_outs, outs) <= 1e-12
+
+
+def test_renormalize_bounds_are_validated():
+    net = make_net()
+    opt = torch.optim.SGD(explr.param_groups(net, SI_NAMES, weight_decay=5e-4), lr=0.1)
+    with pytest.raises(ValueError, match="4\\*low <= high"):
+        explr.TEXP(opt, SCHEDULE, renormalize=(1.0, 2.0))
