@@ -1,14 +1,14 @@
 """Audit benchmark: prints measured figures and ratios side by side (not a test; run it by hand).
 
-    python benchmarks/bench_audit.py            # everything (a few minutes on 2 CPU cores)
+    python benchmarks/bench_audit.py            # everything; the naive baseline alone is ~900 float64 forwards
     python benchmarks/bench_audit.py --quick    # naive baseline on a sample of parameters, extrapolated
 
 Per model (a ResNet-50-sized CNN and a 24-layer pre-LN transformer, benchmarks/models/):
-  * degree analysis alone vs graph capture            goal <= 0.5x
+  * degree analysis alone (degrees + constraints + solve) vs graph capture      goal <= 0.5x
   * full audit (capture + analysis + solve + numeric confirmation) vs the naive alternative,
     "scale each parameter tensor and run the model twice" (float64, train mode)   goal >= 10x faster
 And the peak RSS of `explr audit --device meta` on a 1.3B-parameter definition (goal < 2 GB),
-measured on that one child process with os.wait4.
+measured on that one child process (see child_peak_rss_mb).
 """
 from __future__ import annotations
 
@@ -25,9 +25,8 @@ from typing import Callable
 
 import torch
 
-from explr.audit.api import audit
+from explr.audit.api import analyse_capture, audit
 from explr.audit.capture import capture
-from explr.audit.degrees import analyse
 from explr.load import load_model
 
 HERE = Path(__file__).resolve().parent
@@ -49,7 +48,8 @@ def best_of(fn: Callable[[], object], repeat: int) -> float:
 
 
 def capture_and_degree_seconds(model: torch.nn.Module, inputs: tuple, repeat: int) -> tuple[float, float]:
-    """Graph capture and the degree analysis on its graph, each timed alone (best of `repeat`).
+    """Graph capture, and the degree analysis (degrees + constraints + solve) on its graph, each timed
+    alone (best of `repeat`).
 
     capture() wants a private train-mode copy; the copies are made before the clock starts.
     """
@@ -59,9 +59,8 @@ def capture_and_degree_seconds(model: torch.nn.Module, inputs: tuple, repeat: in
         start = time.perf_counter()
         captured = capture(private, inputs)
         capture_times.append(time.perf_counter() - start)
-    param_index = {name: i for i, (name, _) in enumerate(captured.root.named_parameters())}
-    opaque = {part.module: part.why for part in captured.opaque}
-    degrees_s = best_of(lambda: analyse(captured.graph, captured.root, param_index, opaque), repeat)
+    params = list(captured.root.named_parameters())
+    degrees_s = best_of(lambda: analyse_capture(captured, params), repeat)
     return min(capture_times), degrees_s
 
 
@@ -92,7 +91,7 @@ def bench_model(label: str, spec: str, args: argparse.Namespace) -> None:
     print(f"\n{label}: {n_params / 1e6:.1f}M parameters, inputs {loaded.inputs_note}", flush=True)
     capture_s, degrees_s = capture_and_degree_seconds(model, inputs, args.repeat)
     print(f"  graph capture            {capture_s * 1e3:9.1f} ms")
-    print(f"  degree analysis alone    {degrees_s * 1e3:9.1f} ms   ratio {degrees_s / capture_s:.2f}x  (goal <= 0.5x)")
+    print(f"  degree analysis + solve  {degrees_s * 1e3:9.1f} ms   ratio {degrees_s / capture_s:.2f}x  (goal <= 0.5x)")
     report = None
 
     def run_audit():
@@ -108,26 +107,39 @@ def bench_model(label: str, spec: str, args: argparse.Namespace) -> None:
     print(f"  audit speed-up           {naive_s / audit_s:9.1f}x  (goal >= 10x)", flush=True)
 
 
-def meta_peak_rss_mb(spec: str) -> tuple[float, dict]:
-    """Run `explr audit --device meta` in a child and read that child's own peak RSS (os.wait4)."""
-    with tempfile.TemporaryFile("w+") as out:
-        child = subprocess.Popen([sys.executable, "-m", "explr", "audit", spec, "--device", "meta",
-                                  "--format", "json", "--fail-on", "never"], stdout=out, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(child.pid, 0)
-        err = child.stderr.read().decode()
-        child.returncode = os.waitstatus_to_exitcode(status)
-        if child.returncode != 0:
-            raise SystemExit(f"meta audit failed ({child.returncode}): {err.strip()}")
-        out.seek(0)
-        return usage.ru_maxrss / 1024, json.load(out)  # Linux reports KiB
+# A forked child's ru_maxrss starts at its parent's RSS (Linux copies the high-water mark across
+# fork+exec), and this process holds two models. A tiny launcher process forks the measured command,
+# so the figure is that command's own peak; the launcher writes it to the file named by argv[1].
+_LAUNCHER = """import os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+open(sys.argv[1], "w").write(f"{usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+"""
+
+
+def child_peak_rss_mb(command: list[str]) -> tuple[float, str]:
+    """Run `command` and return its own peak RSS in MB and its stdout."""
+    with tempfile.TemporaryDirectory() as tmp:
+        rss_file, out_file = Path(tmp, "rss"), Path(tmp, "out")
+        with out_file.open("w") as out:
+            done = subprocess.run([sys.executable, "-c", _LAUNCHER, str(rss_file), *command],
+                                  stdout=out, stderr=subprocess.PIPE, text=True)
+        max_rss_kib, code = map(int, rss_file.read_text().split())
+        if done.returncode != 0 or code != 0:
+            raise SystemExit(f"{' '.join(command)} failed: {done.stderr.strip()}")
+        return max_rss_kib / 1024, out_file.read_text()  # Linux reports KiB
 
 
 def bench_meta(spec: str) -> None:
-    rss_mb, doc = meta_peak_rss_mb(spec)
+    rss_mb, out = child_peak_rss_mb([sys.executable, "-m", "explr", "audit", spec, "--device", "meta",
+                                     "--format", "json", "--fail-on", "never"])
+    baseline_mb, _ = child_peak_rss_mb([sys.executable, "-c", "import torch, explr.audit.api"])
+    doc = json.loads(out)
     n = sum(p["numel"] for p in doc["parameters"])
     n_si = sum(p["si"] for p in doc["parameters"])
     print(f"\n--device meta audit of {n / 1e9:.2f}B parameters ({len(doc['parameters'])} tensors, {n_si} SI): "
-          f"peak RSS {rss_mb:.0f} MB  (goal < 2048 MB; float32 weights alone would be {4 * n / 2**20:.0f} MB)")
+          f"peak RSS {rss_mb:.0f} MB  (goal < 2048 MB; Python + torch import alone {baseline_mb:.0f} MB; "
+          f"float32 weights would be {4 * n / 2**20:.0f} MB)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -137,7 +149,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.naive_sample = 20 if args.quick else None
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall-clock times; ratios matter)")
     for label, spec in MODELS.items():
         bench_model(label, spec, args)
     bench_meta(BILLION_SPEC)

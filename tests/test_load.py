@@ -60,6 +60,12 @@ def test_input_shapes_override_and_are_stated():
     assert "float32[5, 8] (from --input-shape)" == loaded.inputs_note
 
 
+def test_repeated_input_shapes_give_several_inputs():
+    loaded = load_model(spec("two_inputs.py"), input_shapes=[(2, 3, 8, 8), (2, 5)])
+    assert [tuple(x.shape) for x in loaded.example_inputs] == [(2, 3, 8, 8), (2, 5)]
+    assert loaded.model(*loaded.example_inputs).shape == (2, 4)
+
+
 def test_meta_device_allocates_no_weights():
     loaded = load_model(spec("tiny_cnn.py"), device="meta")
     assert all(p.is_meta for p in loaded.model.parameters())

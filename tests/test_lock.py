@@ -124,3 +124,11 @@ def test_missing_lock_and_unwritable_path(tmp_path):
     with pytest.raises(ExplrError, match="cannot write the lock file"):
         write_lock(audit_of(model), model, tmp_path / "no" / "dir" / "l.json")
     assert not (tmp_path / "no").exists()
+
+
+def test_added_block_is_one_line(tmp_path):
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4))
+    lock = write_lock(audit_of(model, si=(), groups=()), model, tmp_path / "l.json")
+    bigger = nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4),
+                           nn.Sequential(nn.Conv2d(4, 4, 1, bias=False), nn.BatchNorm2d(4)))
+    assert lock_diff(lock, audit_of(bigger, si=(), groups=()), bigger) == ["+ 2 (Sequential, new module)"]

@@ -154,15 +154,20 @@ def _owner(param: str) -> str:
     return param.rpartition(".")[0]
 
 
+def _outermost(modules: set[str]) -> list[str]:
+    """Sorted module names without an ancestor in the set (layer4 stands for layer4.0, layer4.0.conv...)."""
+    def ancestors(name):
+        parts = name.split(".")
+        return {".".join(parts[:i]) for i in range(1, len(parts))}
+    return sorted(m for m in modules if not ancestors(m) & modules)
+
+
 def structure_diff(locked: Structure, now: Structure, si_now: set[str] | None) -> list[str]:
     """Readable lines: modules added/removed/retyped, then parameters outside those modules."""
-    lines, moved = [], set()
-    for name in sorted(now.modules.keys() - locked.modules.keys()):
-        moved.add(name)
-        lines.append(f"+ {name} ({now.modules[name]}, new module)")
-    for name in sorted(locked.modules.keys() - now.modules.keys()):
-        moved.add(name)
-        lines.append(f"- {name} removed ({locked.modules[name]})")
+    added, removed = now.modules.keys() - locked.modules.keys(), locked.modules.keys() - now.modules.keys()
+    moved = added | removed  # their parameters and submodules are folded into one line per top module
+    lines = [f"+ {name} ({now.modules[name]}, new module)" for name in _outermost(added)]
+    lines += [f"- {name} removed ({locked.modules[name]})" for name in _outermost(removed)]
     for name in sorted(locked.modules.keys() & now.modules.keys()):
         if locked.modules[name] != now.modules[name]:
             lines.append(f"~ {name}: {locked.modules[name]} -> {now.modules[name]}")
@@ -201,4 +206,8 @@ def lock_diff(lock: LockFile, report: AuditReport, model: nn.Module) -> list[str
 
 def compare_lock(lock: LockFile, report: AuditReport, model: nn.Module) -> list[Finding]:
     """One EXP301 finding per difference between `lock` and the audited `model`; [] when it matches."""
-    return [finding("EXP301", f"{line} (since {lock.path.name})") for line in lock_diff(lock, report, model)]
+    return lock_findings(lock, lock_diff(lock, report, model))
+
+
+def lock_findings(lock: LockFile, diff_lines: list[str]) -> list[Finding]:
+    return [finding("EXP301", f"{line} (since {lock.path.name})") for line in diff_lines]

@@ -74,6 +74,21 @@ def test_output_file_is_written_and_stdout_stays_empty(capsys, audit_returns, tm
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]  # no temp file left
 
 
+def test_kwargs_reach_the_factory(capsys, audit_returns):
+    audit_returns()
+    _, out, _ = run(capsys, TINY, "--kwargs", '{"num_classes": 3}', "--format", "json")
+    shapes = {p["name"]: p["shape"] for p in json.loads(out)["parameters"]}
+    assert shapes["fc.weight"] == [3, 8]
+
+
+def test_sarif_format(capsys, audit_returns):
+    audit_returns("EXP101")
+    code, out, _ = run(capsys, TINY, "--format", "sarif")
+    doc = json.loads(out)
+    assert code == 0 and doc["version"] == "2.1.0"
+    assert [r["ruleId"] for r in doc["runs"][0]["results"]] == ["EXP101"]
+
+
 def test_no_verify_is_passed_through(capsys, audit_returns):
     audit_returns()
     _, out, _ = run(capsys, TINY, "--no-verify", "--format", "json")

@@ -84,6 +84,11 @@ def test_iters_per_epoch_unknown_is_none_not_an_error(tmp_path):
     assert plan.iters_per_epoch is None and plan.epochs is None and plan.total_iters == 900
     assert plan.lr.lr_at(0) == 0.02 and plan.lr.lr_at(800) == pytest.approx(0.0002)
     assert read(path, iters_per_epoch=90).epochs == 10
+    with pytest.raises(ConfigError, match="--iters-per-epoch=0 must be > 0"):
+        read(path, iters_per_epoch=0)
+    both = tmp_path / "two.yaml"
+    both.write_text('DATASETS:\n  TRAIN: ("coco_2017_train", "cifar10")\n' + path.read_text())
+    assert read(both, batch_size=4, num_devices=2).iters_per_epoch == math.ceil((118_287 + 50_000) / 8)
 
 
 def test_detection_and_registration(fixtures_dir):
@@ -123,6 +128,7 @@ GOOD = "SOLVER:\n  BASE_LR: 0.02\n  STEPS: (600, 800)\n  MAX_ITER: 900\n  WARMUP
     (("(600, 800)", "(600, 900)"), ConfigError, r"cfg.yaml:3: SOLVER.STEPS has \[900\] at or past MAX_ITER=900"),
     (("(600, 800)", "(800, 600)"), ConfigError, r"cfg.yaml:3: SOLVER.STEPS .* strictly increasing"),
     (("(600, 800)", "sixty"), ConfigError, r"cfg.yaml:3: SOLVER.STEPS is 'sixty'; it must be a list of numbers"),
+    (("MAX_ITER: 900", "MAX_ITER: 900\n  WARMUP_METHOD: cosine"), ConfigError, r"cfg.yaml:5: SOLVER.WARMUP_METHOD is 'cosine'"),
     (("WARMUP_ITERS: 100", "WARMUP_ITERS: 900"), ConfigError, r"cfg.yaml:5: SOLVER.WARMUP_ITERS is 900"),
     (("MAX_ITER: 900", "MAX_ITER: 900\n  LR_SCHEDULER_NAME: WarmupStepWithFixedGammaLR"), ConfigError,
      r"cfg.yaml:5: SOLVER.LR_SCHEDULER_NAME is 'WarmupStepWithFixedGammaLR'; explr converts"),
@@ -132,6 +138,7 @@ GOOD = "SOLVER:\n  BASE_LR: 0.02\n  STEPS: (600, 800)\n  MAX_ITER: 900\n  WARMUP
     (("MAX_ITER: 900", "MAX_ITER: 900\n  CLIP_GRADIENTS:\n    ENABLED: true"), UnsupportedError,
      r"CLIP_TYPE='value'"),
     (("BASE_LR: 0.02", "BASE_LR: null"), ConfigError, r"cfg.yaml:2: SOLVER.BASE_LR is null"),
+    (("BASE_LR: 0.02", "BASE_LR: 0.02\n  OPTIMIZER: ADAMW"), UnsupportedError, r"cfg.yaml:3: SOLVER.OPTIMIZER='ADAMW'"),
 ])
 def test_bad_input_names_file_line_and_fix(tmp_path, edit, error, match):
     assert read(write(tmp_path, "ok.yaml", GOOD)).total_iters == 900

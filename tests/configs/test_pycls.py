@@ -92,6 +92,7 @@ GOOD = "OPTIM:\n  LR_POLICY: steps\n  STEPS: [0, 3, 6]\n  MAX_EPOCH: 8\nTRAIN:\n
     (("[0, 3, 6]", "[0, 6, 3]"), r"cfg.yaml:3: OPTIM.STEPS .* strictly increasing"),
     (("LR_POLICY: steps", "LR_POLICY: poly"), r"cfg.yaml:2: OPTIM.LR_POLICY is 'poly'; pycls defines"),
     (("LR_POLICY: steps", "LR_POLICY: exp"), r"cfg.yaml:2: LR_POLICY 'exp' changed meaning .* set OPTIM.MIN_LR"),
+    (("LR_POLICY: steps", "LR_POLICY: exp\n  MIN_LR: 0.0"), r"cfg.yaml:3: OPTIM.MIN_LR is 0.0; the 'exp' policy needs"),
     (("LR_POLICY: steps", "OPTIMIZER: lamb"), r"cfg.yaml:2: OPTIM.OPTIMIZER is 'lamb'"),
     (("DATASET: cifar10", "DATASET: mydata"), r"cfg.yaml: cannot tell iterations per epoch"),
     (("BATCH_SIZE: 100", "BATCH_SIZE: 100\nNUM_GPUS: 3"), r"cfg.yaml:7: TRAIN.BATCH_SIZE is 100; .*NUM_GPUS=3"),

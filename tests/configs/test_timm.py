@@ -145,7 +145,9 @@ BASE = "opt: momentum\nlr: 0.1\nweight_decay: 5.0e-4\nsched: multistep\ndecay_mi
     (("lr: 0.1\n", "lr: fast\n"), ConfigError, r"args.yaml:2: lr is 'fast'; it must be a number"),
     (("epochs: 8\n", "epochs: 8\nlr_noise: [0.4, 0.9]\n"), UnsupportedError, r"lr_noise=.* not modelled"),
     (("epochs: 8\n", "epochs: 8\nclip_grad: 1.0\nclip_mode: agc\n"), UnsupportedError, r"clip_mode='agc'"),
-    (("epochs: 8\n", "epochs: 8\nwarmup_prefix: true\n"), UnsupportedError, r"warmup_prefix"),
+    (("epochs: 8\n", "epochs: 8\nwarmup_prefix: true\n"), UnsupportedError, r"args.yaml:7: warmup_prefix=True"),
+    (("epochs: 8\n", "epochs: 8\naug_repeats: 3\n"), UnsupportedError, r"args.yaml:7: aug_repeats=3"),
+    (("epochs: 8\n", "epochs: 0\n"), ConfigError, r"args.yaml:6: epochs is 0; it must be > 0"),
     (("warmup_epochs: 0\n", "warmup_epochs: 2\n"), ConfigError, r"`warmup_lr` is missing"),
 ])
 def test_bad_input_names_file_line_and_fix(tmp_path, edit, error, match):

@@ -19,6 +19,7 @@ from explr.load import load_model
 from tests.conftest import FIXTURES
 
 MODEL = str(FIXTURES / "models" / "conv_bias_bn.py")
+torch.set_num_threads(1)  # tiny tensors: threads only contend on the shared CI cores
 
 
 def load_yaml(text: str) -> Any:
@@ -102,3 +103,16 @@ def compare_runs(original_opt: Callable, original_sched: Callable, converted: Ca
 
 def trainer_stub(optimizer) -> types.SimpleNamespace:
     return types.SimpleNamespace(optimizers=[optimizer])
+
+
+def diff_lines(before: str, after: str) -> tuple[list[str], list[str]]:
+    """(lines removed from `before`, lines added in `after`), as `diff` would show them."""
+    import difflib
+
+    a, b = before.splitlines(), after.splitlines()
+    removed, added = [], []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if tag != "equal":
+            removed += a[i1:i2]
+            added += b[j1:j2]
+    return removed, added

@@ -70,6 +70,7 @@ def test_exp205_fp16_underflow_step_matches_the_engine():
 def test_exp205_quiet_for_bf16_and_short_fp16_runs():
     assert "EXP205" not in codes(plan(epochs=200, precision="bf16-mixed"))
     assert "EXP205" not in codes(plan(epochs=2, precision="16-mixed"))
+    assert codes(plan(epochs=200, precision="16-mixed", optimizer="adamw")) == ["EXP202"]
 
 
 def test_exp206_float32_overflow_only_inside_the_run():

@@ -55,6 +55,7 @@ def _worker(rank, world, port, result_path):
         dist.all_gather(gathered, torch.stack(outs))
         if rank == 0:
             torch.save({"outputs": torch.cat(gathered, dim=1), "renorms": sched.renormalizations}, result_path)
+        dist.barrier()  # no rank tears its connections down while the other still uses them
     finally:
         dist.destroy_process_group()
 

@@ -73,7 +73,7 @@ def analyse_capture(cap: Capture, params: list[tuple[str, torch.Tensor]]) -> tup
     """Degrees and constraints of a capture, plus the parameters it cannot vouch for, solved."""
     index = {n: i for i, (n, _) in enumerate(params)}
     opaque = _opaque_modules(cap)
-    ctx = analyse(cap.graph, cap.root, index, opaque)
+    ctx = analyse(cap.graph, index)
     for part in explain.opaque_parts(cap.root, opaque):
         for name in part.params:
             ctx.constraints.append(Constraint({index[name]: 1}, Origin("opaque", f"opaque: {part.why}", part.module)))

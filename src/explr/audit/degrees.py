@@ -176,12 +176,8 @@ def conservative(call: Call, kind: str = "nonhomogeneous"):
     return call.out_zero()
 
 
-def analyse(graph: fx.Graph, root: torch.nn.Module, param_index: dict[str, int],
-            opaque_modules: dict[str, str]) -> Ctx:
+def analyse(graph: fx.Graph, param_index: dict[str, int]) -> Ctx:
     """Propagate degrees through `graph`; return the constraints and facts."""
-    import explr.audit.rules_basic  # noqa: F401  (registers rules)
-    import explr.audit.rules_norm  # noqa: F401
-
     ctx = Ctx(param_index)
     degs: dict[fx.Node, object] = {}
     for node in graph.nodes:
@@ -241,3 +237,6 @@ def _getitem(call: Call):
         return Deg.of(call.ctx.resolve(d, call.origin("mix")))
     return call.out_zero()
 
+
+# The rule modules register into TABLE on import (they import this module's `rule`).
+from explr.audit import rules_basic, rules_norm  # noqa: E402,F401

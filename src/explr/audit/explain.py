@@ -58,7 +58,7 @@ def _describe_link(o: Origin, group_links: list[Origin]) -> str:
         stream = _common_module([g.module for g in group_links if g.kind == "sum"])
         return f"writes the residual stream of {stream or 'the model'}"
     if o.kind == "affine":
-        return f"the affine gamma and beta of {o.module} scale together"
+        return f"forms the affine of {o.module}"
     if o.kind == "normalized-group":
         return f"varies inside the groups normalized by {o.module}"
     return f"meets the others in {_short(o.op)}{_where(o.module)}"

@@ -96,6 +96,8 @@ def _run_checks(probe: ScalingProbe, groups: list[_Claim], individuals: list[_Cl
         failures += found
         if found:  # culprits known; another draw would only name them again
             break
+    blamed = {c.members for f in failures if len(f.claims) == 1 for c in f.claims}
+    individuals = [c for c in individuals if c.members not in blamed]  # already named as a singleton group
     if individuals:
         err, found = _check_draw(probe, individuals, rng, tol)
         errors.append(err)

@@ -56,7 +56,7 @@ def internal_errors_as_exit_2(model: str) -> Iterator[None]:
     """An unexpected exception (a bug, not bad input) still ends as one line and exit 2, unless --debug."""
     try:
         yield
-    except (ExplrError, typer.Exit, KeyboardInterrupt):
+    except (ExplrError, typer.Exit):
         raise
     except Exception as exc:
         if DEBUG["on"]:
@@ -72,7 +72,8 @@ def run_audit(loaded: LoadedModel, *, verify: bool) -> AuditReport:
         return audit(loaded.model, loaded.example_inputs, verify=verify,
                      model_name=loaded.name, inputs_note=loaded.inputs_note)
     except ExplrError as exc:  # e.g. inputs the model rejects: name the model file in the one line
-        raise type(exc)(f"{loaded.name}: {exc}") from exc
+        exc.args = (f"{loaded.name}: {exc}",)
+        raise
 
 
 def _text_layout(output: Path | None) -> tuple[bool, int | None]:

@@ -53,7 +53,9 @@ def rules_command(
 
 
 @app.command("rule")
-def rule_command(code: str = typer.Argument(..., metavar="CODE", help="A rule code such as EXP102, or its name.")) -> int:
+def rule_command(
+    code: str = typer.Argument(..., metavar="CODE", help="A rule code such as EXP102, or its name."),
+) -> int:
     """Explain one rule: what it does, why it matters, an example and how to fix it."""
     sys.stdout.write(rule_markdown(find_rule(code)))
     return 0

@@ -25,11 +25,11 @@ import math
 import os
 import pathlib
 
-from explr.configs.adapter import DATASET_SIZES, ConfigFacts, ReadOptions
+from explr.configs.adapter import DATASET_SIZES, ConfigFacts, ReadOptions, iters_per_epoch
 from explr.configs.plan import DecayPolicy, TrainingPlan
 from explr.configs.source import ConfigSource
 from explr.errors import ConfigError, UnsupportedError
-from explr.schedule.lr import LRSchedule
+from explr.schedule.lr import WARMUPS, LRSchedule
 
 BASE_KEY = "_BASE_"
 S = "SOLVER"
@@ -64,6 +64,7 @@ class Detectron2Adapter:
     def read(self, source: ConfigSource, options: ReadOptions) -> TrainingPlan:
         facts = ConfigFacts(load_with_bases(source))
         _refuse_unmodelled(facts)
+        _check_optimizer(facts)
         schedule = _schedule(facts)
         ipe = _iters_per_epoch(facts, options)
         return TrainingPlan(
@@ -124,6 +125,14 @@ def _refuse_unmodelled(facts: ConfigFacts) -> None:
                                    f"set it to {json.dumps(off)}")
 
 
+def _check_optimizer(facts: ConfigFacts) -> None:
+    """build_optimizer always builds SGD; some forks add SOLVER.OPTIMIZER, which this reader does not know."""
+    name = facts.get("optimizer", (S, "OPTIMIZER"), str, "SGD")
+    if str(name).lower() != "sgd":
+        raise UnsupportedError(f"{facts.where((S, 'OPTIMIZER'))}: SOLVER.OPTIMIZER={name!r} is not detectron2's "
+                               "build_optimizer (SGD); explr reads SGD configs only: remove the key or convert by hand")
+
+
 def _schedule(facts: ConfigFacts) -> LRSchedule:
     name = _solver(facts, "schedule", "LR_SCHEDULER_NAME", str)
     if name not in SCHEDULERS:
@@ -136,6 +145,8 @@ def _schedule(facts: ConfigFacts) -> LRSchedule:
                   warmup_iters=_warmup_iters(facts, max_iter),
                   warmup_factor=_solver(facts, "warmup_factor", "WARMUP_FACTOR", float),
                   warmup_method=_solver(facts, "warmup_method", "WARMUP_METHOD", str))
+    if kwargs["warmup_method"] not in WARMUPS:
+        raise facts.error((S, "WARMUP_METHOD"), f"is {kwargs['warmup_method']!r}; use one of {', '.join(WARMUPS)}")
     if kwargs["decay"] == "step":
         kwargs.update(milestones=_steps(facts, max_iter), gamma=_solver(facts, "gamma", "GAMMA", float))
     else:
@@ -192,14 +203,14 @@ def _clip_norm(facts: ConfigFacts) -> float | None:
 
 def _iters_per_epoch(facts: ConfigFacts, options: ReadOptions) -> int | None:
     """Nominal iterations per epoch, or None: detectron2's schedule is in iterations and does not need it."""
-    if options.iters_per_epoch:
-        return options.iters_per_epoch
+    if options.iters_per_epoch is not None:
+        return iters_per_epoch(facts.source, options, batch_size=None)  # validates the flag
     batch = _solver(facts, "batch_size", "IMS_PER_BATCH", int)
     if options.batch_size:
         batch = options.batch_size * (options.num_devices or 1)  # --batch-size is per device
-    train = facts.get("dataset", ("DATASETS", "TRAIN"), list, [])
-    name = options.dataset or (train[0] if train else None)
-    size = options.dataset_size or (DATASET_SIZES.get(str(name).lower()) if name else None)
+    names = [options.dataset] if options.dataset else facts.get("dataset", ("DATASETS", "TRAIN"), list, [])
+    sizes = [DATASET_SIZES.get(str(name).lower()) for name in names]  # DATASETS.TRAIN are concatenated
+    size = options.dataset_size or (sum(sizes) if sizes and None not in sizes else None)
     return math.ceil(size / batch) if size and batch > 0 else None
 
 

@@ -99,7 +99,10 @@ def _schedule(facts: ConfigFacts, ipe: int) -> LRSchedule:
         if policy == "exp" and not facts.has(("OPTIM", "MIN_LR")):
             raise ConfigError(f"{facts.where(('OPTIM', 'LR_POLICY'))}: LR_POLICY 'exp' changed meaning between pycls "
                               "versions (GAMMA ** epoch, later MIN_LR ** (epoch / MAX_EPOCH)); set OPTIM.MIN_LR > 0")
-        kwargs.update(eta_min=_get(facts, "eta_min", ("OPTIM", "MIN_LR"), float) * base_lr)
+        min_lr = _get(facts, "eta_min", ("OPTIM", "MIN_LR"), float)
+        if policy == "exp" and min_lr <= 0:
+            raise facts.error(("OPTIM", "MIN_LR"), f"is {min_lr}; the 'exp' policy needs OPTIM.MIN_LR > 0")
+        kwargs.update(eta_min=min_lr * base_lr)
     schedule = LRSchedule(**kwargs)
     try:
         schedule.validate()

@@ -115,9 +115,12 @@ class Rewriter:
     def add_key(self, mapping: KeyPath, key: str, value: Any) -> None:
         """Add `key: value` as the last key of the block mapping at `mapping` (() = top level)."""
         node = self.source.get(mapping)
-        if not isinstance(node, dict) or (mapping and getattr(node, "fa", None) and node.fa.flow_style()):
-            raise ConfigError(f"{self.source.where(mapping)}: {'.'.join(map(str, mapping))} must be a block "
-                              f"mapping for explr to add {key!r}; write it one key per line")
+        if not isinstance(node, dict):
+            raise ConfigError(f"{self.source.where(mapping)}: {'.'.join(map(str, mapping))} must be a mapping "
+                              f"for explr to add {key!r} to it")
+        if mapping and node.fa.flow_style():  # `trainer: {max_epochs: 3}`: rewrite just this one-liner in block style
+            self.replace_value(mapping, {**node, key: value})
+            return
         if node:
             last_line, column = tuple(node.lc.key(list(node)[-1]))
             at = self.block_end(last_line, column)
@@ -132,7 +135,8 @@ class Rewriter:
             raise ConfigError(f"{self.source.where(sequence)}: {'.'.join(map(str, sequence))} must be a non-empty "
                               "block list (one `- item` per line) for explr to append to it")
         last_line, column = tuple(node.lc.item(len(node) - 1))
-        dash = column - 2 if self.lines[last_line][max(column - 2, 0):].startswith("- ") else column
+        before = self.lines[last_line][:column].rstrip()  # "    -" of "    -   y: 2": the item's dash
+        dash = len(before) - 1 if before.endswith("-") else column
         at = self.block_end(last_line, dash)
         self.edits.append(_Edit(at, at, render([item], dash)))
 

@@ -49,9 +49,11 @@ OPTIMIZERS = {
                                          "adadelta", "novograd", "adan", "madgrad")},
 }
 SCHEDULES = ("step", "multistep", "cosine")
-# Options that change the LR in ways LRSchedule does not model: key -> value that means "off".
+# Options that change the LR or the epoch length in ways explr does not model: key -> value meaning "off".
+# (warmup_prefix: how it lengthens training differs between timm versions; aug_repeats/epoch_repeats
+# change the samples per epoch.)
 UNMODELLED = {"lr_noise": None, "layer_decay": None, "lr_cycle_limit": 1, "lr_cycle_mul": 1.0,
-              "lr_k_decay": 1.0, "warmup_prefix": False}
+              "lr_k_decay": 1.0, "warmup_prefix": False, "aug_repeats": 0, "epoch_repeats": 0}
 DETECT_KEYS = ("decay_epochs", "decay_milestones", "decay_rate", "warmup_lr", "warmup_epochs",
                "cooldown_epochs", "sched_on_updates", "model_ema", "clip_grad")
 
@@ -110,7 +112,7 @@ def _refuse_unmodelled(facts: ConfigFacts) -> None:
     for key, off in UNMODELLED.items():
         value = facts.source.get((key,), off)
         if value is not None and value != off:
-            raise UnsupportedError(f"{facts.where((key,))}: {key}={value!r} is not modelled by explr's LR schedule; "
+            raise UnsupportedError(f"{facts.where((key,))}: {key}={value!r} is not modelled by explr; "
                                    f"set it to {json.dumps(off)} (its default) to convert")
 
 

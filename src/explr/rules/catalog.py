@@ -51,7 +51,8 @@ _TABLE = [
          "y = ln(linear(x))  # Linear with bias before LayerNorm: {weight, bias} only jointly",
          "Keep every member in the same param group; `explr.param_groups(model, report)` does this. "
          "Nothing to change in the model."),
-    Rule("EXP104", "opaque-module", _W, "Part of the model could not be captured; its parameters are treated as not SI.",
+    Rule("EXP104", "opaque-module", _W,
+         "Part of the model could not be captured; its parameters are treated as not SI.",
          "Reports submodules that torch.fx could not trace (data-dependent control flow, unsupported "
          "Python); their parameters are conservatively marked not scale-invariant.",
          "Parameters in an opaque part keep weight decay, so the conversion covers less of the model "
@@ -67,7 +68,8 @@ _TABLE = [
          "x = torch.special.erfinv(x)  # an op explr has no rule for",
          "Nothing is wrong with the model. If the op is positively homogeneous (or a normalization), "
          "open an issue with the op name so a transfer rule can be added."),
-    Rule("EXP106", "bn-affine-grows", _I, "Normalization affine parameters are SI and will grow exponentially after conversion.",
+    Rule("EXP106", "bn-affine-grows", _I,
+         "Normalization affine parameters are SI and will grow exponentially after conversion.",
          "Finds normalization affine parameters (gamma, beta) that are scale-invariant, e.g. BN affine "
          "followed by ReLU -> conv -> BN. After conversion they train with the exponentially growing LR.",
          "Their norm grows like 1/s_t, exactly as the theory predicts; that is harmless in function space "
@@ -142,7 +144,8 @@ _TABLE = [
          "trainer: {precision: 16-mixed}",
          "Train in bf16 (`bf16-mixed`, float32's range) or float32, or enable the runtime's "
          "renormalization, which keeps weights and gradients in range exactly."),
-    Rule("EXP206", "fp32-overflow", _W, "Converted SI weights overflow float32 before training ends unless renormalized.",
+    Rule("EXP206", "fp32-overflow", _W,
+         "Converted SI weights overflow float32 before training ends unless renormalized.",
          "Computes the step at which the converted SI weights (which grow like 1/s_t) exceed float32's "
          "range, and reports it when it lies inside the run.",
          "Long runs with weight decay shrink the phantom scale s_t by many orders of magnitude; the "
@@ -150,14 +153,16 @@ _TABLE = [
          "epochs: 2000  # with lr 0.1, momentum 0.9, weight_decay 5e-4",
          "Enable the runtime's renormalization (`explr.TEXP(..., renormalize=(low, high))`); it rescales SI "
          "weights, momentum buffers and later LRs exactly."),
-    Rule("EXP207", "per-epoch-scheduler", _I, "The original scheduler steps per epoch; the converted one steps per iteration.",
+    Rule("EXP207", "per-epoch-scheduler", _I,
+         "The original scheduler steps per epoch; the converted one steps per iteration.",
          "Notes that the original LR scheduler is stepped once per epoch.",
          "The converted LR changes every iteration (it grows by alpha^-2 per step), so the converted "
          "scheduler must be stepped every iteration; stepping it per epoch would be wrong.",
          "lr_scheduler: {class_path: torch.optim.lr_scheduler.MultiStepLR, init_args: {milestones: [80, 120]}}",
          "Nothing to fix in the original config; use the converted config (or `explr.TEXP`) and step it "
          "every iteration (Lightning: `interval: step`)."),
-    Rule("EXP208", "no-weight-decay-on-si", _I, "Weight decay is already zero for the SI parameters: the conversion changes nothing.",
+    Rule("EXP208", "no-weight-decay-on-si", _I,
+         "Weight decay is already zero for the SI parameters: the conversion changes nothing.",
          "Reports configs whose weight decay is zero for weights (the parameters that are usually "
          "scale-invariant).",
          "With no weight decay the phantom scale stays 1 and the converted LR equals the original one; "

@@ -104,6 +104,8 @@ def no_weight_decay_on_si(plan: TrainingPlan) -> Iterator[Finding]:
 
 
 def _horizons(plan: TrainingPlan) -> dict[str, Horizon]:
+    if plan.optimizer != "sgd":  # the phantom scale models SGD; other optimizers get EXP202 instead
+        return {}
     hyper = SGDHyper(momentum=plan.momentum, dampening=plan.dampening, weight_decay=plan.decay.other)
     return _horizons_of(plan.lr, hyper)
 

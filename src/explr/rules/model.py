@@ -105,7 +105,7 @@ def joint_only_groups(report: AuditReport) -> Iterator[Finding]:
             via = f" (normalized by {names(group.normalizers, 3)})" if group.normalizers else ""
             yield finding("EXP103", f"group {group.id}: {len(group.members)} parameters are scale-invariant only "
                                     f"jointly{via} and must share one schedule: {names(group.members)}",
-                          module=_common_module(group.members))
+                          module=_common_module(group.members) or module_of(group.members[0]) or None)
 
 
 def _common_module(params) -> str | None:
@@ -145,9 +145,9 @@ def growing_affine(report: AuditReport) -> Iterator[Finding]:
     for norm in report.normalizers:
         grows = [p for p in norm.affine if p in si]
         if grows:
-            jointly = " jointly" if len(grows) > 1 else ""
-            yield finding("EXP106", f"{names(grows)} ({norm.kind} affine of {norm.module}) are scale-invariant{jointly} and "
-                                    "will grow exponentially after conversion; freeze them as the paper did "
+            state = "are jointly scale-invariant" if len(grows) > 1 else "is scale-invariant"
+            yield finding("EXP106", f"{names(grows)} ({norm.kind} affine of {norm.module}) {state} and will grow "
+                                    "exponentially after conversion; freeze them as the paper did "
                                     "(requires_grad_(False) or affine=False, then re-audit) or enable the "
                                     "runtime's renormalization", module=norm.module)
 
@@ -173,6 +173,15 @@ def large_normalization_eps(report: AuditReport) -> Iterator[Finding]:
             continue
         ratio = norm.eps / norm.input_var if norm.input_var > 0 else float("inf")
         if ratio > EPS_RATIO_LIMIT:
-            yield finding("EXP108", f"{norm.module}: eps={norm.eps:g} is {ratio:.2g} of its input variance "
+            yield finding("EXP108", f"{norm.module}: eps={norm.eps:g} is {ratio:.2g} x its input variance "
                                     f"({norm.input_var:.3g}); scale invariance only holds up to about that "
                                     f"relative error — lower eps (e.g. 1e-5)", module=norm.module)
+
+
+@MODEL_CHECKS.register("EXP110")
+def batch_norm_eval_mode(report: AuditReport) -> Iterator[Finding]:
+    batch_norms = [n.module for n in report.normalizers if n.kind == "batch_norm"]
+    if batch_norms and any(p.si for p in report.parameters):
+        yield finding("EXP110", f"scale invariance holds in train mode only: the running statistics of "
+                                f"{names(batch_norms, 3)} average activations of different scale over a converted "
+                                "run; recompute them (a train-mode pass without updates) before evaluating")

@@ -1,0 +1,149 @@
+"""Transfer rules: degrees, constraints and facts on small inline models (no fixtures needed)."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from explr.audit.api import analyse_capture
+from explr.audit.capture import capture
+from explr.audit.degrees import TABLE, rule
+
+
+def solved(model: nn.Module, *inputs, train: bool = True):
+    cap = capture(model.train(train), inputs)
+    params = list(model.named_parameters())
+    ctx, sol = analyse_capture(cap, params)
+    index = {n: i for i, (n, _) in enumerate(params)}
+    return ctx, sol, index
+
+
+def si(sol, index) -> set[str]:
+    return {n for n, i in index.items() if i in sol.chosen}
+
+
+def alone(sol, index) -> set[str]:
+    return {n for n, i in index.items() if i in sol.individually and i in sol.chosen}
+
+
+class Seq(nn.Module):
+    """Runs a function of self on the input: small models inline."""
+
+    def __init__(self, fn, **mods):
+        super().__init__()
+        self.fn = fn
+        for k, m in mods.items():
+            setattr(self, k, m)
+
+    def forward(self, *x):
+        return self.fn(self, *x)
+
+
+IMG = torch.randn(4, 3, 6, 6)
+
+
+def test_duplicate_rule_registration_is_an_error():
+    assert "F.conv2d" in TABLE
+    with pytest.raises(RuntimeError, match="duplicate"):
+        rule("F.conv2d")(lambda call: None)
+
+
+def test_unknown_op_constrains_its_inputs_and_is_reported():
+    m = Seq(lambda s, x: s.bn(s.conv(x).cumprod(1)), conv=nn.Conv2d(3, 4, 1, bias=False), bn=nn.BatchNorm2d(4))
+    ctx, sol, index = solved(m, IMG)
+    assert [(u.op, u.module) for u in ctx.unknown_ops] == [("Tensor.cumprod", "")]
+    assert "conv.weight" not in si(sol, index)
+    assert sol.forced[index["conv.weight"]].kind == "unknown"
+
+
+def test_bias_before_batch_norm_is_cancelled_and_inert():
+    m = Seq(lambda s, x: s.conv2(F.relu(s.bn(s.conv(x)))).sum(), conv=nn.Conv2d(3, 4, 1), bn=nn.BatchNorm2d(4),
+            conv2=nn.Conv2d(4, 2, 1))
+    ctx, sol, index = solved(m, IMG)
+    assert alone(sol, index) == {"conv.weight", "conv.bias"}
+    assert ctx.dropped == {index["conv.bias"]: "bn"}
+    assert {"bn.weight", "bn.bias", "conv2.weight", "conv2.bias"}.isdisjoint(si(sol, index))
+
+
+def test_bias_before_layer_norm_varies_inside_the_group_so_only_jointly():
+    m = Seq(lambda s, x: s.head(F.relu(s.ln(s.fc(x)))), fc=nn.Linear(5, 6), ln=nn.LayerNorm(6), head=nn.Linear(6, 2))
+    ctx, sol, index = solved(m, torch.randn(3, 5))
+    assert si(sol, index) == {"fc.weight", "fc.bias"} and alone(sol, index) == set()
+    assert [sorted(index_to_names(g, index)) for g in sol.groups] == [["fc.bias", "fc.weight"]]
+
+
+def index_to_names(vs, index):
+    names = {i: n for n, i in index.items()}
+    return [names[v] for v in vs]
+
+
+def test_channel_blocks_of_a_concat_are_normalized_separately():
+    def dense(s, x):
+        y = torch.cat([s.a(x), s.b(x)], dim=1)
+        return s.head(F.relu(s.bn(y)).mean((2, 3)))
+    m = Seq(dense, a=nn.Conv2d(3, 2, 1, bias=False), b=nn.Conv2d(3, 3, 1, bias=False), bn=nn.BatchNorm2d(5),
+            head=nn.Linear(5, 2))
+    ctx, sol, index = solved(m, IMG)
+    assert {"a.weight", "b.weight"} <= alone(sol, index)
+
+
+def test_concat_read_by_a_channel_mixing_conv_forces_equal_degrees():
+    def mixed(s, x):
+        return s.bn(s.mix(torch.cat([s.a(x), s.b(x)], dim=1)))
+    m = Seq(mixed, a=nn.Conv2d(3, 2, 1, bias=False), b=nn.Conv2d(3, 3, 1, bias=False),
+            mix=nn.Conv2d(5, 4, 1, bias=False), bn=nn.BatchNorm2d(4, affine=False))
+    ctx, sol, index = solved(m, IMG)
+    assert "mix.weight" in alone(sol, index)
+    assert {"a.weight", "b.weight"} <= si(sol, index) and not {"a.weight", "b.weight"} & alone(sol, index)
+
+
+def test_adding_a_constant_is_not_homogeneous_but_eps_on_a_statistic_is():
+    def standardized(s, x):  # weight standardization written by hand, with eps
+        w = s.conv.weight
+        w = (w - w.mean((1, 2, 3), keepdim=True)) / (w.var((1, 2, 3), keepdim=True) + 1e-5).sqrt()
+        y = F.conv2d(x, w)
+        return s.other(y + 1.0).sum()
+    m = Seq(standardized, conv=nn.Conv2d(3, 4, 1, bias=False), other=nn.Conv2d(4, 2, 1))
+    ctx, sol, index = solved(m, IMG)
+    assert alone(sol, index) == {"conv.weight"}
+    assert ctx.normalized_by[index["conv.weight"]]
+
+
+def test_sigmoid_and_softmax_constrain_their_input_to_degree_zero():
+    m = Seq(lambda s, x: s.bn(s.conv(x) * torch.sigmoid(s.g(x))).softmax(1).sum(),
+            conv=nn.Conv2d(3, 4, 1, bias=False), g=nn.Conv2d(3, 4, 1, bias=False), bn=nn.BatchNorm2d(4))
+    ctx, sol, index = solved(m, IMG)
+    assert "g.weight" not in si(sol, index)
+    assert sol.forced[index["g.weight"]].op in ("torch.sigmoid", "F.sigmoid")
+    assert "conv.weight" in alone(sol, index)
+
+
+def test_in_place_ops_rebind_the_degree_of_their_input():
+    def inplace(s, x):
+        y = s.conv(x)
+        y.mul_(s.scale)  # without rebinding, `scale` would look unconstrained (wrongly SI)
+        return y.sum()
+    m = Seq(inplace, conv=nn.Conv2d(3, 4, 1, bias=False))
+    m.scale = nn.Parameter(torch.ones(1))
+    ctx, sol, index = solved(m, IMG)
+    assert si(sol, index) == set()
+    assert sol.forced[index["scale"]].kind == "output"
+
+
+def test_eval_mode_batch_norm_is_not_a_normalization():
+    m = Seq(lambda s, x: s.bn(s.conv(x)), conv=nn.Conv2d(3, 4, 1, bias=False), bn=nn.BatchNorm2d(4, affine=False))
+    ctx, sol, index = solved(m, IMG, train=False)
+    assert si(sol, index) == set()
+    assert sol.forced[index["conv.weight"]].op == "F.batch_norm"
+
+
+def test_group_norm_keeps_channel_blocks_only_when_they_align_with_groups():
+    def gn(s, x, groups):
+        return F.relu(F.group_norm(torch.cat([s.a(x), s.b(x)], 1), groups)).sum()
+    a, b = nn.Conv2d(3, 2, 1, bias=False), nn.Conv2d(3, 2, 1, bias=False)
+    aligned = Seq(lambda s, x: gn(s, x, 2), a=a, b=b)
+    straddling = Seq(lambda s, x: gn(s, x, 1), a=a, b=b)
+    assert alone(*solved(aligned, IMG)[1:]) == {"a.weight", "b.weight"}
+    _, sol, index = solved(straddling, IMG)
+    assert alone(sol, index) == set() and si(sol, index) == {"a.weight", "b.weight"}

@@ -1,0 +1,193 @@
+"""verify_report: confirms correct reports in a handful of passes, names the culprit of a wrong one."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from explr.audit import numeric
+from explr.audit.numeric import TOLERANCE, ScalingProbe, is_scale_invariant, max_rel_error
+from explr.audit.report import AuditReport, Group, ParamVerdict
+from explr.audit.verify import _bisect, _Claim, verify_report
+from tests.audit.expectations import EXPECTED, groups, load_fixture
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def make_report(model: nn.Module, group_sets, individually=()) -> AuditReport:
+    """A report claiming `group_sets` (iterables of names) as the SI groups, ids 0, 1, ..."""
+    group_of = {n: gid for gid, g in enumerate(group_sets) for n in g}
+    params = [ParamVerdict(n, tuple(p.shape), p.numel(), n in group_of, n in set(individually),
+                           group_of.get(n), "claimed by the test") for n, p in model.named_parameters()]
+    return AuditReport("test", params, [Group(gid, tuple(sorted(g)), ()) for gid, g in enumerate(group_sets)])
+
+
+def expected_report(name: str):
+    model, inputs = load_fixture(name)
+    exp = EXPECTED[name]
+    return model, inputs, make_report(model, groups(exp), exp["individually_si"])
+
+
+@pytest.fixture
+def count_forwards(monkeypatch):
+    calls = []
+    original = ScalingProbe._forward
+    monkeypatch.setattr(ScalingProbe, "_forward", lambda self: calls.append(1) or original(self))
+    return calls
+
+
+@pytest.mark.parametrize("name", sorted(n for n in EXPECTED if n != "no_norm"))
+def test_correct_report_passes_in_a_handful_of_forwards(name, count_forwards):
+    model, inputs, report = expected_report(name)
+    verification, findings = verify_report(model, inputs, report)
+    assert (verification.status, findings) == ("passed", [])
+    assert verification.max_rel_error <= TOLERANCE
+    assert len(count_forwards) <= 5  # baseline, noise floor, 2 joint draws, 1 individual draw
+
+
+def test_nothing_claimed_is_skipped_not_passed():
+    model, inputs, report = expected_report("no_norm")
+    verification, findings = verify_report(model, inputs, report)
+    assert verification.status == "skipped" and "nothing to confirm" in verification.detail and findings == []
+
+
+def test_head_wrongly_marked_si_fails_naming_its_group(count_forwards):
+    model, inputs = load_fixture("preresnet32")
+    true_groups = groups(EXPECTED["preresnet32"])
+    report = make_report(model, [*true_groups, {"fc.weight"}], EXPECTED["preresnet32"]["individually_si"])
+    verification, findings = verify_report(model, inputs, report)
+    assert verification.status == "failed" and verification.max_rel_error > 1e-3
+    assert [f.code for f in findings] == ["EXP109"] and findings[0].severity.value == "error"
+    assert f"group {len(true_groups)} (fc.weight)" in findings[0].message and findings[0].module == "fc"
+    assert len(count_forwards) < len(true_groups)  # bisection, not one pass per group
+
+
+def test_head_merged_into_a_true_group_blames_that_group():
+    model, inputs = load_fixture("resnet_cifar")
+    true_groups = groups(EXPECTED["resnet_cifar"])
+    culprit = max(range(len(true_groups)), key=lambda i: len(true_groups[i]))  # the stage-1 stream group
+    wrong = [g | {"fc.bias"} if i == culprit else g for i, g in enumerate(true_groups)]
+    verification, findings = verify_report(model, inputs, make_report(model, wrong))
+    assert verification.status == "failed"
+    assert len(findings) == 1 and findings[0].message.startswith(f"group {culprit} (")
+    assert "fc.bias" in findings[0].message
+
+
+def test_zero_bias_would_pass_trivially_without_perturbation():
+    model, inputs = load_fixture("linear_bias_ln")
+    with torch.no_grad():
+        model.fc1.bias.zero_()  # a fresh zero bias: LN(c·Wx + 0) = LN(Wx)
+    assert ScalingProbe(model, inputs, perturb=False).is_invariant(["fc1.weight"])
+    report = make_report(model, [{"fc1.weight"}], individually={"fc1.weight"})
+    verification, findings = verify_report(model, inputs, report)
+    assert verification.status == "failed"
+    assert len(findings) == 1 and "fc1.weight" in findings[0].message and findings[0].module == "fc1"
+
+
+def test_wrong_individual_claim_inside_a_true_group_is_named():
+    model, inputs = load_fixture("groupnorm_net")
+    exp = EXPECTED["groupnorm_net"]
+    report = make_report(model, groups(exp), individually={*exp["individually_si"], "gn1.weight"})
+    verification, findings = verify_report(model, inputs, report)
+    assert verification.status == "failed"
+    assert [f.message.split(" is claimed")[0] for f in findings] == ["parameter gn1.weight"]
+
+
+@pytest.mark.parametrize("name, param", [("resnet_cifar", "conv1.weight"),
+                                         ("weight_standardized", "std_conv1.weight")])
+def test_tiny_eps_reaches_norm_modules_and_functional_calls(name, param):
+    model, inputs = load_fixture(name)
+    assert ScalingProbe(model, inputs, tiny_eps=False).scaling_error([param]) > TOLERANCE
+    assert ScalingProbe(model, inputs).scaling_error([param]) <= 1e-13
+
+
+def test_is_scale_invariant_helper():
+    model, inputs = load_fixture("bn_affine_relu_conv")
+    assert is_scale_invariant(model, inputs, ["bn0.weight", "bn0.bias"])[0]
+    invariant, err = is_scale_invariant(model, inputs, ["bn0.weight"])
+    assert not invariant and err > 1e-3
+
+
+def test_meta_device_is_skipped():
+    with torch.device("meta"):
+        model = load_fixture("resnet_cifar")[0].__class__()
+    report = make_report(model, [{"conv1.weight"}])
+    verification, findings = verify_report(model, (torch.empty(2, 3, 8, 8, device="meta"),), report)
+    assert verification.status == "skipped" and verification.detail.startswith("meta device") and findings == []
+
+
+class _Stateful(nn.Module):
+    """Output drifts with a Python counter: nothing can be confirmed by comparing reruns."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin, self.bn, self.calls = nn.Linear(4, 4, bias=False), nn.BatchNorm1d(4), 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.bn(self.lin(x)) * self.calls
+
+
+def test_unreproducible_model_is_skipped():
+    model = _Stateful()
+    verification, findings = verify_report(model, (torch.randn(8, 4),), make_report(model, [{"lin.weight"}]))
+    assert verification.status == "skipped" and "not reproducible" in verification.detail and findings == []
+
+
+class _DictOut(nn.Module):
+    def __init__(self, expose_raw: bool):
+        super().__init__()
+        self.expose_raw = expose_raw
+        self.conv, self.bn, self.fc = nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4), nn.Linear(4, 2)
+
+    def forward(self, x):
+        raw = self.conv(x)
+        feat = torch.relu(self.bn(raw)).mean(dim=(2, 3))
+        aux = (feat, raw.mean()) if self.expose_raw else (feat,)
+        return {"logits": self.fc(feat), "aux": aux}
+
+
+@pytest.mark.parametrize("expose_raw, status", [(False, "passed"), (True, "failed")])
+def test_dict_and_tuple_outputs_are_compared_leaf_by_leaf(expose_raw, status):
+    model = _DictOut(expose_raw)  # the un-normalized conv output, when exposed, is not invariant
+    verification, _ = verify_report(model, (torch.randn(4, 3, 6, 6),), make_report(model, [{"conv.weight"}]))
+    assert verification.status == status
+
+
+def test_max_rel_error_handles_structure():
+    a = {"x": torch.ones(3), "y": (torch.zeros(2), torch.tensor([1, 2]))}
+    b = {"x": torch.ones(3) * 1.5, "y": (torch.zeros(2), torch.tensor([1, 2]))}
+    assert max_rel_error(a, a) == 0.0 and max_rel_error(a, b) == pytest.approx(0.5)
+    assert max_rel_error(a, {"x": torch.ones(3)}) == float("inf")
+    assert max_rel_error(torch.tensor([1, 2]), torch.tensor([1, 3])) == float("inf")
+
+
+def test_unknown_parameter_in_report_fails():
+    model, inputs = load_fixture("ln_mlp")
+    verification, findings = verify_report(model, inputs, make_report(model, [{"fc1.weight"}, {"gone.weight"}]))
+    assert verification.status == "failed" and "gone.weight" in findings[0].message
+
+
+def test_model_and_caller_rng_are_left_untouched():
+    model, inputs, report = expected_report("vgg11_bn")  # dropout: needs the re-seeded forwards
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    torch.manual_seed(123)
+    rng = torch.get_rng_state()
+    assert verify_report(model, inputs, report)[0].status == "passed"
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert all(torch.equal(p, before[n]) and p.dtype == torch.float32 for n, p in model.named_parameters())
+
+
+def test_bisect_reports_claims_that_fail_only_together():
+    a, b, c = (_Claim(f"group {i}", (f"p{i}",)) for i in range(3))
+    error_of = lambda part: 1.0 if {a, b} <= set(part) else 0.0  # noqa: E731
+    failures = _bisect(error_of, [a, c, b], 1.0, TOLERANCE, lambda part: {})
+    assert [f.claims for f in failures] == [[a, c, b]]
+    failures = _bisect(lambda part: 1.0 if c in part else 0.0, [a, b, c], 1.0, TOLERANCE, lambda part: {})
+    assert [f.claims for f in failures] == [[c]]

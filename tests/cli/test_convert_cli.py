@@ -1,0 +1,63 @@
+"""`explr convert`: stdout = converted config or JSON, stderr = summary table, bad input = one line + exit 2."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from explr.cli import main
+from tests.conftest import FIXTURES
+
+CIFAR = str(FIXTURES / "configs" / "lightning" / "cifar_resnet_step.yaml")
+
+
+def run(capsys, *args):
+    code = main(["convert", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_default_prints_config_on_stdout_and_table_on_stderr(capsys):
+    code, out, err = run(capsys, CIFAR)
+    assert code == 0 and "class_path: explr.integrations.lightning.TEXPScheduler" in out
+    assert "lightning config (has `optimizer.class_path`" in err and "1.4812" in err
+    assert "audit the model on the first training batch" in err  # no --model/--lock: said so
+
+
+def test_json_summary_on_stdout(capsys, tmp_path):
+    out_file = tmp_path / "o.yaml"
+    code, out, err = run(capsys, CIFAR, "--json", "-o", str(out_file), "--iters-per-epoch", "10")
+    data = json.loads(out)
+    assert code == 0 and data["schema"] == "explr.convert/1" and data["iters_per_epoch"] == 10
+    assert out_file.exists() and "TEXPScheduler" in out_file.read_text()
+
+
+def test_json_alone_writes_no_config(capsys):
+    code, out, err = run(capsys, CIFAR, "--json")
+    assert code == 0 and json.loads(out)["format"] == "lightning" and "only the summary" in err
+
+
+@pytest.mark.parametrize("text,flags,message", [
+    ("a: [1, 2\n", [], r"bad.yaml:2:1: invalid YAML"),
+    ("epochs: 3\n", [], "unrecognised config format"),
+    ("trainer: {max_epochs: 3}\nmodel: {}\noptimizer:\n  class_path: torch.optim.SGD\n  init_args: {lr: 0.1}\n",
+     [], "pass --iters-per-epoch N"),
+    ("trainer: {max_epochs: 3}\nmodel: {}\noptimizer:\n  class_path: torch.optim.SGD\n"
+     "  init_args: {lr: 0.1, momentum: 0.9, nesterov: true}\n", ["--iters-per-epoch", "5"],
+     r"bad.yaml:5: no exact conversion: Nesterov.*--approximate"),
+])
+def test_bad_input_one_line_exit_2_nothing_written(capsys, tmp_path, text, flags, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    out_file = tmp_path / "out.yaml"
+    code, out, err = run(capsys, str(path), "-o", str(out_file), *flags)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    import re
+
+    assert re.search(message, err), err
+    assert not out_file.exists() and path.read_text() == text
+
+
+def test_unwritable_output(capsys, tmp_path):
+    code, out, err = run(capsys, CIFAR, "-o", str(tmp_path / "nope" / "x.yaml"))
+    assert code == 2 and "cannot write" in err and out == ""

@@ -1,0 +1,74 @@
+"""Surgical YAML edits: everything the conversion does not touch stays byte for byte."""
+from __future__ import annotations
+
+import pytest
+
+from explr.configs.rewrite import Rewriter, render
+from explr.configs.source import ConfigSource
+from explr.errors import ConfigError
+from tests.configs.texp_harness import diff_lines, load_yaml
+
+TEXT = """\
+# top comment
+a:   1        # odd spacing kept
+sched:        # the scheduler
+  kind: step
+  args:
+    milestones: [1, 2]   # inner comment (replaced with the block)
+
+  # a comment between keys
+list:
+- x: 1
+-   y: 2
+flow: {k: 1}
+tail: "quoted"   # end
+"""
+
+
+def rewriter():
+    return Rewriter(ConfigSource.parse(TEXT, "t.yaml"))
+
+
+def test_replace_block_keeps_key_comment_and_following_comments():
+    r = rewriter()
+    r.replace_value(("sched",), {"kind": "texp", "schedule": {"milestones": [10, 20]}})
+    out = r.text()
+    removed, added = diff_lines(TEXT, out)
+    assert removed == ["  kind: step", "  args:", "    milestones: [1, 2]   # inner comment (replaced with the block)"]
+    assert added == ["  kind: texp", "  schedule:", "    milestones: [10, 20]"]
+    assert "sched:        # the scheduler" in out and "  # a comment between keys" in out
+
+
+def test_replace_scalar_inline_keeps_comment():
+    r = rewriter()
+    r.replace_value(("a",), 2)
+    r.replace_value(("tail",), "new")
+    removed, added = diff_lines(TEXT, r.text())
+    assert added == ["a: 2        # odd spacing kept", "tail: new   # end"] and len(removed) == 2
+
+
+def test_append_to_zero_indented_block_list_and_add_keys():
+    r = rewriter()
+    r.append_item(("list",), {"z": 3})
+    r.add_key((), "new", {"b": [1]})
+    r.add_key(("flow",), "k2", 2)  # a flow mapping is rewritten as a small block
+    out = r.text()
+    data = load_yaml(out)
+    assert data["list"] == [{"x": 1}, {"y": 2}, {"z": 3}] and data["new"] == {"b": [1]}
+    assert data["flow"] == {"k": 1, "k2": 2}
+    removed, added = diff_lines(TEXT, out)
+    assert removed == ["flow: {k: 1}"] and "- z: 3" in added and "new:" in added
+
+
+def test_result_is_reparsed_and_untouched_when_no_edit():
+    assert rewriter().text() == TEXT
+
+
+def test_append_to_flow_list_refused():
+    source = ConfigSource.parse("a: [1, 2]\n", "t.yaml")
+    with pytest.raises(ConfigError, match=r"t.yaml:1: a must be a non-empty block list"):
+        Rewriter(source).append_item(("a",), 3)
+
+
+def test_render_uses_flow_for_short_scalar_lists():
+    assert render({"m": [1, 2], "d": [{"a": 1}]}, 2) == ["  m: [1, 2]", "  d:", "    - a: 1"]
