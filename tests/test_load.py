@@ -86,6 +86,7 @@ def test_sibling_helper_modules_do_not_leak_between_loads():
     ("missing.py", None, ["missing.py does not exist"]),
     ("syntax_error.py", None, ["syntax_error.py:3: syntax error", "fix the model file"]),
     ("raises_on_import.py", None, ["raises_on_import.py", "RuntimeError: DATA_ROOT is not set"]),
+    ("factory_raises.py", None, ["factory_raises.py:build_model()", "FileNotFoundError: weights/resnet.pt not found"]),
     ("two_classes.py", None, ["several candidate models (Small, Large)", "two_classes.py:Small"]),
     ("no_model.py", None, ["no_model.py: no model found", "build_model()"]),
     ("needs_args.py", None, ["needs_args.py:build_model needs argument width", "--kwargs '{\"width\": ...}'"]),

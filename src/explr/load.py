@@ -109,9 +109,15 @@ def _isolated_import_path(directory: Path) -> Iterator[None]:
         with contextlib.suppress(ValueError):
             sys.path.remove(str(directory))
         for name in set(sys.modules) - before:
-            origin = getattr(sys.modules[name], "__file__", None) or ""
-            if origin and directory in Path(origin).resolve().parents and not name.startswith("_explr_model_"):
-                del sys.modules[name]  # a sibling helper module: the next load may have its own
+            if _is_sibling(name, directory):
+                del sys.modules[name]  # the next model file may have its own `blocks.py`
+
+
+def _is_sibling(module_name: str, directory: Path) -> bool:
+    """A module (or package) that lives right beside the model file, not an installed library below it."""
+    top = module_name.partition(".")[0]
+    return not module_name.startswith("_explr_model_") and (
+        (directory / f"{top}.py").is_file() or (directory / top / "__init__.py").is_file())
 
 
 def _import_file(path: Path) -> ModuleType:

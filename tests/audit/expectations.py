@@ -12,7 +12,7 @@ Per fixture:
 Optional:
 - inert: parameters with no effect on the output at all (a bias before BatchNorm/InstanceNorm).
   They are trivially individually SI (listed there too); a static audit reports them as inert.
-- alternatives: SI sets outside the maximal choice (the maximal set is not unique, THEORY.md §2).
+- alternatives: SI sets that are not subsets of the maximal set (it is not unique, THEORY.md §2).
 - opaque: parameters inside a part graph capture cannot follow (a static audit must say "not SI").
 """
 from __future__ import annotations
@@ -37,16 +37,20 @@ def _names(*modules: str, kinds=("weight", "bias")) -> set[str]:
 def _preresnet32() -> dict:
     blocks = [f"layer{s}.{b}" for s, b in product((1, 2, 3), range(5))]
     transition = {"layer2.0", "layer3.0"}  # bn1 also feeds the 1x1 shortcut writing the new stream
+    # Stage 1's stream has degree x_stem <= 1 (the stem reads the raw input): each block adds
+    # conv2 OR its bn2 pair, and conv2 has more elements. Stages 2-3 start from a shortcut reading
+    # bn1's affine output, so their stream can carry degree 2 (shortcut AND bn1 pair): every block
+    # then adds conv2 AND its bn2 pair (c·c = c²).
     streams = [frozenset({"conv1.weight", *(f"layer1.{b}.conv2.weight" for b in range(5))})]
-    streams += [frozenset({f"layer{s}.0.shortcut.weight", *(f"layer{s}.{b}.conv2.weight" for b in range(5))})
+    streams += [frozenset({f"layer{s}.0.shortcut.weight", *_pair(f"layer{s}.0.bn1"),
+                           *(n for b in range(5) for n in {f"layer{s}.{b}.conv2.weight", *_pair(f"layer{s}.{b}.bn2")})})
                 for s in (2, 3)]
     return {
         "individually_si": {f"{b}.conv1.weight" for b in blocks},
         "jointly_si": streams + [_pair(f"{b}.bn1") for b in blocks if b not in transition],
-        "not_si": _names(*(f"{b}.bn2" for b in blocks), *(f"{b}.bn1" for b in transition), "bn", "fc"),
-        # a block's bn2 pair may replace its conv2 in the stream group; bn1 may replace the shortcut
-        "alternatives": [(streams[0] - {"layer1.2.conv2.weight"}) | _pair("layer1.2.bn2"),
-                         (streams[1] - {"layer2.0.shortcut.weight"}) | _pair("layer2.0.bn1")],
+        "not_si": _names(*(f"layer1.{b}.bn2" for b in range(5)), "bn", "fc"),
+        # stage 1: a block's bn2 pair may replace its conv2 in the stream group (not join it)
+        "alternatives": [(streams[0] - {"layer1.2.conv2.weight"}) | _pair("layer1.2.bn2")],
     }
 
 
@@ -181,7 +185,8 @@ def maximal_si(expected: dict) -> set[str]:
 
 def groups(expected: dict) -> list[frozenset[str]]:
     """Independent groups of the maximal set: one per individually-SI parameter, plus the joint ones."""
-    return [frozenset({n}) for n in sorted(expected["individually_si"])] + [frozenset(g) for g in expected["jointly_si"]]
+    singletons = [frozenset({n}) for n in sorted(expected["individually_si"])]
+    return singletons + [frozenset(g) for g in expected["jointly_si"]]
 
 
 @cache

@@ -147,3 +147,39 @@ def test_group_norm_keeps_channel_blocks_only_when_they_align_with_groups():
     assert alone(*solved(aligned, IMG)[1:]) == {"a.weight", "b.weight"}
     _, sol, index = solved(straddling, IMG)
     assert alone(sol, index) == set() and si(sol, index) == {"a.weight", "b.weight"}
+
+
+def test_in_place_op_on_a_view_must_keep_the_degree_of_the_base():
+    def on_view(s, x):
+        y = s.bn(s.conv(x))
+        y[:, :2].mul_(s.scale)  # scales half the channels of y by `scale`: y is no longer homogeneous
+        return s.bn2(s.conv2(y))
+    m = Seq(on_view, conv=nn.Conv2d(3, 4, 1, bias=False), bn=nn.BatchNorm2d(4, affine=False),
+            conv2=nn.Conv2d(4, 4, 1, bias=False), bn2=nn.BatchNorm2d(4, affine=False))
+    m.scale = nn.Parameter(torch.ones(1))
+    _, sol, index = solved(m, IMG)
+    assert "scale" not in si(sol, index)
+
+
+def test_a_tuple_result_used_by_attribute_keeps_its_degree():
+    m = Seq(lambda s, x: s.fc(x).max(dim=1).values, fc=nn.Linear(4, 4))
+    _, sol, index = solved(m, torch.randn(3, 4))
+    assert si(sol, index) == set()
+
+
+def test_elementwise_max_of_two_tensors_needs_equal_degrees():
+    m = Seq(lambda s, x: s.bn(torch.max(s.a(x), s.b(x))), a=nn.Conv2d(3, 4, 1, bias=False),
+            b=nn.Conv2d(3, 4, 1, bias=False), bn=nn.BatchNorm2d(4, affine=False))
+    _, sol, index = solved(m, IMG)
+    assert si(sol, index) == {"a.weight", "b.weight"} and alone(sol, index) == set()
+
+
+def test_a_term_constant_inside_its_block_is_not_dropped_by_a_norm_over_all_channels():
+    def merged(s, x):  # a per-sample offset on block a only, then LayerNorm over (C, H, W)
+        a = s.a(x) + s.offset
+        y = torch.cat([a, s.b(x)], dim=1)
+        return F.layer_norm(y, y.shape[1:]).sum()
+    m = Seq(merged, a=nn.Conv2d(3, 2, 1, bias=False), b=nn.Conv2d(3, 2, 1, bias=False))
+    m.offset = nn.Parameter(torch.ones(1, 1, 1, 1))
+    _, sol, index = solved(m, IMG)
+    assert "offset" not in alone(sol, index)

@@ -15,6 +15,7 @@ from tests.audit.expectations import EXPECTED, load_fixture, maximal_si
 
 TOL = 1e-9
 COUNTER = (2.9,)  # one factor that breaks invariance suffices to show "not SI"
+ONE_FACTOR = (0.37,)  # per-parameter confirmations; the group test adds random factors
 
 
 @pytest.fixture(scope="module", params=sorted(EXPECTED))
@@ -41,7 +42,7 @@ def test_individually_si_parameters_are_si_alone(case):
     name, report, probe = case
     for p in report.parameters:
         if p.individually_si:
-            assert probe.scaling_error([p.name]) <= TOL, (name, p.name)
+            assert probe.scaling_error([p.name], ONE_FACTOR) <= TOL, (name, p.name)
 
 
 def test_joint_only_members_are_not_si_alone(case):

@@ -5,7 +5,6 @@ import pytest
 import torch
 from torch import nn
 
-from explr.audit import numeric
 from explr.audit.numeric import TOLERANCE, ScalingProbe, is_scale_invariant, max_rel_error
 from explr.audit.report import AuditReport, Group, ParamVerdict
 from explr.audit.verify import _bisect, _Claim, verify_report
@@ -186,8 +185,39 @@ def test_model_and_caller_rng_are_left_untouched():
 
 def test_bisect_reports_claims_that_fail_only_together():
     a, b, c = (_Claim(f"group {i}", (f"p{i}",)) for i in range(3))
-    error_of = lambda part: 1.0 if {a, b} <= set(part) else 0.0  # noqa: E731
-    failures = _bisect(error_of, [a, c, b], 1.0, TOLERANCE, lambda part: {})
-    assert [f.claims for f in failures] == [[a, c, b]]
-    failures = _bisect(lambda part: 1.0 if c in part else 0.0, [a, b, c], 1.0, TOLERANCE, lambda part: {})
-    assert [f.claims for f in failures] == [[c]]
+    together = _bisect(lambda part: 1.0 if {a, b} <= set(part) else 0.0, [a, c, b], 1.0, TOLERANCE)
+    assert together == [([a, c, b], 1.0)]
+    assert _bisect(lambda part: 0.5 if c in part else 0.0, [a, b, c], 0.5, TOLERANCE) == [([c], 0.5)]
+
+
+class _Float32Only(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin, self.bn = nn.Linear(4, 4, bias=False), nn.BatchNorm1d(4)
+        self.register_buffer("mix", torch.eye(4, dtype=torch.float32))
+
+    def forward(self, x):
+        return self.bn(self.lin(x)) @ self.mix.float()  # float64 @ float32: the copy cannot run
+
+
+def test_model_that_cannot_run_in_float64_is_skipped_with_its_error():
+    model = _Float32Only()
+    verification, findings = verify_report(model, (torch.randn(8, 4),), make_report(model, [{"lin.weight"}]))
+    assert verification.status == "skipped" and verification.detail.startswith("the float64 copy failed to run")
+    assert findings == []
+
+
+class _LogOfParam(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin, self.bn = nn.Linear(4, 4, bias=False), nn.BatchNorm1d(4)
+        self.temperature = nn.Parameter(torch.full((1,), -5.0))  # stays negative after perturbation
+
+    def forward(self, x):
+        return self.bn(self.lin(x)) * self.temperature.log()
+
+
+def test_non_finite_output_is_skipped():
+    model = _LogOfParam()
+    verification, _ = verify_report(model, (torch.randn(8, 4),), make_report(model, [{"lin.weight"}]))
+    assert verification.status == "skipped" and "NaN or inf" in verification.detail

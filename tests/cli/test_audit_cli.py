@@ -102,6 +102,8 @@ def test_no_verify_is_passed_through(capsys, audit_returns):
     ([str(MODELS / "syntax_error.py")], "syntax_error.py:3: syntax error"),
     ([str(MODELS / "raises_on_import.py")], "RuntimeError: DATA_ROOT is not set"),
     ([str(MODELS / "two_classes.py")], "several candidate models (Small, Large)"),
+    ([str(MODELS / "no_model.py")], "no_model.py: no model found"),
+    ([str(MODELS / "factory_raises.py")], "factory_raises.py:build_model(): building the model raised FileNotFoundError"),
     ([str(MODELS / "needs_args.py")], "needs argument width; pass --kwargs"),
     ([str(MODELS / "not_a_module.py")], "not_a_module.py:model is of type int, not an nn.Module"),
     ([TINY, "--kwargs", "{oops"], "--kwargs '{oops' is not valid JSON"),
@@ -132,6 +134,12 @@ def test_internal_error_is_one_line_and_exit_2(capsys, monkeypatch):
     errors = [line for line in err.splitlines() if line.startswith("explr: error: ")]
     assert code == 2 and out == "" and len(errors) == 1 and "Traceback" not in err
     assert "internal error while auditing" in errors[0] and "ZeroDivisionError" in errors[0]
+
+
+def test_debug_shows_the_exception_instead_of_one_line():
+    from explr.errors import LoadError
+    with pytest.raises(LoadError, match="missing.py does not exist"):
+        main(["--debug", "audit", str(MODELS / "missing.py")])
 
 
 def test_unknown_format_is_a_usage_error(capsys):

@@ -61,3 +61,16 @@ def test_bad_input_one_line_exit_2_nothing_written(capsys, tmp_path, text, flags
 def test_unwritable_output(capsys, tmp_path):
     code, out, err = run(capsys, CIFAR, "-o", str(tmp_path / "nope" / "x.yaml"))
     assert code == 2 and "cannot write" in err and out == ""
+
+
+def test_fp16_underflow_warned(capsys, tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(open(CIFAR).read().replace("precision: 32", "precision: 16-mixed"))
+    code, out, err = run(capsys, str(path))
+    assert code == 0 and "16-mixed: converted gradients underflow float16 at epoch" in err
+
+
+def test_public_api_name():
+    import explr
+
+    assert explr.convert(CIFAR).plan.iters_per_epoch == 391

@@ -104,3 +104,18 @@ def test_plan_formats_get_the_explr_plan_generically(tmp_path, monkeypatch):
     plan = formats.entry_for("explr").adapter().read(ConfigSource.load(written.path), ReadOptions())
     assert plan.lr == converted.plan.lr and plan.decay == converted.plan.decay
     assert ConfigSource.load(written.path).get(("texp", "params")) == ["conv1.weight"]
+
+
+PLAN_FIXTURES = sorted(path for entry in formats.FORMATS if entry.writes == "plan"
+                       for path in (FIXTURES / "configs" / entry.name).rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", PLAN_FIXTURES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_explr_plan_of_every_plan_format_fixture_reads_back_identically(path):
+    """The generic plan path loses nothing any reader puts in a TrainingPlan (schedule, decay policy, SGD)."""
+    converted = convert(str(path), approximate=True)
+    again = formats.entry_for("explr").adapter().read(
+        ConfigSource.parse(write_converted(converted).text, "plan.yaml"), ReadOptions())
+    assert again.lr == converted.plan.lr and again.decay == converted.plan.decay
+    assert (again.optimizer, again.momentum, again.dampening, again.nesterov) == (
+        converted.plan.optimizer, converted.plan.momentum, converted.plan.dampening, converted.plan.nesterov)

@@ -105,3 +105,12 @@ def test_bad_input(tmp_path, case):
     with pytest.raises(ConfigError, match=message):
         converted_output(convert(str(path), iters_per_epoch=2 if case != "milestone past end" else None))
     assert path.read_text() == text
+
+
+def test_dataset_size_in_the_file_and_flags_override(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("explr: 1\noptimizer: {lr: 0.1}\nschedule: {unit: epoch}\n"
+                    "training: {epochs: 2, dataset_size: 1000, batch_size: 64, drop_last: true}\n")
+    assert ADAPTER.read(ConfigSource.load(path), ReadOptions()).iters_per_epoch == 1000 // 64
+    assert ADAPTER.read(ConfigSource.load(path), ReadOptions(batch_size=100)).iters_per_epoch == 10
+    assert ADAPTER.read(ConfigSource.load(path), ReadOptions(iters_per_epoch=7)).total_iters == 14

@@ -189,3 +189,98 @@ def test_non_exact_refused_unless_approximate(tmp_path, init_args, reason):
     converted = convert(str(path), iters_per_epoch=5, approximate=True)
     assert not converted.exact and reason in converted.not_exact_because[0]
     assert "approximate: true" in converted_output(converted).text
+
+
+class _LitLike(torch.nn.Module):
+    """A LightningModule-shaped wrapper: the audited network lives at `.net`."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def _lock_for(model, tmp_path):
+    from explr.audit.api import audit
+    from explr.lock import write_lock
+    from tests.configs.texp_harness import batches
+
+    return write_lock(audit(model, (batches(1)[0][0],)), model, tmp_path / "explr.lock.json")
+
+
+def test_lock_names_bind_to_the_wrapped_network(tmp_path):
+    from tests.configs.texp_harness import batches, fixture_model, loss_step
+
+    net = fixture_model()
+    lock = _lock_for(net, tmp_path)
+    converted = convert(str(DIR / "cosine.yaml"), iters_per_epoch=2, lock=str(lock.path))
+    written = load_yaml(converted_output(converted).text)
+    assert written["lr_scheduler"]["init_args"]["lock"] == str(lock.path)
+    module = _LitLike(net)
+    optimizer = _instantiate(written["optimizer"], module.parameters())
+    scheduler = _instantiate(written["lr_scheduler"], optimizer)
+    callback = _instantiate(written["trainer"]["callbacks"][-1])
+    batch = batches(1)[0]
+    callback.on_train_batch_start(trainer_stub(optimizer), module, batch, 0)
+    loss_step(module, optimizer, batch)
+    names = {id(p): n for n, p in module.named_parameters()}
+    si = {names[id(p)] for g in optimizer.param_groups if g["explr_si"] for p in g["params"]}
+    assert si == {f"net.{n}" for n in lock.si} and "net.fc.weight" not in si
+    assert scheduler.bound
+
+
+def test_stale_lock_is_refused(tmp_path):
+    from explr.errors import ExplrError
+    from explr.load import load_model
+    from tests.configs.texp_harness import MODEL, fixture_model
+
+    other = load_model(f"{MODEL}:ConvBiasBN", kwargs={"num_classes": 5}).model.double()  # same names, fc differs
+    lock = _lock_for(other, tmp_path)
+    converted = convert(str(DIR / "cosine.yaml"), iters_per_epoch=2, lock=str(lock.path))
+    written = load_yaml(converted_output(converted).text)
+    model = fixture_model()
+    optimizer = _instantiate(written["optimizer"], model.parameters())
+    scheduler = _instantiate(written["lr_scheduler"], optimizer)
+    with pytest.raises(ExplrError, match="does not match this lock file"):
+        scheduler.bind(model)
+    assert not scheduler.bound
+
+
+def test_no_scheduler_means_constant_lr_and_a_scheduler_is_added(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("trainer:\n  max_epochs: 4\nmodel: {}\noptimizer:\n  class_path: torch.optim.SGD\n"
+                    "  init_args: {lr: 0.1, momentum: 0.9, weight_decay: 1.0e-3}\n")
+    converted = convert(str(path), iters_per_epoch=5)
+    assert converted.plan.lr.decay == "constant" and converted.plan.total_iters == 20
+    written = load_yaml(converted_output(converted).text)
+    assert written["lr_scheduler"]["class_path"].endswith("TEXPScheduler")
+    assert written["trainer"]["callbacks"] == [{"class_path": "explr.integrations.lightning.ExplrCallback"}]
+
+
+def test_max_steps_shorter_than_epochs_wins(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("trainer: {max_epochs: 10, max_steps: 35}\nmodel: {}\noptimizer:\n  class_path: torch.optim.SGD\n"
+                    "  init_args: {lr: 0.1}\n")
+    assert convert(str(path), iters_per_epoch=5).plan.total_iters == 35
+
+
+def test_averaging_callback_is_not_exact_and_converting_twice_is_refused(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("trainer:\n  max_epochs: 4\n  callbacks:\n    - class_path: lightning.pytorch.callbacks."
+                    "StochasticWeightAveraging\n      init_args: {swa_lrs: 0.01}\nmodel: {}\noptimizer:\n"
+                    "  class_path: torch.optim.SGD\n  init_args: {lr: 0.1}\n")
+    with pytest.raises(UnsupportedError, match="EMA/SWA"):
+        convert(str(path), iters_per_epoch=5)
+    once = tmp_path / "once.yaml"
+    once.write_text(converted_output(convert(str(path), iters_per_epoch=5, approximate=True)).text)
+    with pytest.raises(ConfigError, match=r"once.yaml:\d+: this config is already converted"):
+        convert(str(once), iters_per_epoch=5, approximate=True)
+
+
+def test_max_epochs_minus_one_means_until_max_steps(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("trainer: {max_epochs: -1, max_steps: 40}\nmodel: {}\noptimizer:\n  class_path: torch.optim.SGD\n"
+                    "  init_args: {lr: 0.1}\n")
+    assert convert(str(path), iters_per_epoch=7).plan.total_iters == 40

@@ -72,3 +72,12 @@ def test_append_to_flow_list_refused():
 
 def test_render_uses_flow_for_short_scalar_lists():
     assert render({"m": [1, 2], "d": [{"a": 1}]}, 2) == ["  m: [1, 2]", "  d:", "    - a: 1"]
+
+
+@pytest.mark.parametrize("value", [1e-5, 5e-4, 0.1, 1.0, 3.0e16, 2.5e-300, 123456789.0, -4e-7, float("inf")])
+def test_floats_read_back_as_floats_by_pyyaml_and_ruamel(value):
+    import yaml
+
+    text = "\n".join(render({"x": value, "xs": [value]}, 0))
+    assert yaml.safe_load(text) == {"x": value, "xs": [value]}  # LightningCLI / OmegaConf (YAML 1.1)
+    assert ConfigSource.parse(text).data == {"x": value, "xs": [value]}  # ruamel (YAML 1.2)

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import copy
 import importlib
-import io
 import types
 from typing import Any, Callable
 
 import torch
-from ruamel.yaml import YAML
+import yaml
 
 from explr.load import load_model
 from tests.conftest import FIXTURES
@@ -23,7 +22,8 @@ torch.set_num_threads(1)  # tiny tensors: threads only contend on the shared CI 
 
 
 def load_yaml(text: str) -> Any:
-    return YAML(typ="safe").load(io.StringIO(text))
+    """As LightningCLI (jsonargparse) and Hydra (OmegaConf) load it: PyYAML, YAML 1.1."""
+    return yaml.safe_load(text)
 
 
 def import_string(path: str) -> Any:

@@ -32,6 +32,7 @@ def test_names_are_never_cut_without_a_terminal():
     assert any(LONG_MODULE in line for line in lines), "module name truncated or folded"
     assert "…" not in out and "..." not in out
     assert "\x1b[" not in out  # no colour codes in logs
+    assert all(line == line.rstrip() for line in lines)  # no column padding at line ends
 
 
 def test_table_groups_rows_by_module():

@@ -7,6 +7,7 @@ import torch
 from torch.optim.lr_scheduler import MultiStepLR
 
 import explr
+from explr.errors import ConfigError
 from explr.schedule.lr import LRSchedule
 from tests.schedule.nets import SI_NAMES, batches, make_net, max_rel_diff, train
 
@@ -116,3 +117,35 @@ def test_renormalize_bounds_are_validated():
     opt = torch.optim.SGD(explr.param_groups(net, SI_NAMES, weight_decay=5e-4), lr=0.1)
     with pytest.raises(ValueError, match="4\\*low <= high"):
         explr.TEXP(opt, SCHEDULE, renormalize=(1.0, 2.0))
+
+
+def test_renormalization_carries_a_run_past_the_float64_limit_of_the_phantom():
+    """s_t = 0.5^t: without renormalization 1/s_t² leaves float64 near step 540; with it the run
+    continues exactly (the direction of an SI vector matches the weight-decay run)."""
+    target = torch.nn.functional.normalize(torch.randn(8, dtype=torch.float64), dim=0)
+
+    def run(w, opt, sched, steps):
+        for _ in range(steps):
+            opt.zero_grad()
+            ((w / w.norm() - target) ** 2).sum().backward()  # loss invariant to the scale of w
+            opt.step()
+            if sched is not None:
+                sched.step()
+        return w.detach() / w.norm()
+
+    init = torch.randn(8, dtype=torch.float64)
+    w_orig = torch.nn.Parameter(init.clone())
+    ref = run(w_orig, torch.optim.SGD([w_orig], lr=1.0, weight_decay=0.5), None, 1000)
+
+    def converted(renormalize):
+        w = torch.nn.Parameter(init.clone())
+        opt = torch.optim.SGD([{"params": [w], "weight_decay": 0.0, "explr_si": True, "explr_weight_decay": 0.5}],
+                              lr=1.0)
+        return w, opt, explr.TEXP(opt, lambda i: 1.0, renormalize=renormalize)
+
+    with pytest.raises(ConfigError, match="no longer fits float64"):
+        run(*converted(None), 1000)
+    w, opt, sched = converted((0.25, 4.0))
+    direction = run(w, opt, sched, 1000)
+    assert 0.25 <= w.norm().item() <= 4.0 and sched.renormalizations > 100
+    assert torch.allclose(direction, ref, rtol=1e-10, atol=1e-12)

@@ -54,10 +54,6 @@ class Capture:
 class ConcreteProxy(fx.Proxy):
     """A proxy that answers metadata questions from its node's concrete value."""
 
-    @property
-    def _val(self):
-        return self.node.meta.get("val")
-
     def __getattr__(self, k: str):
         val = self.node.meta.get("val")
         if isinstance(val, torch.Tensor) and not k.startswith("__"):

@@ -59,12 +59,6 @@ class Origin:
     op: str
     module: str
 
-    def describe(self) -> str:
-        where = f" in {self.module}" if self.module else ""
-        return {"output": "model output",
-                "opaque": f"opaque{where}",
-                "unknown": f"op {self.op} without a transfer rule{where}"}.get(self.kind, f"{self.op}{where}")
-
 
 @dataclass(frozen=True, slots=True)
 class Constraint:
@@ -130,11 +124,18 @@ class Call:
         return self.node.kwargs.get(name, default)
 
     def deg(self, a) -> Deg | None:
-        """Degree of an argument; None for Python constants."""
-        if isinstance(a, fx.Node):
-            d = self.degs.get(a)
-            return d if isinstance(d, Deg) else None
-        return None
+        """Degree of an argument; None for Python constants.
+
+        A structured value (a tuple of tensors) used as a whole gets one degree that all its
+        tensors must share: conservative, never silently degree 0."""
+        if not isinstance(a, fx.Node):
+            return None
+        d = self.degs.get(a)
+        if isinstance(d, (tuple, list)):
+            parts = [x for x in _flat_degs(d)]
+            return Deg.of(self.ctx.equal([self.ctx.resolve(x, self.origin("mix")) for x in parts],
+                                         self.origin("mix"))) if parts else None
+        return d if isinstance(d, Deg) else None
 
     @staticmethod
     def val(a):
@@ -148,14 +149,22 @@ class Call:
         return Origin(kind, self.key, self.module)
 
     def input_degs(self) -> list[Deg]:
+        """Degrees of every tensor among the arguments (inside tuples too)."""
         out: list[Deg] = []
         map_aggregate((self.node.args, self.node.kwargs),
-                      lambda a: out.append(self.degs[a]) if isinstance(a, fx.Node)
-                      and isinstance(self.degs.get(a), Deg) else None)
+                      lambda a: out.extend(_flat_degs(self.degs.get(a))) if isinstance(a, fx.Node) else None)
         return out
 
     def out_zero(self):
         return zero_like(self.node.meta.get("val"))
+
+
+def _flat_degs(d) -> list[Deg]:
+    if isinstance(d, Deg):
+        return [d]
+    if isinstance(d, (tuple, list)):
+        return [x for item in d for x in _flat_degs(item)]
+    return []
 
 
 def zero_like(value):
@@ -198,21 +207,34 @@ def _node_degree(node: fx.Node, ctx: Ctx, degs: dict, param_index: dict[str, int
     key = "output" if node.op == "output" else \
         ("opaque" if node.op == "call_module" else op_key(node))
     call = Call(node, ctx, degs, key)
-    fn = TABLE.get(key)
+    fn, in_place = TABLE.get(key), bool(call.arg(99, "inplace", False))
     if fn is None and key.startswith("Tensor.") and key.endswith("_") and not key.endswith("__"):
-        fn = TABLE.get(key[:-1])  # in-place variant: same degree rule, result rebinds the input
-        if fn is not None:
-            out = fn(call)
-            if isinstance(node.args[0], fx.Node):
-                degs[node.args[0]] = out
-            return out
+        fn, in_place = TABLE.get(key[:-1]), True  # x.add_(y): the rule of x.add(y), then x is rebound
     if fn is None:
         ctx.unknown_ops.append(UnknownOp(key, call.module))
         return conservative(call, "unknown")
     out = fn(call)
-    if call.arg(99, "inplace", False) and node.args and isinstance(node.args[0], fx.Node):
-        degs[node.args[0]] = out
+    if isinstance(node.meta.get("val"), torch.Tensor) and not isinstance(out, Deg):
+        return conservative(call, "unknown")  # a rule that lost track of a tensor: never assume degree 0
+    if in_place and node.args and isinstance(node.args[0], fx.Node):
+        _rebind(call, node.args[0], out)
     return out
+
+
+def _rebind(call: Call, target: fx.Node, out: Deg) -> None:
+    """An in-place op changes its target; on a view it changes the base too, which we do not
+    track: there the op must keep the target's degree."""
+    old = call.degs.get(target)
+    if target.op != "get_attr" and op_key(target) in VIEW_KEYS and isinstance(old, Deg):
+        o = call.origin("mix")
+        call.ctx.equal([call.ctx.resolve(old, o), call.ctx.resolve(out, o)], o)
+    call.degs[target] = out
+
+
+VIEW_KEYS = frozenset({f"{p}.{n}" for p in ("Tensor", "torch") for n in (
+    "view", "reshape", "flatten", "permute", "transpose", "t", "unsqueeze", "squeeze", "expand", "narrow",
+    "select", "split", "chunk", "unbind", "diagonal", "unflatten", "movedim", "swapaxes", "view_as",
+    "expand_as", "as_strided", "detach")} | {"operator.getitem", "getattr"})
 
 
 @rule("output")

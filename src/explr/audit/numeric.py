@@ -100,6 +100,11 @@ def _tensor_rel_error(a: torch.Tensor, b: torch.Tensor) -> float:
     return diff / scale if scale > 0 else (0.0 if diff == 0 else math.inf)
 
 
+def _all_finite(output: Any) -> bool:
+    return all(torch.isfinite(t).all() for t in tree_leaves(output)
+               if isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex()))
+
+
 def perturb_(model: nn.Module, seed: int) -> None:
     """Add noise to every parameter: 0.5·rms(p) + 0.1 per element, so zeros and ones move too."""
     gen = torch.Generator().manual_seed(seed)
@@ -143,15 +148,17 @@ class ScalingProbe:
             perturb_(self.model, seed)
         self.inputs = _to_float64(tuple(example_inputs))
         self.params = dict(self.model.named_parameters())
+        # fork_rng must also save/restore the RNG of every CUDA device the model runs on
+        self._cuda = sorted({p.device.index or 0 for p in self.params.values() if p.device.type == "cuda"})
         self._buffers = {name: b.detach().clone() for name, b in self.model.named_buffers()}
         self.forwards = 0
         self.baseline = self._forward()
-        if max_rel_error(self.baseline, self.baseline) > 0:
+        if not _all_finite(self.baseline):
             raise UnverifiableError("the float64 output contains NaN or inf after perturbing the parameters")
 
     def _forward(self) -> Any:
         try:
-            with torch.random.fork_rng(devices=[]), torch.no_grad(), _float64_default(), self._eps_mode():
+            with torch.random.fork_rng(devices=self._cuda), torch.no_grad(), _float64_default(), self._eps_mode():
                 torch.manual_seed(self.seed)
                 return self.model(*self.inputs)
         except Exception as exc:  # the model's own failure: numeric confirmation is impossible
@@ -169,13 +176,19 @@ class ScalingProbe:
 
     def error(self, factors: Mapping[str, float]) -> float:
         """Relative output change when each named parameter is multiplied by its factor."""
-        self.check_names(factors)
-        saved = {name: self.params[name].detach().clone() for name in factors}
+        with self._restoring(factors):
+            for name, c in factors.items():
+                self.params[name].mul_(c)
+            return max_rel_error(self.baseline, self._forward())
+
+    @contextlib.contextmanager
+    def _restoring(self, names: Iterable[str]) -> Iterator[None]:
+        """Modify the named parameters in place (no grad) inside; their values come back after."""
+        self.check_names(names)
+        saved = {name: self.params[name].detach().clone() for name in names}
         try:
             with torch.no_grad():
-                for name, c in factors.items():
-                    self.params[name].mul_(c)
-            return max_rel_error(self.baseline, self._forward())
+                yield
         finally:
             with torch.no_grad():
                 for name, value in saved.items():
@@ -197,15 +210,10 @@ class ScalingProbe:
     def has_no_effect(self, name: str, tol: float = TOLERANCE) -> bool:
         """True when replacing the parameter by unrelated random values leaves the output unchanged."""
         param = self.params[name]
-        saved = param.detach().clone()
         gen = torch.Generator().manual_seed(self.seed + 1)
-        try:
-            with torch.no_grad():
-                param.copy_(torch.randn(param.shape, generator=gen, dtype=param.dtype) * 3 + 1)
+        with self._restoring([name]):
+            param.copy_(torch.randn(param.shape, generator=gen, dtype=param.dtype) * 3 + 1)
             return max_rel_error(self.baseline, self._forward()) <= tol
-        finally:
-            with torch.no_grad():
-                param.copy_(saved)
 
 
 def is_scale_invariant(model: nn.Module, example_inputs: tuple[Any, ...], names: Iterable[str],

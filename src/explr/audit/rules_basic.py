@@ -61,6 +61,16 @@ def _per_block(call: Call):
     return d
 
 
+@rule("F.prelu")
+def _prelu(call: Call):
+    """max(0, x) + a * min(0, x): the negative part has degree d_x + x_a, so x_a must be 0."""
+    slope = call.deg(call.arg(1, "weight"))
+    if slope is not None:
+        o = call.origin("nonhomogeneous")
+        call.ctx.zero(call.ctx.resolve(slope, o), o)
+    return call.ctx.resolve_blocks(_first(call), call.origin("mix"))
+
+
 @rule("torch.abs", "Tensor.abs", "operator.abs")
 def _abs(call: Call):
     d = call.ctx.resolve_blocks(_first(call), call.origin("mix"))
@@ -75,11 +85,28 @@ _SHAPE_OPS = ["view", "reshape", "flatten", "permute", "transpose", "t", "unsque
 _REDUCTIONS = ["sum", "mean", "amax", "amin", "max", "min", "topk", "sort", "median", "nansum", "nanmean"]
 
 
-@rule(*_keys(_SHAPE_OPS + _REDUCTIONS, "Tensor", "torch"), "getattr", "F.pixel_shuffle",
+@rule(*_keys(_SHAPE_OPS + _REDUCTIONS, "Tensor", "torch"), "F.pixel_shuffle",
       "F.pixel_unshuffle", "F.unfold", "F.fold")
 def _merged(call: Call):
     d = _first(call)
-    return same_form(call, call.ctx.resolve(d, call.origin("mix")), stat=d.stat)
+    form = call.ctx.resolve(d, call.origin("mix"))
+    other = call.arg(1, "other")
+    if call.key.endswith((".max", ".min")) and isinstance(call.val(other), torch.Tensor):
+        # elementwise max(a, b) of two tensors: homogeneous only if both share the degree
+        o = call.origin("sum")
+        form = call.ctx.equal([form, call.ctx.resolve(call.deg(other) or ZERO_DEG, o)], o)
+    return same_form(call, form, stat=d.stat)
+
+
+@rule("getattr")
+def _getattr(call: Call):
+    """`.values` of a (values, indices) result picks that element; a tensor attribute (.T, .mT) keeps the degree."""
+    src, attr = call.node.args[0], call.node.args[1]
+    d, val = call.degs.get(src), call.val(src)
+    if isinstance(d, (tuple, list)) and isinstance(val, tuple):
+        picked = getattr(val, attr)
+        return next((d[i] for i, v in enumerate(val) if v is picked), call.out_zero())
+    return _merged(call)
 
 
 @rule(*_keys(["argmax", "argmin", "zeros_like", "ones_like", "empty_like", "rand_like", "randn_like",
@@ -140,6 +167,13 @@ def _plus_constant(call: Call, tensor, c):
     return ZERO_DEG
 
 
+def _note_cancelled(call: Call, inputs, out) -> None:
+    """x / ||x||, x * rsqrt(mean(x^2)), (w - mean) / std: these variables' scale cancels here."""
+    cancelled = set().union(*map(set, inputs)) - set(out)
+    if cancelled:
+        call.ctx.note_normalized([dict.fromkeys(cancelled, 1)], call.module or call.node.name)
+
+
 @rule("operator.mul", "torch.mul", "Tensor.mul", "operator.imul")
 def _mul(call: Call):
     a, b = call.arg(0, "input"), call.arg(1, "other")
@@ -147,7 +181,9 @@ def _mul(call: Call):
         return call.deg(b if _is_scalar(a) else a) or ZERO_DEG
     da, db = call.deg(a) or ZERO_DEG, call.deg(b) or ZERO_DEG
     o = call.origin("mix")
-    form = f_add(call.ctx.resolve(da, o), call.ctx.resolve(db, o))
+    fa, fb = call.ctx.resolve(da, o), call.ctx.resolve(db, o)
+    form = f_add(fa, fb)
+    _note_cancelled(call, (fa, fb), form)
     return Deg.of(form, stat=(a is b) or (da.stat and db.stat))
 
 
@@ -162,15 +198,13 @@ def _div(call: Call):
     fa = ZERO if _is_scalar(a) else call.ctx.resolve(call.deg(a) or ZERO_DEG, o)
     fb = call.ctx.resolve(call.deg(b) or ZERO_DEG, o)
     out = f_add(fa, fb, -1)
-    cancelled = (set(fa) | set(fb)) - set(out)
-    if cancelled:  # w / ||w||, (w - mean) / std: the scale of these variables cancels here
-        call.ctx.note_normalized([{v: 1 for v in cancelled}], call.module or call.node.name)
+    _note_cancelled(call, (fa, fb), out)
     stat = (call.deg(b) or ZERO_DEG).stat and (_is_scalar(a) or (call.deg(a) or ZERO_DEG).stat)
     return Deg.of(out, stat)
 
 
 # -- products: degrees add; a bias is constant over every dim but its own
-def _product_with_bias(call: Call, forms, bias, bias_dims: frozenset):
+def _product_with_bias(call: Call, forms, bias, bias_dims: frozenset, ndim: int | None = None):
     o = call.origin("mix")
     main = ZERO
     for f in forms:
@@ -178,7 +212,7 @@ def _product_with_bias(call: Call, forms, bias, bias_dims: frozenset):
     bd = call.deg(bias)
     if bd is None:
         return Deg.of(main)
-    ndim = len(call.shape())
+    ndim = len(call.shape()) if ndim is None else ndim
     const = frozenset(range(ndim)) - bias_dims
     return Deg(((None, (Term(main), Term(call.ctx.resolve(bd, o), const))),))
 
@@ -212,6 +246,8 @@ def _matmul(call: Call):
 
 @rule("F.embedding")
 def _embedding(call: Call):
+    if call.arg(3, "max_norm") is not None:  # renormalizes rows above a fixed norm: not scale-free
+        return conservative(call)
     return Deg.of(call.ctx.resolve(call.deg(call.arg(1, "weight")) or ZERO_DEG, call.origin("mix")))
 
 
@@ -243,7 +279,10 @@ def _stack(call: Call):
 @rule("torch.where", "Tensor.where")
 def _where(call: Call):
     o = call.origin("sum")
-    branches = [call.arg(1, "input"), call.arg(2, "other")]
+    if call.key == "Tensor.where":  # x.where(condition, other)
+        branches = [call.node.args[0], call.arg(2, "other")]
+    else:
+        branches = [call.arg(1, "input"), call.arg(2, "other")]
     forms = []
     for x in branches:
         if _is_scalar(x):
@@ -321,6 +360,26 @@ def _attention(call: Call):
         if d is not None:
             call.ctx.zero(call.ctx.resolve(d, o), o)
     return Deg.of(call.ctx.resolve(call.deg(call.arg(2, "value")) or ZERO_DEG, call.origin("mix")))
+
+
+@rule("F.multi_head_attention_forward")
+def _multi_head_attention(call: Call):
+    """nn.MultiheadAttention: q, k, v projections feed the softmax (conservatively all to degree 0,
+    with the fused in-projection they share a weight anyway); the out-projection is a linear."""
+    o = call.origin("nonhomogeneous")
+    out_weight, out_bias = call.arg(11, "out_proj_weight"), call.arg(12, "out_proj_bias")
+    for pos, name in [(0, "query"), (1, "key"), (2, "value"), (5, "in_proj_weight"), (6, "in_proj_bias"),
+                      (7, "bias_k"), (8, "bias_v")]:
+        d = call.deg(call.arg(pos, name))
+        if d is not None:
+            call.ctx.zero(call.ctx.resolve(d, o), o)
+    for name in ("q_proj_weight", "k_proj_weight", "v_proj_weight", "attn_mask", "key_padding_mask"):
+        d = call.deg(call.node.kwargs.get(name))
+        if d is not None:
+            call.ctx.zero(call.ctx.resolve(d, o), o)
+    ndim = len(call.shape(call.arg(0, "query")))
+    weight = call.ctx.resolve(call.deg(out_weight) or ZERO_DEG, call.origin("mix"))
+    return (_product_with_bias(call, [weight], out_bias, frozenset({ndim - 1}), ndim), ZERO_DEG)
 
 
 _NONHOMOGENEOUS = ["sigmoid", "tanh", "gelu", "silu", "softmax", "log_softmax", "softmin", "exp", "expm1", "log",

@@ -21,9 +21,11 @@ def _groups_of_terms(call: Call, deg: Deg, reduce: frozenset, channel_group: int
     """Term lists normalized together: one per channel block when the channel dim is not mixed."""
     channels = call.shape(call.arg(0, "input"))[1] if len(call.shape(call.arg(0, "input"))) > 1 else 1
     aligned = channel_group is not None and all(c % channel_group == 0 for c in block_cuts(deg, channels))
-    if 1 not in reduce or aligned:
+    if 1 not in reduce or aligned or len(deg.blocks) == 1:
         return [terms for _, terms in deg.blocks]
-    return [deg.all_terms()]
+    # blocks normalized together: a term constant over its own block's channels is not constant
+    # over the whole group any more
+    return [[Term(t.form, t.const - {1}, t.via) for t in deg.all_terms()]]
 
 
 def _normalize(call: Call, reduce: frozenset, *, mean_subtract: bool, channel_group: int | None = None) -> None:

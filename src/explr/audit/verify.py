@@ -5,7 +5,8 @@ Checks (each one forward pass of the prepared `ScalingProbe`, see numeric.py):
 2. `draws` joint draws: every claimed group is multiplied by its own random factor in the same
    pass. This scales the whole SI set (a common factor is the special case) and also checks the
    stronger claim the report makes: groups are independent, so each may drift by its own factor;
-3. one individual draw: every parameter claimed individually SI gets its own factor.
+3. one individual draw: every parameter claimed individually SI gets its own factor (skipped for
+   those that are singleton groups: the joint draws already scale them on their own).
 A failing check is bisected to the culprit group(s) or parameter(s) — O(k log n) extra passes —
 and each culprit becomes an EXP109 error finding.
 """
@@ -35,7 +36,7 @@ class _Claim:
 @dataclass
 class _Failure:
     claims: list[_Claim]
-    factors: dict[str, float]
+    factors: dict[str, float]  # claim label -> the factor it was scaled by
     error: float
 
 
@@ -44,7 +45,8 @@ def verify_report(model: nn.Module, example_inputs: Sequence[Any], report: Audit
     """Confirm the report's SI claims numerically; return the verification and EXP109 findings."""
     if is_meta(model):
         return Verification("skipped", None, "meta device: weights are not allocated, numeric check skipped"), []
-    groups, individuals = _group_claims(report), _individual_claims(report)
+    groups = _group_claims(report)
+    individuals = _individual_claims(report, groups)
     if not groups and not individuals:
         return Verification("skipped", None, "no parameter is claimed scale-invariant: nothing to confirm"), []
     try:
@@ -64,8 +66,8 @@ def verify_report(model: nn.Module, example_inputs: Sequence[Any], report: Audit
     if failures:
         return _failed(worst, [_failure_finding(f) for f in failures])
     detail = (f"{probe.forwards} float64 train-mode forward passes (normalization eps {TINY_EPS:g}): "
-              f"{len(groups)} groups by independent factors in {draws} draws, {len(individuals)} individually-SI "
-              f"parameters by independent factors; max relative error {worst:.1e} (tolerance {tol:g})")
+              f"{len(groups)} groups by independent factors in {draws} draws, {len(individuals)} more "
+              f"individually-SI parameters by independent factors; max relative error {worst:.1e} (tolerance {tol:g})")
     return Verification("passed", worst, detail), []
 
 
@@ -77,8 +79,11 @@ def _group_claims(report: AuditReport) -> list[_Claim]:
     return claims
 
 
-def _individual_claims(report: AuditReport) -> list[_Claim]:
-    return [_Claim(f"parameter {p.name}", (p.name,)) for p in report.parameters if p.individually_si]
+def _individual_claims(report: AuditReport, groups: list[_Claim]) -> list[_Claim]:
+    """Individually-SI parameters not already a singleton group (the joint draws scale those alone)."""
+    singletons = {c.members for c in groups if len(c.members) == 1}
+    return [_Claim(f"parameter {p.name}", (p.name,)) for p in report.parameters
+            if p.individually_si and (p.name,) not in singletons]
 
 
 def _unknown_names(probe: ScalingProbe, claims: list[_Claim]) -> list[str]:
@@ -96,8 +101,6 @@ def _run_checks(probe: ScalingProbe, groups: list[_Claim], individuals: list[_Cl
         failures += found
         if found:  # culprits known; another draw would only name them again
             break
-    blamed = {c.members for f in failures if len(f.claims) == 1 for c in f.claims}
-    individuals = [c for c in individuals if c.members not in blamed]  # already named as a singleton group
     if individuals:
         err, found = _check_draw(probe, individuals, rng, tol)
         errors.append(err)
@@ -108,44 +111,48 @@ def _run_checks(probe: ScalingProbe, groups: list[_Claim], individuals: list[_Cl
 def _check_draw(probe: ScalingProbe, claims: list[_Claim], rng: random.Random,
                 tol: float) -> tuple[float, list[_Failure]]:
     """One pass with an independent factor per claim; on failure, bisect to the culprits."""
-    scale_of = _factors_for({c.label: draw_factor(rng) for c in claims})
-    err = probe.error(scale_of(claims))
+    factors = {c.label: draw_factor(rng) for c in claims}
+
+    def error_of(part: Sequence[_Claim]) -> float:
+        return probe.error({name: factors[c.label] for c in part for name in c.members})
+
+    err = error_of(claims)
     if err <= tol:
         return err, []
-    return err, _bisect(lambda part: probe.error(scale_of(part)), claims, err, tol, scale_of)
+    return err, [_Failure(part, {c.label: factors[c.label] for c in part}, part_err)
+                 for part, part_err in _bisect(error_of, claims, err, tol)]
 
 
-def _factors_for(factors: dict[str, float]) -> Callable[[Sequence[_Claim]], dict[str, float]]:
-    def scale_of(claims: Sequence[_Claim]) -> dict[str, float]:
-        return {name: factors[c.label] for c in claims for name in c.members}
-    return scale_of
-
-
-def _bisect(error_of: Callable[[Sequence[_Claim]], float], claims: list[_Claim], err: float, tol: float,
-            scale_of: Callable[[Sequence[_Claim]], dict[str, float]]) -> list[_Failure]:
+def _bisect(error_of: Callable[[Sequence[_Claim]], float], claims: list[_Claim], err: float,
+            tol: float) -> list[tuple[list[_Claim], float]]:
     """Split a failing set of claims until each failing part is one claim (or fails only in combination)."""
     if len(claims) == 1:
-        return [_Failure(claims, scale_of(claims), err)]
+        return [(claims, err)]
     half = len(claims) // 2
     parts = [(part, error_of(part)) for part in (claims[:half], claims[half:])]
     failing = [(part, e) for part, e in parts if e > tol]
     if not failing:  # each half is fine alone: the claims interact
-        return [_Failure(claims, scale_of(claims), err)]
-    return [f for part, e in failing for f in _bisect(error_of, part, e, tol, scale_of)]
+        return [(claims, err)]
+    return [found for part, e in failing for found in _bisect(error_of, part, e, tol)]
 
 
 def _failure_finding(failure: _Failure) -> Finding:
     claims = failure.claims
-    factors = ", ".join(f"{name}×{c:.2f}" for name, c in failure.factors.items())
     if len(claims) == 1:
-        what = (f"{claims[0].label} ({', '.join(claims[0].members)})" if claims[0].label.startswith("group")
-                else claims[0].label)
-        message = f"{what} is claimed scale-invariant but scaling it ({factors}) changes the output"
+        claim = claims[0]
+        what = f"{claim.label} ({_shorten(claim.members)})" if claim.label.startswith("group") else claim.label
+        message = (f"{what} is claimed scale-invariant but scaling it by {failure.factors[claim.label]:.2f} "
+                   f"changes the output")
     else:
-        message = (f"{', '.join(c.label for c in claims)} are each invariant alone but not under independent "
-                   f"factors ({factors}): they are not separate groups")
+        scaled = ", ".join(f"{label} by {c:.2f}" for label, c in failure.factors.items())
+        message = f"scaling {scaled} changes the output although each part is invariant alone: not separate groups"
     module = _common_module([n for c in claims for n in c.members])
-    return finding("EXP109", f"{message} by a relative {failure.error:.2g} (float64, train mode)", module=module)
+    return finding("EXP109", f"{message} (relative {failure.error:.2g}, float64, train mode)", module=module)
+
+
+def _shorten(names: Sequence[str], keep: int = 4) -> str:
+    more = f", +{len(names) - keep} more" if len(names) > keep else ""
+    return ", ".join(names[:keep]) + more
 
 
 def _common_module(names: list[str]) -> str | None:

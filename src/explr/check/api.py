@@ -156,11 +156,13 @@ class _Setup:
 def check(model: str | nn.Module, config: str | TrainingPlan, *, example_inputs: tuple | None = None,
           options: CheckOptions = CheckOptions(), read_options: ReadOptions = ReadOptions(),
           format: str | None = None, si: Any = None,
-          on_step: Callable[[int, int], None] | None = None) -> TrajectoryReport:
+          on_step: Callable[[int, int], None] | None = None,
+          log: Callable[[str], None] = lambda line: None) -> TrajectoryReport:
     """Train the original and the converted setup side by side; see the module docstring.
 
     `si`: None (audit the model), an AuditReport, or parameter names to treat as SI (taken as given,
-    e.g. to see what a wrong SI set does). `on_step(t, steps)` reports progress.
+    e.g. to see what a wrong SI set does). `on_step(t, steps)` reports progress; `log(line)` receives
+    diagnostics before training starts (the schedule mapping, the data source, notes).
     """
     started = time.perf_counter()
     device, dtype = resolve_device(options.device), resolve_dtype(options.dtype)
@@ -174,6 +176,8 @@ def check(model: str | nn.Module, config: str | TrainingPlan, *, example_inputs:
         raise ConfigError(f"{plan.path}: {exc}") from None
     make_stream, where = _stream(options, model if isinstance(model, str) else "", net, inputs)
     setup = _Setup(name, plan, comp, options, device, dtype, where)
+    for line in [*comp.describe(plan.iters_per_epoch), f"data: {where}"]:
+        log(line)
     probe = _probe(make_stream, options, where, device, dtype)
     base = copy.deepcopy(net).to(device=device, dtype=dtype)
     notes += _eps_note(base, si_arg, options)

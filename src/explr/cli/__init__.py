@@ -16,6 +16,7 @@ from explr.cli import convert as _convert  # noqa: F401,E402
 from explr.cli import rules as _rules  # noqa: F401,E402
 from explr.cli import schedule as _schedule  # noqa: F401,E402
 from explr.cli import check as _check  # noqa: F401,E402
+from explr.cli import demo as _demo  # noqa: F401,E402
 
 __all__ = ["app", "main"]
 

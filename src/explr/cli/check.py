@@ -120,7 +120,5 @@ def check_command(
                            scheduler_interval=scheduler_interval.value if scheduler_interval else None)
         with progress_bar(sys.stderr.isatty()) as on_step:
             report = check(model, config, options=options, read_options=read, format=fmt, si=si or None,
-                           on_step=on_step)
-        for line in report.compression:
-            note(line)
+                           on_step=on_step, log=note)
         return emit_report(report, as_json=as_json, plot=plot)

@@ -16,7 +16,7 @@ class Interval(str, enum.Enum):
     step = "step"
 
 
-def _table(converted, written) -> str:
+def _table(converted, written) -> None:
     """The human summary (stderr): format, SI source, exactness, phases, final LR and weight-norm growth."""
     from rich.console import Console
     from rich.table import Table
@@ -30,39 +30,57 @@ def _table(converted, written) -> str:
         converted.not_exact_because)
     console.print(f"conversion: {verdict}")
     table = Table(title="TEXP phases (SI parameters: weight decay 0, LR below; others unchanged)")
-    for column in ("epochs", "original LR", "converted LR start", "converted LR end", "growth/epoch"):
+    columns = ("iterations", "epochs", "original LR", "converted LR start", "converted LR end", "growth/epoch")
+    for column in columns:
         table.add_column(column, justify="right")
     ipe = plan.iters_per_epoch
     for p in analysis.phases:
         growth = f"{p.growth_per_epoch:.4f}" if p.growth_per_epoch is not None else "varies"
-        table.add_row(f"{p.start_iter / ipe:g}-{p.end_iter / ipe:g}", f"{p.base_lr:.4g}",
+        table.add_row(f"{p.start_iter}-{p.end_iter}", f"{p.start_iter / ipe:.4g}-{p.end_iter / ipe:.4g}",
+                      f"{p.base_lr:.4g}",
                       f"{p.converted_lr_start:.4g}", f"{p.converted_lr_end:.4g}", growth)
     console.print(table)
     console.print(f"final converted LR {analysis.run.converted[-1]:.4g}; SI weight norms grow by "
                   f"1/s_T = {1 / analysis.s_final:.4g}")
+    underflow = analysis.horizons.get("grads_underflow_float16_loss_scaled")
+    if plan.precision.startswith("16") and underflow and underflow.within_run:
+        console.print(f"[yellow]warning[/]: {plan.precision}: converted gradients underflow float16 at epoch "
+                      f"{underflow.step / ipe:.1f} even with loss scaling (THEORY §4); use bf16 or fp32")
     for note in written.notes:
         console.print(f"note: {note}")
     console.print(f"written to {written.path}" if written.path else "converted config on stdout")
-    return ""
+
+
+HELP = {
+    "config": "Training config: explr, Lightning CLI, Hydra, timm, detectron2 or pycls YAML.",
+    "format": "Skip auto-detection and read this format.",
+    "output": "Write the converted config here (default: stdout).",
+    "in_place": "Overwrite the input (plan formats: write NAME.explr.yaml next to it).",
+    "model": "Audit this model now to know which parameters are SI.",
+    "lock": "Use the SI parameters recorded in this lock file.",
+    "approximate": "Convert setups with no exact equivalent (Nesterov, Adam, clipping, EMA); say what deviates.",
+    "json": "Print the explr.convert/1 summary on stdout (then the config needs -o or --in-place).",
+    "interval": "How the training code steps a torch scheduler (Hydra; default epoch).",
+}
 
 
 @app.command("convert")
 def convert_command(
-    config: str = typer.Argument(..., help="Training config: explr, Lightning CLI, Hydra, timm, detectron2 or pycls YAML."),
-    format: Optional[str] = typer.Option(None, "--format", help="Skip auto-detection and read this format."),
-    output: Optional[str] = typer.Option(None, "-o", "--output", help="Write the converted config here (default: stdout)."),
-    in_place: bool = typer.Option(False, "--in-place", help="Overwrite the input (plan formats: write NAME.explr.yaml next to it)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Audit this model now to know which parameters are SI."),
-    lock: Optional[str] = typer.Option(None, "--lock", help="Use the SI parameters recorded in this lock file."),
-    approximate: bool = typer.Option(False, "--approximate", help="Convert setups with no exact equivalent (Nesterov, Adam, clipping, EMA) and say what deviates."),
-    as_json: bool = typer.Option(False, "--json", help="Print the explr.convert/1 summary on stdout (then the config needs -o or --in-place)."),
+    config: str = typer.Argument(..., help=HELP["config"]),
+    format: Optional[str] = typer.Option(None, "--format", help=HELP["format"]),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help=HELP["output"]),
+    in_place: bool = typer.Option(False, "--in-place", help=HELP["in_place"]),
+    model: Optional[str] = typer.Option(None, "--model", help=HELP["model"]),
+    lock: Optional[str] = typer.Option(None, "--lock", help=HELP["lock"]),
+    approximate: bool = typer.Option(False, "--approximate", help=HELP["approximate"]),
+    as_json: bool = typer.Option(False, "--json", help=HELP["json"]),
     iters_per_epoch: Optional[int] = typer.Option(None, "--iters-per-epoch", help="Optimizer steps per epoch."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="Well-known dataset name (cifar10, imagenet, ...)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Well-known dataset (cifar10, imagenet, ...)."),
     dataset_size: Optional[int] = typer.Option(None, "--dataset-size", help="Training examples per epoch."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Per-device batch size."),
     num_devices: Optional[int] = typer.Option(None, "--num-devices", help="Devices sharing each epoch."),
-    drop_last: Optional[bool] = typer.Option(None, "--drop-last/--no-drop-last", help="Whether the last partial batch is dropped."),
-    scheduler_interval: Optional[Interval] = typer.Option(None, "--scheduler-interval", help="How the training code steps a torch scheduler (Hydra; default epoch)."),
+    drop_last: Optional[bool] = typer.Option(None, "--drop-last/--no-drop-last", help="Last partial batch dropped?"),
+    scheduler_interval: Optional[Interval] = typer.Option(None, "--scheduler-interval", help=HELP["interval"]),
 ) -> int:
     """Convert weight decay + LR schedule into the exactly equivalent TEXP schedule, in the config's own format."""
     from explr.configs.api import convert, write_converted

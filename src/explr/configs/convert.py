@@ -32,7 +32,7 @@ class Deviation:
     """A setup the exact conversion does not cover (THEORY.md §3): when it applies and what deviates."""
 
     applies: Callable[[TrainingPlan], bool]
-    fact: str  # TrainingPlan.locations key to point at
+    fact: str  # TrainingPlan.locations key to point at (the TrainingPlan field's name)
     reason: Callable[[TrainingPlan], str]
 
 
@@ -43,7 +43,7 @@ DEVIATIONS = (
     Deviation(lambda p: p.optimizer == "sgd" and p.nesterov, "nesterov",
               lambda p: "Nesterov momentum: its look-ahead gradient term would need a second LR, so the converted "
                         "run deviates"),
-    Deviation(lambda p: bool(p.grad_clip_norm), "gradient_clip_val",
+    Deviation(lambda p: bool(p.grad_clip_norm), "grad_clip_norm",
               lambda p: f"gradient clipping at {p.grad_clip_norm}: the clip threshold sees gradients of a "
                         "different scale after conversion"),
     Deviation(lambda p: p.ema, "ema",
@@ -127,7 +127,9 @@ def _adaptive_analysis(plan: TrainingPlan, hyper: SGDHyper) -> ScheduleAnalysis:
     for i in range(plan.lr.total_iters):
         lr = plan.lr.lr_at(i)
         s *= 1.0 - lr * hyper.weight_decay
-        lrs.append(lr), converted.append(lr / s), scales.append(s)
+        lrs.append(lr)
+        converted.append(lr / s)
+        scales.append(s)
     run = Trace(lrs, converted, scales)
     ipe, keep = plan.iters_per_epoch, 1.0 - plan.lr.base_lr * hyper.weight_decay
     phases = [dataclasses.replace(p, growth_per_epoch=None if p.growth_per_epoch is None

@@ -10,6 +10,7 @@ Every key is in the table below (type, default); an unknown key is an error, nev
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from explr.configs.adapter import ReadOptions, iters_per_epoch
@@ -78,7 +79,8 @@ class ExplrFormat:
 _FACT_KEYS = {"lr": "optimizer.lr", "momentum": "optimizer.momentum", "weight_decay": "optimizer.weight_decay",
               "nesterov": "optimizer.nesterov", "milestones": "schedule.milestones", "gamma": "schedule.gamma",
               "warmup": "schedule.warmup", "epochs": "training.epochs", "total_iters": "training.iters",
-              "iters_per_epoch": "training.iters_per_epoch", "optimizer": "optimizer.name"}
+              "iters_per_epoch": "training.iters_per_epoch", "optimizer": "optimizer.name",
+              "grad_clip_norm": "training.grad_clip_norm", "ema": "training.ema"}
 
 
 def read_sections(source: ConfigSource) -> dict[str, dict[str, Any]]:
@@ -125,8 +127,7 @@ def _iters_per_epoch(source: ConfigSource, options: ReadOptions, train: dict) ->
     if train["iters_per_epoch"] and options.iters_per_epoch is None:
         return train["iters_per_epoch"]
     size_options = options if options.dataset_size or not train["dataset_size"] else \
-        ReadOptions(options.iters_per_epoch, options.dataset, train["dataset_size"], options.batch_size,
-                    options.num_devices, options.drop_last)
+        dataclasses.replace(options, dataset_size=train["dataset_size"])
     return iters_per_epoch(source, size_options, batch_size=train["batch_size"], dataset=train["dataset"],
                            num_devices=train["num_devices"], drop_last=train["drop_last"])
 

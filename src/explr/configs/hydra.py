@@ -15,7 +15,7 @@ from explr.configs.plan import TrainingPlan
 from explr.configs.source import ConfigSource, KeyPath
 from explr.configs.torch_plan import Training, build_torch_plan
 from explr.configs.torch_spec import ClassSpec
-from explr.configs.training_keys import training_facts
+from explr.configs.training_keys import averaging_path, training_facts
 from explr.errors import ConfigError
 
 INTEGRATION = "explr.integrations.hydra"
@@ -79,6 +79,10 @@ class HydraFormat:
         return None
 
     def read(self, source: ConfigSource, options: ReadOptions) -> TrainingPlan:
+        for path, node in targets(source.data):
+            if str(node["_target_"]).startswith(INTEGRATION):
+                raise ConfigError(f"{source.where(path + ('_target_',))}: this config is already converted; "
+                                  "convert the original")
         opt_path, sched_path = find_torch_nodes(source)
         if opt_path is None:
             raise ConfigError(f"{source.path}: no mapping with `_target_: torch.optim.<Optimizer>`; add the optimizer "
@@ -87,6 +91,35 @@ class HydraFormat:
         scheduler = target_spec(source, source.get(sched_path), sched_path) if sched_path is not None else None
         return build_torch_plan(source, self.name, optimizer, scheduler, _training(source, options, sched_path),
                                 lambda node, path: target_spec(source, node, path))
+
+
+    def rewrite(self, converted) -> tuple[str, list[str]]:
+        """The scheduler node -> explr's TEXPScheduler (the optimizer stays as written); a callback when the
+        config has a Lightning-style `callbacks` mapping, else a note on the one line that binds it."""
+        from explr.configs.rewrite import Rewriter
+        from explr.configs.write import si_init_args
+        from explr.integrations.scheduler import schedule_args
+
+        source, rewriter = converted.source, Rewriter(converted.source)
+        opt_path, sched_path = find_torch_nodes(source)
+        node = {"_target_": f"{INTEGRATION}.TEXPScheduler"}
+        original = source.get(sched_path) if sched_path else source.get(opt_path)
+        if original.get("_partial_") is not None:
+            node["_partial_"] = original["_partial_"]
+        node.update({"schedule": schedule_args(converted.plan.lr), **si_init_args(converted)})
+        notes = []
+        if sched_path is not None:
+            rewriter.replace_value(sched_path, node)
+        else:
+            rewriter.add_key(opt_path[:-1], "scheduler", node)
+            notes.append(f"added {'.'.join(map(str, opt_path[:-1] + ('scheduler',)))}: the training code must build it "
+                         "with scheduler(optimizer=optimizer)")
+        if isinstance(source.data.get("callbacks"), dict):
+            rewriter.add_key(("callbacks",), "explr_texp", {"_target_": f"{INTEGRATION}.ExplrCallback"})
+            notes.append("callbacks.explr_texp binds the scheduler to the model on the first batch")
+        else:
+            notes.append("bind the scheduler once before training: scheduler.bind(model, example_inputs)")
+        return rewriter.text(), notes
 
 
 def _interval(source: ConfigSource, options: ReadOptions, sched_path: KeyPath | None) -> tuple[str, KeyPath | None]:
@@ -114,45 +147,14 @@ def _training(source: ConfigSource, options: ReadOptions, sched_path: KeyPath | 
     interval, interval_path = _interval(source, options, sched_path)
     if interval_path:
         facts.paths["scheduler_interval"] = interval_path
-    ema = any("averaging" in str(n["_target_"]).lower() or "ema" in str(n["_target_"]).lower().rsplit(".", 1)[-1]
-              for _, n in targets(source.data))
+    ema = averaging_path([(path + ("_target_",), node["_target_"]) for path, node in targets(source.data)])
+    if ema:
+        facts.paths["ema"] = ema
     return Training(
         iters_per_epoch=facts.iters_per_epoch, epochs=facts.number(epochs_path, int, None),
         max_steps=max_steps if max_steps and max_steps > 0 else None, interval=interval,
         precision=str(facts.number(trainer + ("precision",), str, "32")),
-        grad_clip_norm=facts.clip_norm(trainer), ema=ema, paths=facts.paths)
+        grad_clip_norm=facts.clip_norm(trainer), ema=ema is not None, paths=facts.paths)
 
 
 ADAPTER = HydraFormat()
-
-
-def rewrite(converted) -> tuple[str, list[str]]:
-    """The scheduler node -> explr's TEXPScheduler (the optimizer stays as written); a callback when the
-    config has a Lightning-style `callbacks` mapping, else a note on the one line that binds it."""
-    from explr.configs.rewrite import Rewriter
-    from explr.configs.write import si_init_args
-    from explr.integrations.scheduler import schedule_args
-
-    source, rewriter = converted.source, Rewriter(converted.source)
-    opt_path, sched_path = find_torch_nodes(source)
-    node = {"_target_": f"{INTEGRATION}.TEXPScheduler"}
-    original = source.get(sched_path) if sched_path else source.get(opt_path)
-    if original.get("_partial_") is not None:
-        node["_partial_"] = original["_partial_"]
-    node.update({"schedule": schedule_args(converted.plan.lr), **si_init_args(converted)})
-    notes = []
-    if sched_path is not None:
-        rewriter.replace_value(sched_path, node)
-    else:
-        rewriter.add_key(opt_path[:-1], "scheduler", node)
-        notes.append(f"added {'.'.join(map(str, opt_path[:-1] + ('scheduler',)))}: the training code must build it "
-                     "with scheduler(optimizer=optimizer)")
-    if isinstance(source.data.get("callbacks"), dict):
-        rewriter.add_key(("callbacks",), "explr_texp", {"_target_": f"{INTEGRATION}.ExplrCallback"})
-        notes.append("callbacks.explr_texp binds the scheduler to the model on the first batch")
-    else:
-        notes.append("bind the scheduler once before training: scheduler.bind(model, example_inputs)")
-    return rewriter.text(), notes
-
-
-HydraFormat.rewrite = staticmethod(rewrite)

@@ -10,12 +10,14 @@ New text is rendered in block style at the indentation of where it goes; the res
 from __future__ import annotations
 
 import io
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.representer import RoundTripRepresenter
 
 from explr.configs.source import ConfigSource, KeyPath
 from explr.errors import ConfigError
@@ -47,9 +49,33 @@ def _flowed(value: Any) -> Any:
     return value
 
 
+def float_text(value: float) -> str:
+    """A float that YAML 1.1 (PyYAML: LightningCLI, OmegaConf) and 1.2 both read as a float: `1.0e-05`, not `1e-05`."""
+    if math.isnan(value):
+        return ".nan"
+    if math.isinf(value):
+        return ".inf" if value > 0 else "-.inf"
+    text = repr(value)
+    mantissa, e, exponent = text.partition("e")
+    if e and "." not in mantissa:
+        text = f"{mantissa}.0e{exponent}"
+    return text
+
+
+class _Representer(RoundTripRepresenter):
+    """ruamel's round-trip representer, with floats written by `float_text` (a subclass: nothing global changes)."""
+
+    def represent_float(self, data: float):
+        return self.represent_scalar("tag:yaml.org,2002:float", float_text(data))
+
+
+_Representer.add_representer(float, _Representer.represent_float)
+
+
 def render(value: Any, indent: int) -> list[str]:
     """`value` as block YAML lines, each indented by `indent` spaces."""
     yaml = YAML(typ="rt")
+    yaml.Representer = _Representer
     yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.width = 4096
     stream = io.StringIO()

@@ -32,8 +32,8 @@ class Training:
 
 
 def total_iterations(source: ConfigSource, training: Training) -> int:
-    candidates = [n for n in (training.max_steps,
-                              training.epochs * training.iters_per_epoch if training.epochs else None) if n]
+    epochs = training.epochs if training.epochs and training.epochs > 0 else None  # -1: "until max_steps"
+    candidates = [n for n in (training.max_steps, epochs * training.iters_per_epoch if epochs else None) if n]
     if not candidates:
         raise ConfigError(f"{source.path}: the length of training is unknown; set trainer.max_epochs (or max_steps)")
     return min(candidates)

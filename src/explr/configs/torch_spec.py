@@ -21,8 +21,6 @@ from explr.errors import ConfigError
 from explr.findings import Location
 
 OPTIMIZER_FAMILIES = {"SGD": "sgd", "Adam": "adam", "AdamW": "adamw", "RMSprop": "rmsprop"}
-# Arguments that change how torch computes, not what: ignored when reading.
-_IMPLEMENTATION_ARGS = {"foreach", "fused", "differentiable", "capturable", "verbose"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +50,21 @@ class Facts:
             self.locations[name] = where
 
 
-def resolve(source: ConfigSource, spec: ClassSpec, module: Any, kind: str, supported: str) -> type:
-    """The torch class a spec names; ConfigError naming file:line when it is not a torch class."""
+# kind -> (module the class must come from, base classes it must derive from)
+_KINDS = {
+    "optimizer": (torch.optim, (torch.optim.Optimizer,)),
+    "LR scheduler": (torch.optim.lr_scheduler, (torch.optim.lr_scheduler.LRScheduler,
+                                                torch.optim.lr_scheduler.ReduceLROnPlateau)),
+}
+
+
+def resolve(source: ConfigSource, spec: ClassSpec, kind: str, supported: str) -> type:
+    """The torch class a spec names; ConfigError naming file:line when it is not a torch class of that kind."""
+    module, bases = _KINDS[kind]
     prefix = spec.target.rsplit(".", 1)[0] if "." in spec.target else module.__name__
     cls = getattr(module, spec.class_name, None)
-    if not prefix.startswith(module.__name__.rsplit(".", 1)[0]) or not isinstance(cls, type):
+    known = isinstance(cls, type) and issubclass(cls, bases) and cls not in bases
+    if not prefix.startswith("torch.optim") or not known:
         raise ConfigError(f"{source.where(spec.target_path)}: unknown {kind} class {spec.target!r}; "
                           f"explr converts {supported}")
     _check_args(source, spec, cls)
@@ -81,7 +89,7 @@ def _arg(source: ConfigSource, spec: ClassSpec, facts: Facts, fact: str, key: st
 
 def read_optimizer(source: ConfigSource, spec: ClassSpec, facts: Facts) -> None:
     """optimizer, lr, momentum, dampening, nesterov, weight_decay into `facts` (torch defaults when absent)."""
-    cls = resolve(source, spec, torch.optim, "optimizer", "torch.optim.SGD (Adam/AdamW/RMSprop with --approximate)")
+    cls = resolve(source, spec, "optimizer", "torch.optim.SGD (Adam/AdamW/RMSprop with --approximate)")
     if cls.__name__ not in OPTIMIZER_FAMILIES:
         raise ConfigError(f"{source.where(spec.target_path)}: optimizer {cls.__name__} has no TEXP conversion; "
                           f"explr converts {', '.join(OPTIMIZER_FAMILIES)}")
@@ -164,7 +172,7 @@ SUPPORTED_SCHEDULERS = ("MultiStepLR, StepLR, CosineAnnealingLR, LinearLR, or Se
 def read_scheduler(source: ConfigSource, spec: ClassSpec, facts: Facts, ctx: StepContext,
                    nested: Callable[[Any, KeyPath], ClassSpec]) -> dict:
     """LRSchedule keyword arguments in scheduler steps; `nested` turns a SequentialLR list item into a spec."""
-    cls = resolve(source, spec, torch.optim.lr_scheduler, "LR scheduler", SUPPORTED_SCHEDULERS)
+    cls = resolve(source, spec, "LR scheduler", SUPPORTED_SCHEDULERS)
     facts.put("scheduler", cls.__name__, source.location(spec.target_path))
     if cls.__name__ == "SequentialLR":
         return _sequential(source, spec, facts, ctx, nested)

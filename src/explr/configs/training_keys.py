@@ -41,7 +41,22 @@ class TrainerFacts:
     def clip_norm(self, trainer: KeyPath) -> float | None:
         """Lightning's gradient_clip_val (algorithm "norm" by default; "value" clipping is reported the same way)."""
         value = self.number(trainer + ("gradient_clip_val",), float, None)
-        return value if value else None
+        self.paths.pop("gradient_clip_val", None)
+        if not value:
+            return None
+        self.paths["grad_clip_norm"] = trainer + ("gradient_clip_val",)  # the TrainingPlan field's name
+        return value
+
+
+def averaging_path(nodes: list[tuple[KeyPath, Any]]) -> KeyPath | None:
+    """Key path of the first weight-averaging class among (path, class name) pairs."""
+    return next((path for path, name in nodes if averages_weights(name)), None)
+
+
+def averages_weights(class_path: Any) -> bool:
+    """A weight-averaging callback (EMA, SWA, Lightning's WeightAveraging): not exact after conversion."""
+    name = str(class_path or "").rsplit(".", 1)[-1]
+    return "EMA" in name or "Averaging" in name or name.startswith("SWA")
 
 
 def _dataset_from_hint(hint: Any) -> str | None:

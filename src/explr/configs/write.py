@@ -31,7 +31,10 @@ class Written:
 def si_init_args(converted: ConvertedPlan) -> dict:
     """How the runtime learns which parameters are SI, as constructor arguments of TEXPScheduler."""
     si = converted.si
-    args: dict = {"lock": si.lock} if si.how == "lock" else {"si": list(si.names or ())} if si.names else {"si": "audit"}
+    if si.how == "lock":
+        args: dict = {"lock": si.lock}
+    else:
+        args = {"si": list(si.names)} if si.names else {"si": "audit"}
     if not converted.exact:
         args["approximate"] = True
     return args

@@ -4,7 +4,7 @@ For frameworks whose own code builds the optimizer (timm, detectron2, pycls) `ex
 an explr plan; these few lines replace the framework's optimizer/scheduler construction:
 
     optimizer, scheduler = explr.integrations.build(model, "train.explr.yaml", example_inputs=batch)
-    ...  loss.backward(); optimizer.step(); scheduler.step()   # every iteration
+    ...  loss.backward(); optimizer.step()   # the LR follows every optimizer step (a step hook)
 """
 from __future__ import annotations
 

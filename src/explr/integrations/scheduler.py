@@ -42,7 +42,8 @@ def schedule_from_args(args: Any) -> LRSchedule:
         raise ConfigError(f"TEXPScheduler: schedule must be a mapping of LRSchedule fields, not {args!r}")
     unknown = sorted(set(args) - set(_FIELDS))
     if unknown:
-        raise ConfigError(f"TEXPScheduler: unknown schedule field(s) {', '.join(unknown)}; allowed: {', '.join(_FIELDS)}")
+        raise ConfigError(f"TEXPScheduler: unknown schedule field(s) {', '.join(unknown)}; "
+                          f"allowed: {', '.join(_FIELDS)}")
     values = {k: tuple(v) if k == "milestones" else v for k, v in args.items()}
     try:
         schedule = LRSchedule(**values)
@@ -91,12 +92,13 @@ class TEXPScheduler(LRScheduler):
             raise ConfigError("TEXPScheduler: optimizer.step() before bind(model): add explr.integrations.lightning."
                               "ExplrCallback to the trainer callbacks, or call scheduler.bind(model, example_inputs)")
 
-    def _si_names(self, model: nn.Module, example_inputs: Any) -> tuple[list[str], list[tuple[str, ...]]]:
+    def _si_names(self, model: nn.Module, example_inputs: Any) -> tuple[list[str], list[tuple[str, ...]], Any]:
+        """(SI names, joint groups, the lock or None), as audited or recorded for `model` or its sub-network."""
         if self.lock is not None:
             from explr.lock import read_lock
 
             lock = read_lock(self.lock)
-            return list(lock.si), [tuple(g) for g in lock.groups if len(g) > 1]
+            return list(lock.si), [tuple(g) for g in lock.groups if len(g) > 1], lock
         if self.si == AUDIT:
             if example_inputs is None:
                 raise ConfigError("TEXPScheduler.bind: `si: audit` needs example inputs (a training batch) to audit "
@@ -104,10 +106,10 @@ class TEXPScheduler(LRScheduler):
             from explr.audit.api import audit
 
             report = audit(model, example_inputs if isinstance(example_inputs, tuple) else (example_inputs,))
-            return list(report.si_names), [tuple(g.members) for g in report.groups if len(g.members) > 1]
+            return list(report.si_names), [tuple(g.members) for g in report.groups if len(g.members) > 1], None
         if not isinstance(self.si, (list, tuple)) or not all(isinstance(n, str) for n in self.si):
             raise ConfigError(f"TEXPScheduler: si must be a list of parameter names or {AUDIT!r}, not {self.si!r}")
-        return list(self.si), []
+        return list(self.si), [], None
 
     def bind(self, model: nn.Module, example_inputs: Any = None) -> None:
         """Split the param groups into SI (weight decay 0) and the rest, and start TEXP. Once, before step 1."""
@@ -115,8 +117,10 @@ class TEXPScheduler(LRScheduler):
             return
         if any(self.optimizer.state.values()):
             raise ConfigError("TEXPScheduler.bind: the optimizer already stepped; bind before the first step")
-        names, joint = self._si_names(model, example_inputs)
+        names, joint, lock = self._si_names(model, example_inputs)
         prefix = _prefix_for(model, names + [m for group in joint for m in group])
+        if lock is not None:  # a stale lock must not mark parameters SI: its structure has to match
+            lock.check_model(model.get_submodule(prefix[:-1]) if prefix else model)
         joint = [tuple(prefix + m for m in group) for group in joint]
         self._split_groups(model, {prefix + n for n in names}, joint)
         self.texp = TEXP(self.optimizer, self.schedule, approximate=self.approximate)
@@ -130,7 +134,8 @@ class TEXPScheduler(LRScheduler):
         if strangers:
             raise ConfigError(f"TEXPScheduler.bind: {len(strangers)} optimizer parameter(s) are not in the bound model;"
                               " bind the module whose parameters the optimizer was built from")
-        wd = {name_of[id(p)]: float(g.get("weight_decay", 0.0)) for g in self.optimizer.param_groups for p in g["params"]}
+        wd = {name_of[id(p)]: float(g.get("weight_decay", 0.0))
+              for g in self.optimizer.param_groups for p in g["params"]}
         si = _drop_mixed_joint_groups(si & set(wd), joint, wd)
         groups = []
         for group in self.optimizer.param_groups:

@@ -19,7 +19,7 @@ SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severi
 VERIFICATION_STYLE = {"passed": "green", "failed": "bold red", "skipped": "yellow"}
 _FIXED_COLUMNS = 3 + 12 + 5  # SI, individually, group
 _REASON_MAX = 100  # beyond this a reason wraps onto the next line
-_MIN_WIDTH = 80
+_MIN_WIDTH = 120  # without a terminal: findings wrap at 120 columns at the earliest
 _FOLD_MIN = 20  # module and reason columns fold, but never below this width
 
 
@@ -104,8 +104,6 @@ def verification_text(v: Verification) -> Text:
     text.append(v.status, style=VERIFICATION_STYLE.get(v.status, ""))
     if v.max_rel_error is not None:
         text.append(f" (max relative error {v.max_rel_error:.2e})")
-    if v.detail:
-        text.append(f"\n  {v.detail}", style="dim")
     return text
 
 
@@ -114,13 +112,17 @@ def render_text(report: AuditReport, *, color: bool = False, width: int | None =
     console = Console(file=io.StringIO(), width=width, force_terminal=color,
                       color_system="standard" if color else None, markup=False, emoji=False,
                       highlight=False, legacy_windows=False)
-    console.print(Text(f"explr audit: {report.model} (mode: {report.mode})", style="bold"))
+    # One-line facts are never wrapped by rich (soft_wrap): a log keeps them greppable.
+    console.print(Text(f"explr audit: {report.model} (mode: {report.mode})", style="bold"), soft_wrap=True)
     if report.inputs:
-        console.print(Text(f"inputs: {report.inputs}"))
+        console.print(Text(f"inputs: {report.inputs}"), soft_wrap=True)
     console.print(parameter_table(report))
     console.print(Text(f"findings ({len(report.findings)}):" if report.findings else "findings: none"))
     if report.findings:
         console.print(findings_table(report))
-    console.print(verification_text(report.verification))
-    console.print(Text(report.summary(), style="bold"))
-    return console.file.getvalue()
+    console.print(verification_text(report.verification), soft_wrap=True)
+    if report.verification.detail:
+        console.print(Text(f"  {report.verification.detail}", style="dim"), soft_wrap=True)
+    console.print(Text(report.summary(), style="bold"), soft_wrap=True)
+    out = console.file.getvalue()
+    return out if color else "".join(line.rstrip() + "\n" for line in out.splitlines())  # no padding in logs

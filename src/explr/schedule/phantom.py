@@ -57,7 +57,18 @@ class Phantom:
             raise ValueError(
                 f"lr*weight_decay is so large that the phantom scale reached {self.s:.3g} at step {self.t}: "
                 "the original SGD run shrinks weights through zero, so no exponential-LR equivalent exists")
+        if s_prev * self.s == 0.0:  # both positive: their product underflowed (ln(1/s) > ~372)
+            raise ValueError(
+                f"the phantom scale reached {self.s:.3g} at step {self.t}: the converted LR 1/s² no longer fits "
+                "float64 and no float type holds the converted weights; shorten the run or renormalize (THEORY §4)")
         return lr / (s_prev * self.s)
+
+    def rescale(self, factor: float) -> None:
+        """Multiply s and the momentum buffer by `factor`: the recursion is linear, so later ratios
+        η/(s_{t-1}s_t) are multiplied by factor^-2 (how renormalization folds c² into the LRs)."""
+        self.s *= factor
+        if self.buf is not None:
+            self.buf *= factor
 
     def state_dict(self) -> dict:
         return {"s": self.s, "buf": self.buf, "t": self.t}

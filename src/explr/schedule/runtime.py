@@ -7,7 +7,6 @@ original LR η_t. The network function then equals the weight-decay run's at eve
 """
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -70,6 +69,9 @@ class DecoupledScale:
             raise ValueError(f"lr*weight_decay >= 1 at step {self.t}: weights shrink through zero")
         return lr / self.s
 
+    def rescale(self, factor: float) -> None:
+        self.s *= factor
+
     def state_dict(self) -> dict:
         return {"s": self.s, "buf": None, "t": self.t}
 
@@ -81,7 +83,7 @@ def _si_group_key(i: int, group: dict, kind: str) -> tuple:
     """Groups with equal keys share one phantom: same hyperparameters and same initial LR."""
     if group.get("weight_decay", 0.0) != 0.0:
         raise ConfigError(f"TEXP: param group {i} is tagged {SI_TAG} but has weight_decay={group['weight_decay']}; "
-                          f"its original weight decay belongs in '{ORIGINAL_WD}' (build groups with explr.param_groups)")
+                          f"its original decay belongs in '{ORIGINAL_WD}' (build groups with explr.param_groups)")
     if ORIGINAL_WD not in group:
         raise ConfigError(f"TEXP: param group {i} is tagged {SI_TAG} but lacks '{ORIGINAL_WD}' (the original weight "
                           "decay); build groups with explr.param_groups")
@@ -121,7 +123,7 @@ class TEXP(LRScheduler):
             raise UnsupportedError("TEXP: renormalization is exact only for SGD; drop renormalize= for this optimizer")
         si_params = [p for g in optimizer.param_groups if g.get(SI_TAG) for p in g["params"]]
         self._renorm = None if renormalize is None else Renormalizer(renormalize, si_params)
-        self.lr_scale = 1.0  # product of c² over all renormalizations
+        self.weight_factor = 1.0  # product of the renormalization factors c so far
         super().__init__(optimizer, last_epoch)
 
     def _setup_scalers(self, optimizer: Optimizer) -> None:
@@ -151,6 +153,8 @@ class TEXP(LRScheduler):
                 scaler = self._scalers[k] = _new_scaler(self._keys[k])
                 for j in range(i):
                     scaler.step(self._source.lrs_at(j)[self._rep_group[k]])
+                if self.weight_factor != 1.0:
+                    scaler.rescale(1.0 / self.weight_factor)
             return scaler.step(lr)
         except ValueError as exc:
             raise ConfigError(f"TEXP: {exc}") from None
@@ -159,17 +163,20 @@ class TEXP(LRScheduler):
         i = self.last_epoch
         lrs = self._source.lrs_at(i)
         ratios = [self._advance(k, i, lrs[g]) for k, g in enumerate(self._rep_group)]
-        return [lr if k is None else ratios[k] * self.lr_scale for lr, k in zip(lrs, self._scaler_of_group)]
+        return [lr if k is None else ratios[k] for lr, k in zip(lrs, self._scaler_of_group)]
 
     def step(self, epoch: int | None = None) -> None:
         if self._renorm is not None and self._step_count > 0:  # not at construction: no step taken yet
             c = self._renorm.apply_if_needed(self.optimizer)
-            self.lr_scale *= c * c
+            if c != 1.0:  # weights × c, buffers / c (done); later SI LRs × c²: fold it into the phantoms
+                self.weight_factor *= c
+                for scaler in self._scalers:
+                    scaler.rescale(1.0 / c)
         super().step(epoch)
 
     @property
     def scales(self) -> list[float]:
-        """Current phantom scale s_t of each distinct SI hyperparameter set."""
+        """Phantom scale of each distinct SI hyperparameter set: s_t / weight_factor (s_t without renormalization)."""
         return [s.s for s in self._scalers]
 
     @property
@@ -179,7 +186,7 @@ class TEXP(LRScheduler):
     def state_dict(self) -> dict[str, Any]:
         return {"last_epoch": self.last_epoch, "_step_count": self._step_count, "_last_lr": list(self._last_lr),
                 "base_lrs": list(self.base_lrs), "scalers": [s.state_dict() for s in self._scalers],
-                "lr_scale": self.lr_scale, "renormalizations": self.renormalizations}
+                "weight_factor": self.weight_factor, "renormalizations": self.renormalizations}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         saved = state_dict["scalers"]
@@ -190,7 +197,7 @@ class TEXP(LRScheduler):
             scaler.load_state_dict(state)
         self.last_epoch, self._step_count = state_dict["last_epoch"], state_dict["_step_count"]
         self._last_lr, self.base_lrs = list(state_dict["_last_lr"]), list(state_dict["base_lrs"])
-        self.lr_scale = float(state_dict["lr_scale"])
+        self.weight_factor = float(state_dict["weight_factor"])
         if self._renorm is not None:
             self._renorm.count = int(state_dict["renormalizations"])
         for group, lr in zip(self.optimizer.param_groups, self._last_lr):  # the LRs in effect when saved
