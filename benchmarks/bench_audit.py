@@ -20,8 +20,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 import torch
 
@@ -36,52 +37,69 @@ MODELS = {
 }
 BILLION_SPEC = str(HERE / "models" / "transformer.py:build_1b")
 NAIVE_FACTOR = 2.9
+T = TypeVar("T")
 
 
-def best_of(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+@dataclass(frozen=True)
+class Took:
+    """Process CPU time (robust to other jobs on a shared machine: waiting for a core is not counted)
+    and wall-clock time."""
+    cpu: float
+    wall: float
+
+    def __truediv__(self, other: "Took") -> float:  # ratios use CPU time
+        return self.cpu / other.cpu
+
+    def scaled(self, factor: float) -> "Took":
+        return Took(self.cpu * factor, self.wall * factor)
+
+    def __str__(self) -> str:
+        return f"{self.cpu:8.2f} s CPU ({self.wall:.2f} s wall)"
 
 
-def capture_and_degree_seconds(model: torch.nn.Module, inputs: tuple, repeat: int) -> tuple[float, float]:
+def timed(fn: Callable[[], T]) -> tuple[T, Took]:
+    cpu, wall = time.process_time(), time.perf_counter()
+    result = fn()
+    return result, Took(time.process_time() - cpu, time.perf_counter() - wall)
+
+
+def best_of(fn: Callable[[], object], repeat: int) -> Took:
+    return min((timed(fn)[1] for _ in range(repeat)), key=lambda t: t.cpu)
+
+
+def capture_and_degree_times(model: torch.nn.Module, inputs: tuple, repeat: int) -> tuple[Took, Took]:
     """Graph capture, and the degree analysis (degrees + constraints + solve) on its graph, each timed
-    alone (best of `repeat`).
-
-    capture() wants a private train-mode copy; the copies are made before the clock starts.
-    """
+    alone (best of `repeat`). capture() wants a private train-mode copy, made before the clock starts."""
     copies = [copy.deepcopy(model).train() for _ in range(repeat)]
-    capture_times = []
-    for private in copies:
-        start = time.perf_counter()
-        captured = capture(private, inputs)
-        capture_times.append(time.perf_counter() - start)
+    captures = [timed(lambda private=private: capture(private, inputs)) for private in copies]
+    captured = captures[0][0]
+    capture_time = min((t for _, t in captures), key=lambda t: t.cpu)
     params = list(captured.root.named_parameters())
-    degrees_s = best_of(lambda: analyse_capture(captured, params), repeat)
-    return min(capture_times), degrees_s
+    return capture_time, best_of(lambda: analyse_capture(captured, params), repeat)
 
 
-def naive_scaling_seconds(model: torch.nn.Module, inputs: tuple, sample: int | None) -> tuple[float, int]:
+def naive_scaling_time(model: torch.nn.Module, inputs: tuple, sample: int | None) -> tuple[Took, int, int]:
     """Per parameter tensor: one forward, scale it, a second forward, compare (float64, train mode).
 
-    With `sample`, only that many tensors are timed and the total is extrapolated linearly.
+    With `sample`, about that many tensors (evenly spread) are timed and the total is extrapolated
+    linearly: every tensor costs the same two forward passes. Returns (time, tensors, timed).
     """
     probe = copy.deepcopy(model).double().train()
     xs = tuple(x.double() if x.is_floating_point() else x for x in inputs)
     params = list(probe.parameters())
-    timed = params if sample is None else params[:: max(1, len(params) // sample)]
-    start = time.perf_counter()
-    with torch.no_grad():
-        for p in timed:
-            base = probe(*xs)
-            p.mul_(NAIVE_FACTOR)
-            scaled = probe(*xs)
-            p.div_(NAIVE_FACTOR)
-            torch.allclose(base, scaled, rtol=1e-9)
-    return (time.perf_counter() - start) * len(params) / len(timed), len(params)
+    chosen = params if sample is None else params[:: max(1, len(params) // sample)]
+
+    def scale_each():
+        with torch.no_grad():
+            for p in chosen:
+                base = probe(*xs)
+                p.mul_(NAIVE_FACTOR)
+                scaled = probe(*xs)
+                p.div_(NAIVE_FACTOR)
+                torch.allclose(base, scaled, rtol=1e-9)
+
+    took = timed(scale_each)[1]
+    return took.scaled(len(params) / len(chosen)), len(params), len(chosen)
 
 
 def bench_model(label: str, spec: str, args: argparse.Namespace) -> None:
@@ -89,22 +107,17 @@ def bench_model(label: str, spec: str, args: argparse.Namespace) -> None:
     model, inputs = loaded.model, loaded.example_inputs
     n_params = sum(p.numel() for p in model.parameters())
     print(f"\n{label}: {n_params / 1e6:.1f}M parameters, inputs {loaded.inputs_note}", flush=True)
-    capture_s, degrees_s = capture_and_degree_seconds(model, inputs, args.repeat)
-    print(f"  graph capture            {capture_s * 1e3:9.1f} ms")
-    print(f"  degree analysis + solve  {degrees_s * 1e3:9.1f} ms   ratio {degrees_s / capture_s:.2f}x  (goal <= 0.5x)")
-    report = None
-
-    def run_audit():
-        nonlocal report
-        report = audit(model, inputs, verify=True, model_name=label, inputs_note=loaded.inputs_note)
-
-    audit_s = best_of(run_audit, 1)
-    naive_s, n_tensors = naive_scaling_seconds(model, inputs, args.naive_sample)
-    note = f" (extrapolated from {args.naive_sample} tensors)" if args.naive_sample else ""
-    print(f"  full audit (verify on)   {audit_s:9.2f} s    {report.summary()}; "
+    capture_t, degrees_t = capture_and_degree_times(model, inputs, args.repeat)
+    print(f"  graph capture              {capture_t}")
+    print(f"  degree analysis + solve    {degrees_t}   ratio {degrees_t / capture_t:.2f}x  (goal <= 0.5x)")
+    report, audit_t = timed(lambda: audit(model, inputs, verify=True, model_name=label,
+                                          inputs_note=loaded.inputs_note))
+    print(f"  full audit (verify on)     {audit_t}   {report.summary()}; "
           f"verification {report.verification.status}")
-    print(f"  naive, {n_tensors} tensors x 2   {naive_s:9.2f} s{note}")
-    print(f"  audit speed-up           {naive_s / audit_s:9.1f}x  (goal >= 10x)", flush=True)
+    naive_t, n_tensors, n_timed = naive_scaling_time(model, inputs, args.naive_sample)
+    note = f"   (extrapolated from {n_timed} tensors)" if n_timed < n_tensors else ""
+    print(f"  naive, {n_tensors} tensors x 2 runs {naive_t}{note}")
+    print(f"  audit speed-up             {naive_t / audit_t:8.1f}x  (goal >= 10x)", flush=True)
 
 
 # A forked child's ru_maxrss starts at its parent's RSS (Linux copies the high-water mark across
@@ -146,11 +159,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="time the naive baseline on ~20 tensors and extrapolate")
     parser.add_argument("--repeat", type=int, default=3, help="best of N for capture and degree timings")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads (1: CPU time equals compute time; ratios barely depend on it)")
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
     args.naive_sample = 20 if args.quick else None
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall-clock times; ratios matter)")
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; ratios use process CPU time")
     for label, spec in MODELS.items():
         bench_model(label, spec, args)
     bench_meta(BILLION_SPEC)

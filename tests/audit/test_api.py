@@ -97,3 +97,17 @@ def test_data_dependent_root_makes_everything_opaque_and_not_si():
     assert all(p.reason.startswith("opaque: data-dependent") for p in report.parameters)
     assert [o.module for o in report.opaque] == [""]
     assert list(report.opaque[0].params) == [n for n, _ in Gated().named_parameters()]
+
+
+def test_meta_models_that_reject_the_inputs_say_so():
+    with torch.device("meta"):
+        model = Net()
+    with pytest.raises(TraceError, match=r"^model rejected the example inputs of shape \(2, 5, 6, 6\)"):
+        audit(model, (torch.randn(2, 5, 6, 6),))
+
+
+def test_meta_models_with_data_dependent_modules_ask_for_a_real_device():
+    with torch.device("meta"):
+        model = nn.Sequential(Gated())  # the opaque submodule would have to run on meta tensors
+    with pytest.raises(TraceError, match="real device"):
+        audit(model, X)

@@ -183,3 +183,12 @@ def test_a_term_constant_inside_its_block_is_not_dropped_by_a_norm_over_all_chan
     m.offset = nn.Parameter(torch.ones(1, 1, 1, 1))
     _, sol, index = solved(m, IMG)
     assert "offset" not in alone(sol, index)
+
+
+def test_addmm_is_a_linear_with_bias():
+    def conv1d(s, x):  # HF GPT-2 Conv1D
+        return F.relu(F.layer_norm(torch.addmm(s.b, x, s.w), (4,))).sum()
+    m = Seq(conv1d)
+    m.w, m.b = nn.Parameter(torch.randn(5, 4)), nn.Parameter(torch.randn(4))
+    _, sol, index = solved(m, torch.randn(3, 5))
+    assert si(sol, index) == {"w", "b"} and alone(sol, index) == set()

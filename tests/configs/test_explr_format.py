@@ -92,6 +92,12 @@ BAD = {
                            "training: {epochs: 10, iters_per_epoch: 4}\n", r":3: milestone 12 \(epoch\) is at or past"),
     "no length": ("explr: 1\noptimizer: {lr: 0.1}\nschedule: {unit: iter}\ntraining: {iters_per_epoch: 4}\n",
                   r"set training.epochs or training.iters"),
+    "contradictory length": ("explr: 1\noptimizer: {lr: 0.1}\nschedule: {unit: iter}\n"
+                             "training: {epochs: 3, iters: 10, iters_per_epoch: 2}\n",
+                             r":4: training.iters=10 contradicts training.epochs=3"),
+    "contradictory iters per epoch": ("explr: 1\noptimizer: {lr: 0.1}\nschedule: {unit: iter}\ntraining: "
+                                      "{iters: 10, iters_per_epoch: 2, dataset: cifar10, batch_size: 100}\n",
+                                      r":4: training.iters_per_epoch=2 contradicts dataset / batch size \(500\)"),
     "already converted": ("explr: 1\noptimizer: {lr: 0.1}\nschedule: {unit: iter}\ntraining: {iters: 10, "
                           "iters_per_epoch: 2}\ntexp: {si: audit}\n", r":5: this plan is already converted"),
 }
@@ -103,7 +109,8 @@ def test_bad_input(tmp_path, case):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
-        converted_output(convert(str(path), iters_per_epoch=2 if case != "milestone past end" else None))
+        flags = {} if case in ("milestone past end", "contradictory iters per epoch") else {"iters_per_epoch": 2}
+        converted_output(convert(str(path), **flags))
     assert path.read_text() == text
 
 

@@ -138,3 +138,32 @@ def test_bad_interval(tmp_path):
                     "torch.optim.lr_scheduler.StepLR\n  step_size: 3\ninterval: hourly\ntrainer: {max_epochs: 9}\n")
     with pytest.raises(ConfigError, match=r"c.yaml:5: interval='hourly' must be one of epoch, step"):
         convert(str(path), iters_per_epoch=3)
+
+
+def test_scheduler_accepts_omegaconf_like_containers():
+    """Hydra passes nested config as DictConfig/ListConfig (a Mapping / a Sequence, not dict / list)."""
+    import collections.abc
+    import types
+
+    import torch
+
+    from explr.integrations.hydra import TEXPScheduler
+    from tests.configs.texp_harness import batches, fixture_model, loss_step
+
+    class Names(collections.abc.Sequence):
+        def __init__(self, items):
+            self.items = list(items)
+
+        def __getitem__(self, i):
+            return self.items[i]
+
+        def __len__(self):
+            return len(self.items)
+
+    model = fixture_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    schedule = types.MappingProxyType({"base_lr": 0.1, "total_iters": 20, "milestones": Names([10])})
+    scheduler = TEXPScheduler(optimizer=optimizer, schedule=schedule, si=Names(["conv1.weight"]))
+    scheduler.bind(model)
+    loss_step(model, optimizer, batches(1)[0])
+    assert sum(len(g["params"]) for g in optimizer.param_groups if g["explr_si"]) == 1

@@ -45,8 +45,7 @@ def static_report(model: nn.Module, inputs: tuple, *, model_name: str, meta: boo
     work.train()
     if meta:
         inputs = tuple(t.to("meta") if isinstance(t, torch.Tensor) else t for t in inputs)
-    else:
-        _check_accepts(work, inputs)
+    _check_accepts(work, inputs, meta)
     try:
         cap = capture(work, inputs)
     except TraceError as exc:
@@ -102,11 +101,13 @@ def _private_copy(model: nn.Module) -> nn.Module:
                          f"{explain_exception(exc)}") from exc
 
 
-def _check_accepts(model: nn.Module, inputs: tuple) -> None:
+def _check_accepts(model: nn.Module, inputs: tuple, meta: bool) -> None:
     try:
         with torch.no_grad():
             model(*inputs)
     except Exception as exc:  # noqa: BLE001 - the model's own error, quoted in one line
+        if meta and "meta" in str(exc):
+            return  # an op that needs real data (a data-dependent branch): capture reports it precisely
         shapes = ", ".join(str(tuple(t.shape)) for t in tensor_leaves(inputs)) or "()"
         raise TraceError(f"model rejected the example inputs of shape {shapes}: {explain_exception(exc)}; "
                          f"pass --input-shape") from exc

@@ -70,11 +70,24 @@ def _names(vs, names: list[str]) -> str:
     return ", ".join(listed) + (f" (+{more} more)" if more else "")
 
 
+def _chosen_neighbour(v: int, sol: Solution, ctx: Ctx) -> int | None:
+    """A chosen variable sharing a constraint with v, or with a variable that shares one with v."""
+    near = {u for c in ctx.constraints if v in c.form for u in c.form}
+    for hop in (near, {u for c in ctx.constraints if near & c.form.keys() for u in c.form}):
+        found = sorted(hop & sol.chosen)
+        if found:
+            return found[0]
+    return None
+
+
 def reason_for(v: int, sol: Solution, ctx: Ctx, names: list[str], group: list[int] | None) -> str:
     if v in sol.forced:
         return describe_forcing(sol.forced[v])
     if v in sol.left_out:
-        return "left out of the maximal set: it can join its group only instead of larger parameters"
+        rival = _chosen_neighbour(v, sol, ctx)
+        where = f" of {names[rival]}" if rival is not None else ""
+        return (f"left out of the maximal set: it could join the group{where} only in place of "
+                f"parameters with more elements (either, not both)")
     norms = ctx.normalized_by.get(v, [])
     if v in sol.individually:
         if v in ctx.dropped and not norms:
@@ -83,7 +96,7 @@ def reason_for(v: int, sol: Solution, ctx: Ctx, names: list[str], group: list[in
     others = [u for u in (group or []) if u != v]
     links = sol.links.get(v, [])
     group_links = [o for u in (group or []) for o in sol.links.get(u, [])]
-    link = next((o for o in links if o.kind == "sum"), links[0] if links else None)
+    link = next((o for o in group_links if o.kind == "sum"), links[0] if links else None)
     how = _describe_link(link, group_links) if link else "constrained with others"
     tail = f"; normalized by {norms[0]}" if norms else ""
     return f"only jointly: {how} together with {_names(others, names)}{tail}"

@@ -110,7 +110,8 @@ def _getattr(call: Call):
 
 
 @rule(*_keys(["argmax", "argmin", "zeros_like", "ones_like", "empty_like", "rand_like", "randn_like",
-              "new_zeros", "new_ones", "new_empty", "sign", "isnan", "isinf", "isfinite"], "Tensor", "torch"))
+              "new_zeros", "new_ones", "new_empty", "new_full", "full_like", "sign", "isnan", "isinf", "isfinite",
+              "bernoulli", "uniform", "normal", "fill", "zero"], "Tensor", "torch"))
 def _scale_free(call: Call):
     """Outputs that do not depend on a positive scale of the input (or not on its values)."""
     return call.out_zero()
@@ -242,6 +243,17 @@ def _matmul(call: Call):
     for x in operands:
         form = f_add(form, call.ctx.resolve(call.deg(x) or ZERO_DEG, o))
     return Deg.of(form)
+
+
+@rule("torch.addmm", "Tensor.addmm", "torch.baddbmm", "Tensor.baddbmm")
+def _addmm(call: Call):
+    """bias + a @ b (HF Conv1D): a product plus a bias over the last dim."""
+    o = call.origin("mix")
+    forms = [call.ctx.resolve(call.deg(x) or ZERO_DEG, o) for x in (call.arg(1, "mat1"), call.arg(2, "mat2"))]
+    bias = call.arg(0, "input")
+    if len(call.shape(bias)) > 1:  # a full matrix, not a bias vector: a plain sum
+        return Deg.of(call.ctx.equal([f_add(*forms), call.ctx.resolve(call.deg(bias) or ZERO_DEG, o)], o))
+    return _product_with_bias(call, forms, bias, frozenset({len(call.shape()) - 1}))
 
 
 @rule("F.embedding")

@@ -176,12 +176,12 @@ def check(model: str | nn.Module, config: str | TrainingPlan, *, example_inputs:
         raise ConfigError(f"{plan.path}: {exc}") from None
     make_stream, where = _stream(options, model if isinstance(model, str) else "", net, inputs)
     setup = _Setup(name, plan, comp, options, device, dtype, where)
-    for line in [*comp.describe(plan.iters_per_epoch), f"data: {where}"]:
-        log(line)
     probe = _probe(make_stream, options, where, device, dtype)
     base = copy.deepcopy(net).to(device=device, dtype=dtype)
     notes += _eps_note(base, si_arg, options)
     runs, warned = _build_runs(base, plan, si_arg, comp, options, needs_noise_floor(device, dtype))
+    for line in [*comp.describe(plan.iters_per_epoch), f"data: {where}"]:
+        log(line)
     report = _train(setup, runs, make_stream, probe, on_step)
     report.growth_per_epoch = analysis.growth_per_epoch if plan.weight_decay > 0 else None
     report.notes = notes + warned

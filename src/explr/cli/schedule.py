@@ -13,7 +13,6 @@ from rich.table import Table
 
 from explr.cli.app import app
 from explr.errors import ConfigError, ExplrError
-from explr.render.json import _finite_or_none  # JSON has no Infinity: an overflowing converted LR -> null
 from explr.schedule.analysis import ScheduleAnalysis, analyze
 from explr.schedule.horizons import Assumptions
 from explr.schedule.lr import DECAYS, schedule_from_epochs
@@ -136,7 +135,7 @@ def schedule_command(
     if plot is not None:
         write_plot(a, plot)
     if as_json:
-        sys.stdout.write(json.dumps(_finite_or_none(a.to_json()), indent=2, allow_nan=False) + "\n")
+        sys.stdout.write(json.dumps(a.to_json(), indent=2, allow_nan=False) + "\n")
     else:
         render_text(a)
     return 0

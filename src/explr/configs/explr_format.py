@@ -124,12 +124,31 @@ def _typed(source: ConfigSource, keypath: tuple, value: Any, kind: Any) -> Any:
 
 
 def _iters_per_epoch(source: ConfigSource, options: ReadOptions, train: dict) -> int:
-    if train["iters_per_epoch"] and options.iters_per_epoch is None:
-        return train["iters_per_epoch"]
     size_options = options if options.dataset_size or not train["dataset_size"] else \
         dataclasses.replace(options, dataset_size=train["dataset_size"])
+    given = train["iters_per_epoch"]
+    if given and options.iters_per_epoch is None:
+        if train["batch_size"] and (train["dataset"] or train["dataset_size"]):  # stated twice: must agree
+            derived = iters_per_epoch(source, size_options, batch_size=train["batch_size"], dataset=train["dataset"],
+                                      num_devices=train["num_devices"], drop_last=train["drop_last"])
+            if derived != given:
+                raise ConfigError(f"{source.where(('training', 'iters_per_epoch'))}: training.iters_per_epoch="
+                                  f"{given} contradicts dataset / batch size ({derived}); keep one")
+        return given
     return iters_per_epoch(source, size_options, batch_size=train["batch_size"], dataset=train["dataset"],
                            num_devices=train["num_devices"], drop_last=train["drop_last"])
+
+
+def _total_iters(source: ConfigSource, train: dict, ipe: int) -> int:
+    from_epochs = round(train["epochs"] * ipe) if train["epochs"] else None
+    if train["iters"] and from_epochs and train["iters"] != from_epochs:
+        raise ConfigError(f"{source.where(('training', 'iters'))}: training.iters={train['iters']} contradicts "
+                          f"training.epochs={train['epochs']:g} ({from_epochs} iterations at {ipe}/epoch); keep one")
+    total = train["iters"] or from_epochs
+    if not total:
+        raise ConfigError(f"{source.where(('training',)) if 'training' in source.data else source.path}: "
+                          "set training.epochs or training.iters (the length of training)")
+    return total
 
 
 def _schedule(source: ConfigSource, opt: dict, sched: dict, train: dict, ipe: int) -> LRSchedule:
@@ -137,10 +156,7 @@ def _schedule(source: ConfigSource, opt: dict, sched: dict, train: dict, ipe: in
     if unit not in UNITS:
         raise ConfigError(f"{source.where(('schedule', 'unit'))}: unit={unit!r} must be one of {', '.join(UNITS)}")
     scale = ipe if unit == "epoch" else 1
-    total = train["iters"] or (round(train["epochs"] * ipe) if train["epochs"] else None)
-    if not total:
-        raise ConfigError(f"{source.where(('training',)) if 'training' in source.data else source.path}: "
-                          "set training.epochs or training.iters (the length of training)")
+    total = _total_iters(source, train, ipe)
     step_every = {"iter": 1, "epoch": ipe}.get(sched["stepped_every"])
     if step_every is None and not str(sched["stepped_every"]).isdigit():
         raise ConfigError(f"{source.where(('schedule', 'stepped_every'))}: must be iter, epoch or a number of "

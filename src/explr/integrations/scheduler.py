@@ -12,6 +12,7 @@ optimizer step hook — every iteration, whatever interval the framework steps t
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -37,14 +38,22 @@ def schedule_args(schedule: LRSchedule) -> dict:
     return out
 
 
+def _names(value: Any) -> list[str] | None:
+    """A list of parameter names from any sequence (Hydra passes an OmegaConf ListConfig), else None."""
+    if isinstance(value, Sequence) and not isinstance(value, str) and all(isinstance(n, str) for n in value):
+        return list(value)
+    return None
+
+
 def schedule_from_args(args: Any) -> LRSchedule:
-    if not isinstance(args, dict):
+    """An LRSchedule from config arguments (any mapping: Hydra passes an OmegaConf DictConfig)."""
+    if not isinstance(args, Mapping):
         raise ConfigError(f"TEXPScheduler: schedule must be a mapping of LRSchedule fields, not {args!r}")
     unknown = sorted(set(args) - set(_FIELDS))
     if unknown:
         raise ConfigError(f"TEXPScheduler: unknown schedule field(s) {', '.join(unknown)}; "
                           f"allowed: {', '.join(_FIELDS)}")
-    values = {k: tuple(v) if k == "milestones" else v for k, v in args.items()}
+    values = {str(k): tuple(v) if k == "milestones" else v for k, v in args.items()}
     try:
         schedule = LRSchedule(**values)
         schedule.validate()
@@ -107,9 +116,10 @@ class TEXPScheduler(LRScheduler):
 
             report = audit(model, example_inputs if isinstance(example_inputs, tuple) else (example_inputs,))
             return list(report.si_names), [tuple(g.members) for g in report.groups if len(g.members) > 1], None
-        if not isinstance(self.si, (list, tuple)) or not all(isinstance(n, str) for n in self.si):
+        names = _names(self.si)
+        if names is None:
             raise ConfigError(f"TEXPScheduler: si must be a list of parameter names or {AUDIT!r}, not {self.si!r}")
-        return list(self.si), [], None
+        return names, [], None
 
     def bind(self, model: nn.Module, example_inputs: Any = None) -> None:
         """Split the param groups into SI (weight decay 0) and the rest, and start TEXP. Once, before step 1."""

@@ -110,3 +110,26 @@ def _group(params: dict, members: list[str], is_si: bool, decay: float, defaults
     else:
         group["weight_decay"] = decay
     return group
+
+
+_WRAPPER_PARTS = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod.")
+
+
+def _unwrapped_name(name: str) -> str:
+    for part in _WRAPPER_PARTS:
+        name = name.replace(part, "")
+    return name
+
+
+def rebind(groups: list[dict], wrapped: nn.Module) -> list[dict]:
+    """The same groups on the parameters of a wrapped model, matched by name.
+
+    For FSDP with use_orig_params=True (and torch.compile): build the groups on the plain model,
+    wrap it, then `rebind(groups, wrapped)` before creating the optimizer.
+    """
+    by_name = {_unwrapped_name(n): p for n, p in wrapped.named_parameters()}
+    missing = [n for g in groups for n in g["param_names"] if n not in by_name]
+    if missing:
+        raise ExplrError(f"rebind: {len(missing)} parameter(s) not found in the wrapped model, e.g. {missing[0]}; "
+                         "wrap FSDP with use_orig_params=True")
+    return [{**g, "params": [by_name[n] for n in g["param_names"]]} for g in groups]

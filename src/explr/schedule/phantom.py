@@ -57,11 +57,13 @@ class Phantom:
             raise ValueError(
                 f"lr*weight_decay is so large that the phantom scale reached {self.s:.3g} at step {self.t}: "
                 "the original SGD run shrinks weights through zero, so no exponential-LR equivalent exists")
-        if s_prev * self.s == 0.0:  # both positive: their product underflowed (ln(1/s) > ~372)
+        denom = s_prev * self.s
+        ratio = lr / denom if denom > 0.0 else math.inf
+        if not math.isfinite(ratio):  # ln(1/s) beyond ~355: η/s² has left float64
             raise ValueError(
-                f"the phantom scale reached {self.s:.3g} at step {self.t}: the converted LR 1/s² no longer fits "
+                f"the phantom scale reached {self.s:.3g} at step {self.t}: the converted LR η/s² no longer fits "
                 "float64 and no float type holds the converted weights; shorten the run or renormalize (THEORY §4)")
-        return lr / (s_prev * self.s)
+        return ratio
 
     def rescale(self, factor: float) -> None:
         """Multiply s and the momentum buffer by `factor`: the recursion is linear, so later ratios

@@ -1,0 +1,78 @@
+"""`explr check`: summary on stdout, JSON, exit codes 0 passed / 1 failed / 2 bad input (one line)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from explr.cli import main
+from tests.conftest import FIXTURES
+
+MODEL = str(FIXTURES / "models" / "resnet_cifar.py")
+CONFIG = str(FIXTURES / "configs" / "demo" / "cifar10_step.yaml")
+FAST = ["--steps", "8", "--check-batch-size", "4"]
+
+
+def run(capsys, *args):
+    code = main(["check", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_passing_check_exits_0_with_the_summary_on_stdout(capsys):
+    code, out, err = run(capsys, MODEL, CONFIG, *FAST)
+    assert code == 0 and "PASSED" in out and "max rel. output deviation" in out and "1.4812" in out
+    assert "milestone 1: iteration 31,280 (epoch 80) -> step 4" in err  # the mapping, as a diagnostic
+
+
+def test_json_output(capsys):
+    code, out, _ = run(capsys, MODEL, CONFIG, *FAST, "--json")
+    data = json.loads(out)
+    assert code == 0 and data["schema"] == "explr.check/1" and data["passed"] is True and data["steps"] == 8
+    assert data["tolerance"] == 1e-6 and data["noise_floor"] is None and data["eval_mode"]["expect"] == "recalibrated"
+
+
+def test_failing_check_exits_1_and_explains(capsys):
+    from explr.audit.api import audit
+    from explr.load import load_model
+
+    loaded = load_model(MODEL)
+    report = audit(loaded.model, loaded.example_inputs, verify=False)
+    head = next(p.name for p in reversed(report.parameters) if not p.si and p.name.endswith("weight"))
+    forced = [arg for name in report.si_names + [head] for arg in ("--si", name)]
+    code, out, _ = run(capsys, MODEL, CONFIG, *FAST, *forced)
+    assert code == 1 and "FAILED" in out and "likely cause (wrong_si)" in out and head in out
+
+
+def test_nesterov_with_approximate_fails_and_names_nesterov(capsys):
+    config = str(FIXTURES / "configs" / "pycls" / "cifar_resnet56_steps.yaml")
+    code, out, _ = run(capsys, MODEL, config, *FAST, "--approximate", "--json")
+    data = json.loads(out)
+    assert code == 1 and data["diagnosis"]["causes"][0]["code"] == "nesterov"
+
+
+@pytest.mark.parametrize("args,message", [
+    ([str(FIXTURES / "models" / "no_norm.py"), CONFIG], "nothing to convert"),
+    ([MODEL, str(FIXTURES / "configs" / "pycls" / "cifar_resnet56_steps.yaml")], "--approximate"),
+    ([MODEL, CONFIG, "--si", "layer9.conv.weight"], "not parameters of the model"),
+    ([MODEL, CONFIG, "--data", "no_such_module_xyz:batches"], "no_such_module_xyz"),
+    ([MODEL, CONFIG, "--steps", "2"], "too few"),
+    ([MODEL, CONFIG, "--plot", "/no/such/dir/x.png"], "does not exist"),
+    ([MODEL, "/no/such/config.yaml"], "no such file"),
+])
+def test_bad_input_is_one_line_and_exit_2(capsys, args, message):
+    code, out, err = run(capsys, *args, *FAST[2:])
+    assert code == 2 and out == "" and message in err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("explr: error:")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message when CUDA is absent")
+def test_cuda_requested_but_absent_is_exit_2(capsys):
+    code, out, err = run(capsys, MODEL, CONFIG, *FAST, "--device", "cuda")
+    assert code == 2 and "no CUDA device" in err
+
+
+def test_bad_dtype_is_a_usage_error(capsys):
+    code, _, _ = run(capsys, MODEL, CONFIG, "--dtype", "float8")
+    assert code == 2
