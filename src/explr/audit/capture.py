@@ -95,13 +95,13 @@ def fetch_attr(root: torch.nn.Module, target: str):
 
 
 class ConcreteTracer(fx.Tracer):
-    def __init__(self, example_inputs: tuple):
+    def __init__(self, model: torch.nn.Module, example_inputs: tuple):
         super().__init__(autowrap_modules=(), autowrap_functions=())
         self.example_inputs = example_inputs
         self.opaque: list[OpaqueCall] = []
         self._opaque_modules: set[int] = set()
-        self._param_proxies: dict[str, fx.Proxy] = {}
-        self._param_names: dict[int, str] = {}
+        self._param_proxies: dict[str, fx.Proxy] = {}  # our own cache: a roll-back must drop entries
+        self._param_names = {id(p): n for n, p in model.named_parameters()}  # O(1), not fx's O(P) scan
 
     # -- what is a leaf: only modules that turned out opaque
     def is_leaf_module(self, m: torch.nn.Module, qualname: str) -> bool:
@@ -190,8 +190,7 @@ def _why(exc: BaseException) -> str:
 
 def capture(model: torch.nn.Module, example_inputs: tuple) -> Capture:
     """Trace `model` (already a private copy, in train mode) on `example_inputs`."""
-    tracer = ConcreteTracer(tuple(example_inputs))
-    tracer._param_names = {id(p): n for n, p in model.named_parameters()}
+    tracer = ConcreteTracer(model, tuple(example_inputs))
     try:
         with torch.no_grad():
             graph = tracer.trace(model)

@@ -69,9 +69,11 @@ def iters_per_epoch(source: ConfigSource, options: ReadOptions, *, batch_size: i
         missing = "the dataset size (--dataset NAME or --dataset-size N)" if size is None else "the batch size (--batch-size N)"
         raise ConfigError(f"{source.path}: cannot tell iterations per epoch: {missing} is unknown; "
                           "pass --iters-per-epoch N")
-    global_batch = batch * devices
+    # DistributedSampler pads the dataset to ceil(N / devices) samples per replica; the
+    # DataLoader then batches those, dropping or keeping the last partial batch.
+    per_device = math.ceil(size / devices)
     drop = options.drop_last if options.drop_last is not None else bool(drop_last)
-    return size // global_batch if drop else math.ceil(size / global_batch)
+    return per_device // batch if drop else math.ceil(per_device / batch)
 
 
 _ABSENT = object()

@@ -1,0 +1,67 @@
+"""Wall time of `explr check` vs one plain training run of the same steps, and of `explr demo`.
+
+Goal: check / plain <= 2.2x (two runs are the floor; probe forwards, norms and eval-mode add the rest).
+The audit is done once beforehand and passed in, so the ratio measures the trajectory check itself.
+Usage: python benchmarks/bench_check.py [--steps 40] [--batch 16] [--model preresnet32] [--skip-demo]
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import pathlib
+import time
+
+import torch
+
+from explr.audit.api import audit
+from explr.check.api import CheckOptions, check
+from explr.check.data import loss_of, synthetic_batches
+from explr.load import load_model
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CONFIG = str(ROOT / "fixtures" / "configs" / "demo" / "cifar10_step.yaml")
+
+
+def plain_training(model: torch.nn.Module, inputs: tuple, steps: int, batch: int) -> float:
+    """One ordinary SGD + weight-decay run on the same synthetic batches: the baseline."""
+    model = model.double().train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    stream = synthetic_batches(model, tuple(x.double() for x in inputs), batch, seed=0)()
+    batches = [next(stream).to(torch.device("cpu"), torch.float64) for _ in range(steps)]
+    start = time.perf_counter()
+    for b in batches:
+        opt.zero_grad(set_to_none=True)
+        loss_of(model(*b.inputs), b.target).backward()
+        opt.step()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="preresnet32")
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--skip-demo", action="store_true")
+    args = parser.parse_args()
+    spec = str(ROOT / "fixtures" / "models" / f"{args.model}.py")
+    loaded = load_model(spec)
+    report = audit(loaded.model, loaded.example_inputs, verify=False)
+    plain = plain_training(loaded.model, loaded.example_inputs, args.steps, args.batch)
+    start = time.perf_counter()
+    result = check(spec, CONFIG, si=report, options=CheckOptions(steps=args.steps, batch_size=args.batch, device="cpu"))
+    checked = time.perf_counter() - start
+    print(f"model {args.model}, {args.steps} steps, batch {args.batch}, float64, {torch.get_num_threads()} threads")
+    print(f"plain training run   {plain:8.2f} s")
+    print(f"explr check          {checked:8.2f} s   ratio {checked / plain:.2f}x (goal <= 2.2x)  "
+          f"passed={result.passed} max_dev={result.max_rel_deviation:.1e}")
+    if not args.skip_demo:
+        from explr.demo import run_demo
+        start = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):
+            demo = run_demo()
+        print(f"explr demo           {time.perf_counter() - start:8.2f} s   (goal ~60 s on 2 cores) passed={demo.passed}")
+
+
+if __name__ == "__main__":
+    main()
