@@ -3,6 +3,9 @@ import pathlib
 import pytest
 import torch
 
+# Test models are tiny: one intra-op thread is faster than contending for the CI machine's 2 cores.
+torch.set_num_threads(1)
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 

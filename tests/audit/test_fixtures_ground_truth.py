@@ -13,14 +13,6 @@ from tests.audit.expectations import EXPECTED, groups, load_fixture, maximal_si
 NOT_SI_FACTOR = (2.9,)  # one counterexample suffices to show a set is not SI
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny float64 forwards: intra-op threads only contend on a shared machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 @pytest.fixture(scope="module", params=sorted(EXPECTED))
 def case(request):

@@ -11,13 +11,6 @@ from explr.audit.verify import _bisect, _Claim, verify_report
 from tests.audit.expectations import EXPECTED, groups, load_fixture
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def make_report(model: nn.Module, group_sets, individually=()) -> AuditReport:
     """A report claiming `group_sets` (iterables of names) as the SI groups, ids 0, 1, ..."""
