@@ -1,6 +1,6 @@
 """Audit benchmark: prints measured figures and ratios side by side (not a test; run it by hand).
 
-    python benchmarks/bench_audit.py            # everything; the naive baseline alone is ~900 float64 forwards
+    python benchmarks/bench_audit.py            # everything (~2 min at 1 thread; the naive baseline is ~900 forwards)
     python benchmarks/bench_audit.py --quick    # naive baseline on a sample of parameters, extrapolated
 
 Per model (a ResNet-50-sized CNN and a 24-layer pre-LN transformer, benchmarks/models/):
@@ -54,7 +54,7 @@ class Took:
         return Took(self.cpu * factor, self.wall * factor)
 
     def __str__(self) -> str:
-        return f"{self.cpu:8.2f} s CPU ({self.wall:.2f} s wall)"
+        return f"{self.cpu:8.3f} s CPU ({self.wall:.3f} s wall)"
 
 
 def timed(fn: Callable[[], T]) -> tuple[T, Took]:

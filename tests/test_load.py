@@ -66,8 +66,15 @@ def test_repeated_input_shapes_give_several_inputs():
     assert loaded.model(*loaded.example_inputs).shape == (2, 4)
 
 
-def test_meta_device_allocates_no_weights():
-    loaded = load_model(spec("tiny_cnn.py"), device="meta")
+def test_meta_device_imports_and_builds_under_meta():
+    built = load_model(spec("records_device.py"), device="meta").model
+    assert (built.imported_on, built.built_on) == ("meta", "meta")
+    assert load_model(spec("records_device.py")).model.built_on == "cpu"
+
+
+@pytest.mark.parametrize("model", ["tiny_cnn.py", "instance_with_inputs.py"])  # factory; module-level instance
+def test_meta_device_gives_meta_model_and_inputs(model):
+    loaded = load_model(spec(model), device="meta")
     assert all(p.is_meta for p in loaded.model.parameters())
     assert all(x.is_meta for x in loaded.example_inputs)
 

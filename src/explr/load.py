@@ -79,10 +79,6 @@ class ModelSpec:
     attr: str | None
     is_file: bool
 
-    @property
-    def where(self) -> str:
-        return f"{self.target}:{self.attr}" if self.attr else self.target
-
 
 def parse_spec(spec: str) -> ModelSpec:
     target, sep, attr = spec.rpartition(":")

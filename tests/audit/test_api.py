@@ -111,3 +111,23 @@ def test_meta_models_with_data_dependent_modules_ask_for_a_real_device():
         model = nn.Sequential(Gated())  # the opaque submodule would have to run on meta tensors
     with pytest.raises(TraceError, match="real device"):
         audit(model, X)
+
+
+def test_preresnet_reasons_name_the_stream_and_the_choice():
+    from tests.audit.expectations import load_fixture
+    model, inputs = load_fixture("preresnet32")
+    v = {p.name: p for p in audit(model, inputs, verify=False).parameters}
+    assert v["layer1.0.conv2.weight"].reason.startswith("only jointly: writes the residual stream of layer1 together with")
+    assert v["conv1.weight"].group == v["layer1.4.conv2.weight"].group
+    assert v["layer2.0.shortcut.weight"].group == v["layer2.4.conv2.weight"].group != v["conv1.weight"].group
+    assert v["layer1.0.bn2.weight"].reason.startswith("left out of the maximal set")
+    assert v["layer1.0.conv1.weight"].reason == "normalized by layer1.0.bn2"
+    assert v["fc.weight"].reason == "model output"
+
+
+def test_a_normalization_of_weights_is_recorded_as_weight_standardization():
+    from tests.audit.expectations import load_fixture
+    model, inputs = load_fixture("weight_standardized")
+    report = audit(model, inputs, verify=False)
+    assert {n.kind for n in report.normalizers} == {"weight_standardization"}
+    assert "EXP110" not in {f.code for f in report.findings}  # no running statistics involved

@@ -192,3 +192,13 @@ def test_addmm_is_a_linear_with_bias():
     m.w, m.b = nn.Parameter(torch.randn(5, 4)), nn.Parameter(torch.randn(4))
     _, sol, index = solved(m, torch.randn(3, 5))
     assert si(sol, index) == {"w", "b"} and alone(sol, index) == set()
+
+
+def test_runtime_asserts_on_tensors_are_known_and_inert():
+    def checked(s, x):
+        y = s.bn(s.conv(x))
+        torch._assert((y > -1e9).all(), "finite")
+        return s.conv2(F.relu(y)).sum()
+    m = Seq(checked, conv=nn.Conv2d(3, 4, 1, bias=False), bn=nn.BatchNorm2d(4), conv2=nn.Conv2d(4, 2, 1))
+    ctx, sol, index = solved(m, IMG)
+    assert ctx.unknown_ops == [] and "conv.weight" in alone(sol, index)

@@ -29,6 +29,10 @@ CONCRETE_METHODS = frozenset({
 })
 
 
+# Functions of tensor metadata only: answered concretely too (torch.numel(x) is as static as x.numel()).
+CONCRETE_FUNCTIONS = frozenset({torch.numel, torch.is_floating_point, torch.is_complex, torch.result_type})
+
+
 class DataDependentControlFlow(RuntimeError):
     """bool()/len()/iteration on a value that depends on tensor data."""
 
@@ -126,6 +130,14 @@ class ConcreteTracer(fx.Tracer):
         names = [f"input_{i}" for i in range(len(self.example_inputs))]
         placeholders = [self.create_proxy("placeholder", n, (), {}) for n in names]
         return root_fn, ([self.root] if is_module else []) + placeholders
+
+    def create_proxy(self, kind, target, args, kwargs, name=None, type_expr=None, proxy_factory_fn=None):
+        proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
+        if kind == "call_function" and target in CONCRETE_FUNCTIONS:
+            value = proxy.node.meta["val"]
+            self.graph.erase_node(proxy.node)
+            return value
+        return proxy
 
     # -- every node gets its concrete value
     def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):

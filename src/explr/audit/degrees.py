@@ -77,6 +77,7 @@ class Ctx:
     normalized_by: dict[int, list[str]] = field(default_factory=dict)  # var -> normalizer modules
     dropped: dict[int, str] = field(default_factory=dict)  # var -> normalizer that cancelled its term
     reached: set[int] = field(default_factory=set)  # vars whose get_attr has users
+    from_inputs: set = field(default_factory=set)  # nodes whose value depends on the model inputs
 
     def zero(self, form: Form, origin: Origin) -> None:
         if form:
@@ -190,6 +191,8 @@ def analyse(graph: fx.Graph, param_index: dict[str, int]) -> Ctx:
     ctx = Ctx(param_index)
     degs: dict[fx.Node, object] = {}
     for node in graph.nodes:
+        if node.op == "placeholder" or any(a in ctx.from_inputs for a in node.all_input_nodes):
+            ctx.from_inputs.add(node)
         degs[node] = _node_degree(node, ctx, degs, param_index)
     return ctx
 
@@ -261,4 +264,4 @@ def _getitem(call: Call):
 
 
 # The rule modules register into TABLE on import (they import this module's `rule`).
-from explr.audit import rules_basic, rules_norm  # noqa: E402,F401
+from explr.audit import rules_basic, rules_linalg, rules_norm  # noqa: E402,F401

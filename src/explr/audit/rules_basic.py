@@ -10,12 +10,13 @@ import torch
 from torch import fx
 
 from explr.audit.degrees import Call, conservative, rule
-from explr.audit.forms import ZERO, ZERO_DEG, Deg, Term, broadcast_terms, f_add, f_scale, sum_degs
+from explr.audit.forms import ZERO, ZERO_DEG, Deg, broadcast_terms, f_add, f_scale, sum_degs
 
 EPS_MAX = 1e-3  # `stat + eps` with eps up to this keeps the degree (the paper's eps convention)
 
 
-def _keys(names, *prefixes) -> list[str]:
+def keys_of(names, *prefixes) -> list[str]:
+    """["F.relu", "torch.relu", ...]: one name under several namespaces."""
     return [f"{p}.{n}" for n in names for p in prefixes]
 
 
@@ -39,7 +40,7 @@ def _first(call: Call) -> Deg:
 
 
 # -- degree unchanged, structure (blocks, constant terms) kept: linear and shape-preserving
-@rule(*_keys(["clone", "contiguous", "detach", "float", "double", "half", "bfloat16", "to", "type_as",
+@rule(*keys_of(["clone", "contiguous", "detach", "float", "double", "half", "bfloat16", "to", "type_as",
               "cpu", "cuda", "neg", "requires_grad"], "Tensor"),
       "torch.clone", "torch.neg", "operator.neg", "operator.pos", "torch.detach")
 def _identity(call: Call):
@@ -48,7 +49,7 @@ def _identity(call: Call):
 
 # -- positively homogeneous, per element or per channel: blocks kept, terms inside merged
 @rule("F.relu", "torch.relu", "Tensor.relu", "F.leaky_relu", "F.dropout", "F.dropout1d", "F.dropout2d",
-      "F.dropout3d", "torch.dropout", *_keys(["max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d",
+      "F.dropout3d", "torch.dropout", *keys_of(["max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d",
                                                "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d",
                                                "adaptive_avg_pool2d", "adaptive_avg_pool3d",
                                                "adaptive_max_pool1d", "adaptive_max_pool2d",
@@ -85,7 +86,7 @@ _SHAPE_OPS = ["view", "reshape", "flatten", "permute", "transpose", "t", "unsque
 _REDUCTIONS = ["sum", "mean", "amax", "amin", "max", "min", "topk", "sort", "median", "nansum", "nanmean"]
 
 
-@rule(*_keys(_SHAPE_OPS + _REDUCTIONS, "Tensor", "torch"), "F.pixel_shuffle",
+@rule(*keys_of(_SHAPE_OPS + _REDUCTIONS, "Tensor", "torch"), "F.pixel_shuffle",
       "F.pixel_unshuffle", "F.unfold", "F.fold")
 def _merged(call: Call):
     d = _first(call)
@@ -96,6 +97,12 @@ def _merged(call: Call):
         o = call.origin("sum")
         form = call.ctx.equal([form, call.ctx.resolve(call.deg(other) or ZERO_DEG, o)], o)
     return same_form(call, form, stat=d.stat)
+
+
+@rule("torch._assert")
+def _assert(call: Call):
+    """A runtime check: no value flows out of it."""
+    return None
 
 
 @rule("getattr")
@@ -109,9 +116,10 @@ def _getattr(call: Call):
     return _merged(call)
 
 
-@rule(*_keys(["argmax", "argmin", "zeros_like", "ones_like", "empty_like", "rand_like", "randn_like",
+@rule(*keys_of(["argmax", "argmin", "zeros_like", "ones_like", "empty_like", "rand_like", "randn_like",
               "new_zeros", "new_ones", "new_empty", "new_full", "full_like", "sign", "isnan", "isinf", "isfinite",
-              "bernoulli", "uniform", "normal", "fill", "zero"], "Tensor", "torch"))
+              "bernoulli", "uniform", "normal", "fill", "zero", "all", "any", "logical_and", "logical_or",
+              "logical_not", "nonzero", "count_nonzero"], "Tensor", "torch"))
 def _scale_free(call: Call):
     """Outputs that do not depend on a positive scale of the input (or not on its values)."""
     return call.out_zero()
@@ -204,65 +212,6 @@ def _div(call: Call):
     return Deg.of(out, stat)
 
 
-# -- products: degrees add; a bias is constant over every dim but its own
-def _product_with_bias(call: Call, forms, bias, bias_dims: frozenset, ndim: int | None = None):
-    o = call.origin("mix")
-    main = ZERO
-    for f in forms:
-        main = f_add(main, f)
-    bd = call.deg(bias)
-    if bd is None:
-        return Deg.of(main)
-    ndim = len(call.shape()) if ndim is None else ndim
-    const = frozenset(range(ndim)) - bias_dims
-    return Deg(((None, (Term(main), Term(call.ctx.resolve(bd, o), const))),))
-
-
-@rule("F.linear")
-def _linear(call: Call):
-    o = call.origin("mix")
-    forms = [call.ctx.resolve(call.deg(x) or ZERO_DEG, o) for x in (call.arg(0, "input"), call.arg(1, "weight"))]
-    return _product_with_bias(call, forms, call.arg(2, "bias"), frozenset({len(call.shape()) - 1}))
-
-
-@rule(*_keys(["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"], "F"))
-def _conv(call: Call):
-    o = call.origin("mix")
-    forms = [call.ctx.resolve(call.deg(x) or ZERO_DEG, o) for x in (call.arg(0, "input"), call.arg(1, "weight"))]
-    return _product_with_bias(call, forms, call.arg(2, "bias"), frozenset({1}))
-
-
-@rule("operator.matmul", "torch.matmul", "Tensor.matmul", "torch.mm", "Tensor.mm", "torch.bmm", "Tensor.bmm",
-      "torch.einsum", "torch.outer", "Tensor.outer")
-def _matmul(call: Call):
-    o = call.origin("mix")
-    operands = [a for a in call.node.args if isinstance(a, fx.Node)]
-    if call.key == "torch.einsum" and len(call.node.args) == 2 and isinstance(call.node.args[1], (list, tuple)):
-        operands = list(call.node.args[1])
-    form = ZERO
-    for x in operands:
-        form = f_add(form, call.ctx.resolve(call.deg(x) or ZERO_DEG, o))
-    return Deg.of(form)
-
-
-@rule("torch.addmm", "Tensor.addmm", "torch.baddbmm", "Tensor.baddbmm")
-def _addmm(call: Call):
-    """bias + a @ b (HF Conv1D): a product plus a bias over the last dim."""
-    o = call.origin("mix")
-    forms = [call.ctx.resolve(call.deg(x) or ZERO_DEG, o) for x in (call.arg(1, "mat1"), call.arg(2, "mat2"))]
-    bias = call.arg(0, "input")
-    if len(call.shape(bias)) > 1:  # a full matrix, not a bias vector: a plain sum
-        return Deg.of(call.ctx.equal([f_add(*forms), call.ctx.resolve(call.deg(bias) or ZERO_DEG, o)], o))
-    return _product_with_bias(call, forms, bias, frozenset({len(call.shape()) - 1}))
-
-
-@rule("F.embedding")
-def _embedding(call: Call):
-    if call.arg(3, "max_norm") is not None:  # renormalizes rows above a fixed norm: not scale-free
-        return conservative(call)
-    return Deg.of(call.ctx.resolve(call.deg(call.arg(1, "weight")) or ZERO_DEG, call.origin("mix")))
-
-
 # -- joins: cat along channels keeps one block per operand; everything else must agree
 @rule("torch.cat", "torch.concat", "torch.concatenate")
 def _cat(call: Call):
@@ -330,7 +279,7 @@ def _setitem(call: Call):
 _COMPARISONS = ["eq", "ne", "lt", "le", "gt", "ge"]
 
 
-@rule(*_keys(_COMPARISONS, "operator", "torch", "Tensor"))
+@rule(*keys_of(_COMPARISONS, "operator", "torch", "Tensor"))
 def _compare(call: Call):
     """The sign of x is scale-free; comparing with a nonzero threshold or another tensor is not."""
     a, b = call.arg(0, "input"), call.arg(1, "other")
@@ -363,37 +312,6 @@ def _clamp(call: Call):
     return conservative(call)
 
 
-@rule("F.scaled_dot_product_attention")
-def _attention(call: Call):
-    """softmax(q k^T / sqrt(d) + mask) v: q, k and the mask inside the softmax, v outside."""
-    o = call.origin("nonhomogeneous")
-    for x in (call.arg(0, "query"), call.arg(1, "key"), call.arg(3, "attn_mask")):
-        d = call.deg(x)
-        if d is not None:
-            call.ctx.zero(call.ctx.resolve(d, o), o)
-    return Deg.of(call.ctx.resolve(call.deg(call.arg(2, "value")) or ZERO_DEG, call.origin("mix")))
-
-
-@rule("F.multi_head_attention_forward")
-def _multi_head_attention(call: Call):
-    """nn.MultiheadAttention: q, k, v projections feed the softmax (conservatively all to degree 0,
-    with the fused in-projection they share a weight anyway); the out-projection is a linear."""
-    o = call.origin("nonhomogeneous")
-    out_weight, out_bias = call.arg(11, "out_proj_weight"), call.arg(12, "out_proj_bias")
-    for pos, name in [(0, "query"), (1, "key"), (2, "value"), (5, "in_proj_weight"), (6, "in_proj_bias"),
-                      (7, "bias_k"), (8, "bias_v")]:
-        d = call.deg(call.arg(pos, name))
-        if d is not None:
-            call.ctx.zero(call.ctx.resolve(d, o), o)
-    for name in ("q_proj_weight", "k_proj_weight", "v_proj_weight", "attn_mask", "key_padding_mask"):
-        d = call.deg(call.node.kwargs.get(name))
-        if d is not None:
-            call.ctx.zero(call.ctx.resolve(d, o), o)
-    ndim = len(call.shape(call.arg(0, "query")))
-    weight = call.ctx.resolve(call.deg(out_weight) or ZERO_DEG, call.origin("mix"))
-    return (_product_with_bias(call, [weight], out_bias, frozenset({ndim - 1}), ndim), ZERO_DEG)
-
-
 _NONHOMOGENEOUS = ["sigmoid", "tanh", "gelu", "silu", "softmax", "log_softmax", "softmin", "exp", "expm1", "log",
                    "log1p", "log2", "relu6", "hardtanh", "hardswish", "hardsigmoid", "elu", "selu", "celu",
                    "softplus", "softsign", "mish", "erf", "sin", "cos", "logsigmoid", "logsumexp", "glu",
@@ -401,7 +319,7 @@ _NONHOMOGENEOUS = ["sigmoid", "tanh", "gelu", "silu", "softmax", "log_softmax", 
                    "threshold", "floor", "ceil", "round", "trunc", "frac", "floor_divide", "remainder", "fmod"]
 
 
-@rule(*_keys(_NONHOMOGENEOUS, "F", "torch", "Tensor"), "operator.floordiv", "operator.mod", "Tensor.item",
+@rule(*keys_of(_NONHOMOGENEOUS, "F", "torch", "Tensor"), "operator.floordiv", "operator.mod", "Tensor.item",
       "Tensor.tolist")
 def _nonhomogeneous(call: Call):
     return conservative(call)

@@ -61,6 +61,8 @@ def _affine(call: Call, weight, bias, param_dims: frozenset) -> Deg:
 def _record(call: Call, kind: str, eps, reduce: frozenset, weight=None, bias=None) -> None:
     names = tuple(a.target for a in (weight, bias)
                   if isinstance(a, fx.Node) and a.op == "get_attr" and a.target in call.ctx.param_index)
+    if call.arg(0, "input") not in call.ctx.from_inputs:  # normalizing a weight, not activations
+        kind = "weight_standardization"
     call.ctx.normalizers.append(Normalizer(call.module or call.node.name, kind,
                                            float(eps) if eps is not None else None, names,
                                            _input_var(call.val(call.arg(0, "input")), reduce)))
@@ -155,8 +157,8 @@ def _weight_norm(call: Call):
     """g * v / ||v|| (norm over all dims but `dim`): v's scale cancels, the result has g's degree."""
     v, g = call.arg(0, "v"), call.arg(1, "g")
     name = call.module or call.node.name
-    call.ctx.normalizers.append(Normalizer(name, "weight_norm", None, tuple(
-        a.target for a in (g, v) if isinstance(a, fx.Node) and a.target in call.ctx.param_index)))
+    call.ctx.normalizers.append(Normalizer(name, "weight_norm", None, tuple(  # the gain g is its "affine"
+        a.target for a in (g,) if isinstance(a, fx.Node) and a.target in call.ctx.param_index)))
     o = call.origin("normalized-group")
     vform = call.ctx.resolve(call.deg(v) or ZERO_DEG, o)
     call.ctx.note_normalized([vform], name)

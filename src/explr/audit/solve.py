@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from explr.audit.degrees import Constraint, Origin
 
-SEARCH_BUDGET = 200_000  # branch-and-bound nodes per component
+SEARCH_BUDGET = 50_000  # branch-and-bound nodes per component
 
 
 @dataclass
@@ -111,27 +111,32 @@ def _components(constraints: list[Constraint]) -> list[tuple[list[int], list[dic
 
 
 def _search(classes: list[int], forms: list[dict], weight: dict[int, int]) -> set[int]:
-    """Branch and bound: the feasible 0/1 assignment of `classes` with the most weight."""
+    """Branch and bound: the feasible 0/1 assignment of `classes` with the most weight.
+
+    When the budget runs out, the best assignment found so far is kept (it is feasible)."""
     order = sorted(classes, key=lambda r: -weight[r])
+    touching: dict[int, list[dict]] = {r: [] for r in classes}
+    for f in forms:
+        for r in f:
+            touching[r].append(f)
     best: list = [-1, set()]
     value: dict[int, int] = {}
     budget = [SEARCH_BUDGET]
 
-    def consistent() -> bool:
-        for f in forms:
-            free = [r for r in f if r not in value]
-            total = sum(k * value[r] for r, k in f.items() if r in value)
+    def consistent(r: int) -> bool:
+        """Only the constraints touching the variable just assigned can have changed."""
+        for f in touching[r]:
+            free = [u for u in f if u not in value]
+            total = sum(k * value[u] for u, k in f.items() if u in value)
             if not free and total != 0:
                 return False
-            if len(free) == 1:
-                need = -total / f[free[0]]
-                if need not in (0, 1):
-                    return False
+            if len(free) == 1 and -total / f[free[0]] not in (0, 1):
+                return False
         return True
 
     def dfs(i: int, gained: int, remaining: int) -> None:
         budget[0] -= 1
-        if budget[0] < 0 or gained + remaining <= best[0] or not consistent():
+        if budget[0] < 0 or gained + remaining <= best[0]:
             return
         if i == len(order):
             best[0], best[1] = gained, {r for r, x in value.items() if x}
@@ -139,7 +144,8 @@ def _search(classes: list[int], forms: list[dict], weight: dict[int, int]) -> se
         r = order[i]
         for x in (1, 0):
             value[r] = x
-            dfs(i + 1, gained + x * weight[r], remaining - weight[r])
+            if consistent(r):
+                dfs(i + 1, gained + x * weight[r], remaining - weight[r])
             del value[r]
 
     dfs(0, 0, sum(weight[r] for r in classes))

@@ -1,0 +1,102 @@
+"""Transfer rules for products: linear, conv, matmul, embedding and attention (THEORY.md §2).
+
+Degrees of factors add; a bias is a separate term, constant over every dim but its own, so a
+following BatchNorm can cancel it while a LayerNorm over its dim cannot.
+"""
+from __future__ import annotations
+
+from torch import fx
+
+from explr.audit.degrees import Call, conservative, rule
+from explr.audit.forms import ZERO, ZERO_DEG, Deg, Term, f_add
+from explr.audit.rules_basic import keys_of
+
+
+# -- products: degrees add; a bias is constant over every dim but its own
+def _product_with_bias(call: Call, forms, bias, bias_dims: frozenset, ndim: int | None = None):
+    o = call.origin("mix")
+    main = ZERO
+    for f in forms:
+        main = f_add(main, f)
+    bd = call.deg(bias)
+    if bd is None:
+        return Deg.of(main)
+    ndim = len(call.shape()) if ndim is None else ndim
+    const = frozenset(range(ndim)) - bias_dims
+    return Deg(((None, (Term(main), Term(call.ctx.resolve(bd, o), const))),))
+
+
+@rule("F.linear")
+def _linear(call: Call):
+    o = call.origin("mix")
+    forms = [call.ctx.resolve(call.deg(x) or ZERO_DEG, o) for x in (call.arg(0, "input"), call.arg(1, "weight"))]
+    return _product_with_bias(call, forms, call.arg(2, "bias"), frozenset({len(call.shape()) - 1}))
+
+
+@rule(*keys_of(["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"], "F"))
+def _conv(call: Call):
+    o = call.origin("mix")
+    forms = [call.ctx.resolve(call.deg(x) or ZERO_DEG, o) for x in (call.arg(0, "input"), call.arg(1, "weight"))]
+    return _product_with_bias(call, forms, call.arg(2, "bias"), frozenset({1}))
+
+
+@rule("operator.matmul", "torch.matmul", "Tensor.matmul", "torch.mm", "Tensor.mm", "torch.bmm", "Tensor.bmm",
+      "torch.einsum", "torch.outer", "Tensor.outer")
+def _matmul(call: Call):
+    o = call.origin("mix")
+    operands = [a for a in call.node.args if isinstance(a, fx.Node)]
+    if call.key == "torch.einsum" and len(call.node.args) == 2 and isinstance(call.node.args[1], (list, tuple)):
+        operands = list(call.node.args[1])
+    form = ZERO
+    for x in operands:
+        form = f_add(form, call.ctx.resolve(call.deg(x) or ZERO_DEG, o))
+    return Deg.of(form)
+
+
+@rule("torch.addmm", "Tensor.addmm", "torch.baddbmm", "Tensor.baddbmm")
+def _addmm(call: Call):
+    """bias + a @ b (HF Conv1D): a product plus a bias over the last dim."""
+    o = call.origin("mix")
+    forms = [call.ctx.resolve(call.deg(x) or ZERO_DEG, o) for x in (call.arg(1, "mat1"), call.arg(2, "mat2"))]
+    bias = call.arg(0, "input")
+    if len(call.shape(bias)) > 1:  # a full matrix, not a bias vector: a plain sum
+        return Deg.of(call.ctx.equal([f_add(*forms), call.ctx.resolve(call.deg(bias) or ZERO_DEG, o)], o))
+    return _product_with_bias(call, forms, bias, frozenset({len(call.shape()) - 1}))
+
+
+@rule("F.embedding")
+def _embedding(call: Call):
+    if call.arg(3, "max_norm") is not None:  # renormalizes rows above a fixed norm: not scale-free
+        return conservative(call)
+    return Deg.of(call.ctx.resolve(call.deg(call.arg(1, "weight")) or ZERO_DEG, call.origin("mix")))
+
+
+@rule("F.scaled_dot_product_attention")
+def _attention(call: Call):
+    """softmax(q k^T / sqrt(d) + mask) v: q, k and the mask inside the softmax, v outside."""
+    o = call.origin("nonhomogeneous")
+    for x in (call.arg(0, "query"), call.arg(1, "key"), call.arg(3, "attn_mask")):
+        d = call.deg(x)
+        if d is not None:
+            call.ctx.zero(call.ctx.resolve(d, o), o)
+    return Deg.of(call.ctx.resolve(call.deg(call.arg(2, "value")) or ZERO_DEG, call.origin("mix")))
+
+
+@rule("F.multi_head_attention_forward")
+def _multi_head_attention(call: Call):
+    """nn.MultiheadAttention: q, k, v projections feed the softmax (conservatively all to degree 0,
+    with the fused in-projection they share a weight anyway); the out-projection is a linear."""
+    o = call.origin("nonhomogeneous")
+    out_weight, out_bias = call.arg(11, "out_proj_weight"), call.arg(12, "out_proj_bias")
+    for pos, name in [(0, "query"), (1, "key"), (2, "value"), (5, "in_proj_weight"), (6, "in_proj_bias"),
+                      (7, "bias_k"), (8, "bias_v")]:
+        d = call.deg(call.arg(pos, name))
+        if d is not None:
+            call.ctx.zero(call.ctx.resolve(d, o), o)
+    for name in ("q_proj_weight", "k_proj_weight", "v_proj_weight", "attn_mask", "key_padding_mask"):
+        d = call.deg(call.node.kwargs.get(name))
+        if d is not None:
+            call.ctx.zero(call.ctx.resolve(d, o), o)
+    ndim = len(call.shape(call.arg(0, "query")))
+    weight = call.ctx.resolve(call.deg(out_weight) or ZERO_DEG, call.origin("mix"))
+    return (_product_with_bias(call, [weight], out_bias, frozenset({ndim - 1}), ndim), ZERO_DEG)
