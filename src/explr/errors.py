@@ -25,3 +25,13 @@ class ConfigError(ExplrError):
 
 class UnsupportedError(ExplrError):
     """The setup has no exact conversion (Nesterov, Adam, clipping...) and approximation was not asked for."""
+
+
+class OutputError(ExplrError):
+    """An output file could not be written."""
+
+
+def quote_error(exc: BaseException) -> str:
+    """`Type: first line of the message` -- one line, for quoting a model's or library's own error."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

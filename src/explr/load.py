@@ -23,7 +23,7 @@ from typing import Any, Iterator, Sequence
 import torch
 from torch import nn
 
-from explr.errors import LoadError
+from explr.errors import LoadError, quote_error
 
 FACTORY_NAMES = ("build_model", "create_model", "make_model", "get_model")
 INPUTS_FUNCTION = "example_inputs"
@@ -38,12 +38,6 @@ class LoadedModel:
     inputs_note: str  # how the inputs were chosen, stated in the report
     name: str  # the spec as the user wrote it
     path: str | None  # the model's source file, when known (SARIF locations)
-
-
-def quote_error(exc: BaseException) -> str:
-    """`Type: first line of the message` — one line, for quoting a model's own error."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def parse_kwargs(text: str | None) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from explr.configs import formats
 from explr.configs.adapter import ReadOptions
 from explr.configs.api import convert, write_converted
 from explr.configs.source import ConfigSource
-from explr.errors import ConfigError, UnsupportedError
+from explr.errors import ConfigError, OutputError, UnsupportedError
 from explr.schedule.closed_form import growth_per_epoch
 from explr.schedule.phantom import SGDHyper, converted_lrs
 from tests.conftest import FIXTURES
@@ -85,7 +85,7 @@ def test_in_place_only_when_asked(tmp_path):
 
 def test_unwritable_output_writes_nothing(tmp_path):
     target = tmp_path / "missing-dir" / "out.yaml"
-    with pytest.raises(ConfigError, match=r"out.yaml: cannot write .*choose another -o path"):
+    with pytest.raises(OutputError, match=r"out.yaml: cannot write .*choose another -o path"):
         write_converted(convert(CIFAR), str(target))
     assert not target.parent.exists()
 

@@ -70,10 +70,11 @@ def _propagate(n: int, constraints: list[Constraint]):
             form = _on_classes(c.form, uf, zero)
             if not form:
                 continue
+            origin = _root_cause(c, uf, zero)
             ks = list(form.values())
             if all(k > 0 for k in ks) or all(k < 0 for k in ks):
                 for r in form:
-                    zero.setdefault(r, c.origin)
+                    zero.setdefault(r, origin)
                 changed = True
             elif len(form) == 2 and ks[0] == -ks[1]:
                 a, b = form
@@ -83,10 +84,21 @@ def _propagate(n: int, constraints: list[Constraint]):
                         zero[r] = zero[old]
                 changed = True
             else:
-                rest.append(Constraint(form, c.origin))
+                rest.append(Constraint(form, origin))
         pending = rest
     zero = {uf.find(r): o for r, o in zero.items()}
     return uf, zero, [Constraint(_on_classes(c.form, uf, set(zero)), c.origin) for c in pending]
+
+
+# Origins that are reasons in themselves; the others (a sum, an affine, a merge) only pass a zero on.
+PRIMARY_KINDS = frozenset({"output", "nonhomogeneous", "unknown", "opaque", "opaque-input", "unreached"})
+
+
+def _root_cause(c: Constraint, uf: _UnionFind, zero: dict) -> Origin:
+    """x_b = x_a with x_a = 0 because of a softmax: b is 0 because of that softmax."""
+    if c.origin.kind in PRIMARY_KINDS:
+        return c.origin
+    return next((zero[uf.find(v)] for v in c.form if uf.find(v) in zero), c.origin)
 
 
 def _components(constraints: list[Constraint]) -> list[tuple[list[int], list[dict]]]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 from explr.configs.adapter import ReadOptions
 from explr.configs.convert import ConvertedPlan
 from explr.configs.convert import convert as _convert
-from explr.configs.write import Written, converted_output, write_atomic
+from explr.configs.write import Written, converted_output
+from explr.fileio import write_atomic
 
 __all__ = ["ConvertedPlan", "ReadOptions", "Written", "convert", "write_converted"]
 

@@ -7,9 +7,7 @@ generically. Output goes to stdout, `-o FILE`, or — only with --in-place — o
 """
 from __future__ import annotations
 
-import os
 import pathlib
-import tempfile
 from dataclasses import dataclass
 
 from explr.configs.convert import ConvertedPlan
@@ -85,26 +83,3 @@ def converted_output(converted: ConvertedPlan, output: str | None = None, in_pla
         return Written(plan_text(converted, use_path), path, [note])
     text, notes = converted.detected.adapter.rewrite(converted)
     return Written(text, path, notes)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path: pathlib.Path, text: str) -> None:
-    """Write `text` to `path` via a temp file in the same directory and os.replace; ConfigError if impossible."""
-    directory = path.parent if str(path.parent) else pathlib.Path(".")
-    try:
-        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot write ({exc.strerror}); choose another -o path") from None
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(temp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
-        os.replace(temp, path)
-    except OSError as exc:
-        pathlib.Path(temp).unlink(missing_ok=True)
-        raise ConfigError(f"{path}: cannot write ({exc.strerror}); choose another -o path") from None

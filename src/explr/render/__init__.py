@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from explr.audit.report import AuditReport
+from explr.fileio import write_atomic
 
 
 def _text(report: AuditReport, model_path: str | None, color: bool, width: int | None) -> str:
@@ -45,5 +46,4 @@ def emit(text: str, output: Path | None) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    from explr.configs.write import write_atomic  # the project's one atomic writer (lazy: heavy imports)
     write_atomic(Path(output), text)

@@ -1,0 +1,31 @@
+"""Writing outputs: atomically (temp file in the same directory + os.replace), never half a file."""
+from __future__ import annotations
+
+import os
+import pathlib
+import tempfile
+
+from explr.errors import OutputError
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: pathlib.Path, text: str) -> None:
+    """Write `text` to `path` via a temp file in the same directory and os.replace; OutputError if impossible."""
+    directory = path.parent if str(path.parent) else pathlib.Path(".")
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror}); choose another -o path") from None
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.chmod(temp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
+        os.replace(temp, path)
+    except OSError as exc:
+        pathlib.Path(temp).unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write ({exc.strerror}); choose another -o path") from None
