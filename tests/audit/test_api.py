@@ -131,3 +131,15 @@ def test_a_normalization_of_weights_is_recorded_as_weight_standardization():
     report = audit(model, inputs, verify=False)
     assert {n.kind for n in report.normalizers} == {"weight_standardization"}
     assert "EXP110" not in {f.code for f in report.findings}  # no running statistics involved
+
+
+def test_hook_based_weight_norm_is_copied_and_traced_through_its_hook():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = nn.Sequential(nn.utils.weight_norm(nn.Linear(4, 4)), nn.ReLU(), nn.Linear(4, 2))
+    weight = model[0].weight
+    v = {p.name: p for p in audit(model, (torch.randn(3, 4),), verify=False).parameters}
+    assert v["0.weight_v"].individually_si and v["0.weight_v"].reason == "normalized by 0"
+    assert not v["0.weight_g"].si
+    assert model[0].weight is weight  # the user's model is untouched

@@ -85,3 +85,10 @@ def test_random_systems_feasible_and_as_heavy_as_brute_force(seed):
     assert sum(numel[v] for v in sol.chosen) == best
     alone = {v for v in range(n) if feasible({v}, cons)}
     assert sol.individually == alone
+
+
+def test_a_zero_passed_on_by_a_sum_keeps_its_root_cause():
+    out = Origin("output", "output", "")
+    sol = solver.solve(3, [1, 1, 1], [c(a=1, b=1, c=-1), Constraint({0: Fraction(1)}, out),
+                                      Constraint({2: Fraction(1)}, out)])
+    assert sol.forced[1] is out  # b = c - a = 0 because of the output, not because of the sum

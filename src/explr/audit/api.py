@@ -15,7 +15,7 @@ from explr.audit.capture import Capture, capture, tensor_leaves
 from explr.audit.degrees import Constraint, Ctx, Origin, analyse
 from explr.audit.report import AuditReport, Verification
 from explr.audit.solve import Solution, solve
-from explr.errors import LoadError, TraceError
+from explr.errors import LoadError, TraceError, quote_error
 
 
 def audit(model: nn.Module, example_inputs: tuple, *, verify: bool = True, model_name: str = "",
@@ -41,7 +41,7 @@ def audit(model: nn.Module, example_inputs: tuple, *, verify: bool = True, model
 
 def static_report(model: nn.Module, inputs: tuple, *, model_name: str, meta: bool) -> AuditReport:
     """The static part: capture, degrees, solve; no verification and no findings."""
-    work = _private_copy(model)
+    work = private_copy(model)
     work.train()
     if meta:
         inputs = tuple(t.to("meta") if isinstance(t, torch.Tensor) else t for t in inputs)
@@ -93,12 +93,19 @@ def _on_meta(model: nn.Module) -> bool:
     return any(t.is_meta for t in (*model.parameters(), *model.buffers()))
 
 
-def _private_copy(model: nn.Module) -> nn.Module:
+def private_copy(model: nn.Module) -> nn.Module:
+    """A deep copy to run on, also for models deepcopy refuses (tensors computed by hooks)."""
     try:
         return copy.deepcopy(model)
+    except RuntimeError:  # non-leaf tensor attributes (old hook-based weight_norm's `weight`)
+        pass
+    derived = {id(v): v.detach().clone() for m in model.modules() for v in vars(m).values()
+               if isinstance(v, torch.Tensor) and v.grad_fn is not None}
+    try:
+        return copy.deepcopy(model, derived)
     except Exception as exc:  # noqa: BLE001 - any failure here is the model's
         raise TraceError(f"cannot copy {type(model).__name__} for a side-effect-free audit: "
-                         f"{explain_exception(exc)}") from exc
+                         f"{quote_error(exc)}") from exc
 
 
 def _check_accepts(model: nn.Module, inputs: tuple, meta: bool) -> None:
@@ -109,10 +116,5 @@ def _check_accepts(model: nn.Module, inputs: tuple, meta: bool) -> None:
         if meta and "meta" in str(exc):
             return  # an op that needs real data (a data-dependent branch): capture reports it precisely
         shapes = ", ".join(str(tuple(t.shape)) for t in tensor_leaves(inputs)) or "()"
-        raise TraceError(f"model rejected the example inputs of shape {shapes}: {explain_exception(exc)}; "
+        raise TraceError(f"model rejected the example inputs of shape {shapes}: {quote_error(exc)}; "
                          f"pass --input-shape") from exc
-
-
-def explain_exception(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

@@ -20,7 +20,7 @@ from torch import fx
 from torch.fx import _symbolic_trace as _st
 from torch.fx.node import map_aggregate, map_arg
 
-from explr.errors import TraceError
+from explr.errors import TraceError, quote_error
 
 # Tensor methods whose results are shape/metadata: answered concretely, never recorded.
 CONCRETE_METHODS = frozenset({
@@ -160,7 +160,7 @@ class ConcreteTracer(fx.Tracer):
             try:
                 return fetch_attr(self.root, node.target)(*args, **kwargs)
             except Exception as exc:  # an opaque module that cannot run on these values
-                raise _Fatal(f"{node.target} cannot run on the example inputs: {_first_line(exc)}") from exc
+                raise _Fatal(f"{node.target} cannot run on the example inputs: {quote_error(exc)}") from exc
 
     # -- per-submodule fallback: a module that cannot be traced becomes one opaque node
     def call_module(self, m, forward, args, kwargs):
@@ -189,15 +189,10 @@ class ConcreteTracer(fx.Tracer):
             self.graph.erase_node(node)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
 def _why(exc: BaseException) -> str:
     if isinstance(exc, DataDependentControlFlow):
         return "data-dependent control flow (a Python branch on tensor values)"
-    return f"cannot be traced ({_first_line(exc)})"
+    return f"cannot be traced ({quote_error(exc)})"
 
 
 def capture(model: torch.nn.Module, example_inputs: tuple) -> Capture:

@@ -40,7 +40,7 @@ class CheckOptions:
     device: str = "auto"  # auto | cpu | cuda
     dtype: str = "float64"
     batch_size: int = 16  # synthetic batch size (the config's batch size only sets iterations per epoch)
-    probe_size: int = 8
+    probe_size: int = 4  # the fixed probe batch: small, since it is run by every run at every step
     seed: int = 0
     approximate: bool = False
     tolerance: float | None = None  # override the justified default
