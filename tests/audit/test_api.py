@@ -143,3 +143,21 @@ def test_hook_based_weight_norm_is_copied_and_traced_through_its_hook():
     assert v["0.weight_v"].individually_si and v["0.weight_v"].reason == "normalized by 0"
     assert not v["0.weight_g"].si
     assert model[0].weight is weight  # the user's model is untouched
+
+
+@pytest.mark.filterwarnings("ignore:.*weight_norm.*is deprecated:FutureWarning")
+def test_hook_based_weight_norm_is_verified_on_a_private_copy():
+    """Old torch.nn.utils.weight_norm keeps a hook-computed `weight` that deepcopy refuses."""
+    class WN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.utils.weight_norm(nn.Linear(4, 3))
+            self.head = nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.head(torch.relu(self.fc(x)))
+
+    report = audit(WN(), (torch.randn(4, 4),))
+    assert report.verification.status == "passed"
+    assert report.by_name("fc.weight_v").individually_si
+    assert not report.by_name("fc.weight_g").si

@@ -29,7 +29,7 @@ PROBE = Batch((torch.randn(6, 3, 6, 6, generator=torch.Generator().manual_seed(0
 
 
 def evidence(records, **changes):
-    return Evidence(plan(**changes.pop("plan", {})), records, 1e-6, changes.pop("si", ["conv.weight"]),
+    return Evidence(plan(**changes.pop("plan", {})), records, changes.pop("tolerance", 1e-6), changes.pop("si", ["conv.weight"]),
                     changes.pop("audit_si", None), Normalized().double(), PROBE)
 
 
@@ -55,7 +55,7 @@ def test_clipping_counts_only_when_it_was_active_before_the_deviation():
 
 def test_underflow_needs_more_zero_gradients_in_the_converted_run():
     same = evidence([rec(1, 1e-2, zeros=(0.1, 0.1))])
-    worse = evidence([rec(1, 1e-2, zeros=(0.0, 0.3))])
+    worse = evidence([rec(1, 1e-2, zeros=(0.01, 0.3))])
     assert diagnose(same).causes == ()
     assert [c for c, _ in diagnose(worse).causes] == ["underflow"] and "30.0%" in diagnose(worse).causes[0][1]
 
@@ -77,3 +77,9 @@ def test_scale_change_separates_invariant_from_non_invariant_sets():
 def test_nesterov_and_non_sgd_are_named_from_the_plan():
     assert [c for c, _ in diagnose(evidence([rec(1, 1e-2)], plan={"nesterov": True})).causes] == ["nesterov"]
     assert [c for c, _ in diagnose(evidence([rec(1, 1e-2)], plan={"optimizer": "adamw"})).causes] == ["non_sgd"]
+
+
+def test_a_noise_floor_too_large_to_judge_is_inconclusive_and_alone():
+    noisy = [StepRecord(1, 0.3, 1.0, 1.0, {}, {}, None, None, noise=0.2, zero_grad_fraction=(0.0, 0.5))]
+    diagnosis = diagnose(evidence(noisy, tolerance=2.0, plan={"nesterov": True}))
+    assert [c for c, _ in diagnosis.causes] == ["inconclusive"] and "2.0e-01" in diagnosis.causes[0][1]

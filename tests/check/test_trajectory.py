@@ -72,6 +72,14 @@ def test_a_non_si_parameter_forced_into_the_si_set_fails_and_is_named():
     assert list(causes) == ["wrong_si"] and head[0] in causes["wrong_si"]
 
 
+def test_adamw_fails_as_a_non_sgd_optimizer():
+    spec, report = audited("resnet_cifar")
+    adamw = plan(optimizer="adamw", lr=LRSchedule(1e-3, 100, decay="cosine"), decay=plan().decay.__class__(0.05))
+    result = check(spec, adamw, si=report, options=CheckOptions(steps=12, batch_size=6, approximate=True))
+    assert not result.passed and [c for c, _ in result.diagnosis.causes] == ["non_sgd"]
+    assert result.final_norm_ratio[1] is None  # no exact 1/s_t prediction for Adam
+
+
 def test_gradient_clipping_fails_with_the_clipping_explanation():
     spec, report = audited("resnet_cifar")
     result = check(spec, plan(grad_clip_norm=0.05), si=report,

@@ -5,7 +5,6 @@ numeric confirmation (explr.audit.verify) and the model rules (explr.rules.model
 """
 from __future__ import annotations
 
-import copy
 
 import torch
 from torch import nn
@@ -16,6 +15,7 @@ from explr.audit.degrees import Constraint, Ctx, Origin, analyse
 from explr.audit.report import AuditReport, Verification
 from explr.audit.solve import Solution, solve
 from explr.errors import LoadError, TraceError, quote_error
+from explr.model_copy import private_copy
 
 
 def audit(model: nn.Module, example_inputs: tuple, *, verify: bool = True, model_name: str = "",
@@ -91,21 +91,6 @@ def _opaque_modules(cap: Capture) -> dict[str, str]:
 
 def _on_meta(model: nn.Module) -> bool:
     return any(t.is_meta for t in (*model.parameters(), *model.buffers()))
-
-
-def private_copy(model: nn.Module) -> nn.Module:
-    """A deep copy to run on, also for models deepcopy refuses (tensors computed by hooks)."""
-    try:
-        return copy.deepcopy(model)
-    except RuntimeError:  # non-leaf tensor attributes (old hook-based weight_norm's `weight`)
-        pass
-    derived = {id(v): v.detach().clone() for m in model.modules() for v in vars(m).values()
-               if isinstance(v, torch.Tensor) and v.grad_fn is not None}
-    try:
-        return copy.deepcopy(model, derived)
-    except Exception as exc:  # noqa: BLE001 - any failure here is the model's
-        raise TraceError(f"cannot copy {type(model).__name__} for a side-effect-free audit: "
-                         f"{quote_error(exc)}") from exc
 
 
 def _check_accepts(model: nn.Module, inputs: tuple, meta: bool) -> None:

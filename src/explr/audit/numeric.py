@@ -20,7 +20,6 @@ parameters are multiplied by positive factors. Three things keep the test sharp:
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import random
 from collections.abc import Iterable, Mapping
@@ -32,6 +31,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves, tree_map
 
 from explr.errors import ExplrError
+from explr.model_copy import private_copy
 
 TINY_EPS = 1e-30
 # float64 carries ~1e-16 relative precision; with eps ~ 0 an invariant set reproduces the output
@@ -143,7 +143,7 @@ class ScalingProbe:
             raise UnverifiableError("meta device: the weights are not allocated, so nothing can be run")
         self.seed = seed
         self._eps_mode = _TinyNormEps if tiny_eps else contextlib.nullcontext
-        self.model = copy.deepcopy(model).to(torch.float64).train()
+        self.model = private_copy(model).to(torch.float64).train()
         if perturb:
             perturb_(self.model, seed)
         self.inputs = _to_float64(tuple(example_inputs))

@@ -16,11 +16,13 @@ from torch import nn
 from explr.check.data import Batch
 from explr.check.report import Diagnosis, StepRecord
 from explr.check.runner import probe_output, rel_deviation
+from explr.check.tolerance import MAX_CONCLUSIVE
 from explr.configs.plan import TrainingPlan
 
 JUMP_FACTOR = 100.0  # a deviation this many times its running maximum counts as a jump
 SCALE = 2.9  # the factor of the numeric scale-invariance test (THEORY.md §2)
-INVARIANCE_TOLERANCE = 1e-6  # float64 with eps 1e-30: an invariant set changes outputs by ~1e-15
+INVARIANCE_TOLERANCE = 1e-6
+UNDERFLOW_MARGIN = 0.01  # zero SI gradients beyond 2x the original's + 1 point: rounding alone does not do that  # float64 with eps 1e-30: an invariant set changes outputs by ~1e-15
 
 
 @dataclass
@@ -68,7 +70,7 @@ def _clipping(ev: Evidence) -> str | None:
 
 def _underflow(ev: Evidence) -> str | None:
     rows = [r for r in ev.records[:ev.until] if r.zero_grad_fraction is not None]
-    worse = [r for r in rows if r.zero_grad_fraction[1] > r.zero_grad_fraction[0] + 1e-3]
+    worse = [r for r in rows if r.zero_grad_fraction[1] > 2 * r.zero_grad_fraction[0] + UNDERFLOW_MARGIN]
     if not worse:
         return None
     r = worse[0]
@@ -112,7 +114,17 @@ def _wrong_si(ev: Evidence) -> str | None:
             "decay changes training (keep only what `explr audit` proves SI)")
 
 
+def _too_noisy(ev: Evidence) -> str | None:
+    if ev.tolerance <= MAX_CONCLUSIVE:
+        return None
+    floor = max((r.noise for r in ev.records if r.noise is not None), default=float("nan"))
+    return (f"inconclusive: at this precision moving the initial weights by one ulp already changes the outputs by "
+            f"{floor:.1e}, so no deviation can be told from noise; rerun with --dtype float32 or float64")
+
+
+# "inconclusive" first: when it applies, the other rows would only read noise.
 CAUSES: tuple[tuple[str, Callable[[Evidence], str | None]], ...] = (
+    ("inconclusive", _too_noisy),
     ("nesterov", _nesterov),
     ("non_sgd", _non_sgd),
     ("clipping", _clipping),
@@ -134,5 +146,11 @@ def find_jump(records: list[StepRecord], floor: float) -> tuple[int, float, floa
 def diagnose(ev: Evidence) -> Diagnosis:
     first = next((r.step for r in ev.records if r.rel_deviation > ev.tolerance), None)
     jump = find_jump(ev.records, floor=ev.tolerance / 1e4)
-    causes = tuple((code, why) for code, rule in CAUSES if (why := rule(ev)) is not None)
-    return Diagnosis(first, *(jump or (None, None, None)), causes)
+    causes = []
+    for code, rule in CAUSES:
+        why = rule(ev)
+        if why is not None:
+            causes.append((code, why))
+            if code == "inconclusive":
+                break
+    return Diagnosis(first, *(jump or (None, None, None)), tuple(causes))
