@@ -18,7 +18,11 @@ import torch
 
 from explr.audit.api import audit
 from explr.check.api import CheckOptions, check
-from explr.check.data import loss_of, synthetic_batches
+from explr.check.compress import compress
+from explr.check.data import synthetic_batches
+from explr.check.runner import train_step
+from explr.check.setups import original_run
+from explr.configs.convert import convert
 from explr.load import load_model
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -26,16 +30,15 @@ CONFIG = str(ROOT / "fixtures" / "configs" / "demo" / "cifar10_step.yaml")
 
 
 def plain_training(model: torch.nn.Module, inputs: tuple, steps: int, batch: int) -> float:
-    """One ordinary SGD + weight-decay run on the same synthetic batches: the baseline."""
-    model = model.double().train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    """The check's original run alone (same config, compressed schedule, batches and step code): the baseline."""
+    plan = convert(CONFIG).plan
+    schedule = compress(plan.lr, steps).schedule
+    run = original_run("plain", model.double().train(), plan, schedule)
     stream = synthetic_batches(model, tuple(x.double() for x in inputs), batch, seed=0)()
     batches = [next(stream).to(torch.device("cpu"), torch.float64) for _ in range(steps)]
     start = time.process_time()
-    for b in batches:
-        opt.zero_grad(set_to_none=True)
-        loss_of(model(*b.inputs), b.target).backward()
-        opt.step()
+    for t, b in enumerate(batches, 1):
+        train_step(run, b, seed=t, clip_norm=None)
     return time.process_time() - start
 
 

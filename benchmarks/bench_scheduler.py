@@ -1,7 +1,7 @@
 """Scheduler benchmark: prints measured figures and ratios side by side (not a test; run it by hand).
 
     python benchmarks/bench_scheduler.py            # ~30 s on 2 CPU cores
-    python benchmarks/bench_scheduler.py --quick
+    python benchmarks/bench_scheduler.py --quick --threads 1
 
   * TEXP.step() per iteration (LRSchedule source; torch MultiStepLR factory source; with renormalization)
     vs torch.optim.lr_scheduler.MultiStepLR.step()
@@ -74,6 +74,7 @@ def train_step_seconds(model: nn.Module, n: int, repeat: int) -> float:
     opt = make_optimizer(model, converted=False)
     x, y = torch.randn(32, 3, 32, 32), torch.randint(0, 10, (32,))
     best = float("inf")
+    F.cross_entropy(model(x), y).backward()  # warm-up: first-call allocations are not a training step
     for _ in range(repeat):
         start = time.perf_counter()
         for _ in range(n):
@@ -87,7 +88,11 @@ def train_step_seconds(model: nn.Module, n: int, repeat: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (1 gives stable figures on a shared machine)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     n_sched, n_train, repeat = (1000, 3, 2) if args.quick else (5000, 20, 3)
     torch.manual_seed(0)
     model = small_cnn()

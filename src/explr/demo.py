@@ -7,10 +7,11 @@ whose outputs agree to round-off. The check runs on synthetic CIFAR-shaped data 
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ContextManager
 
 from explr.errors import ExplrError
 
@@ -22,8 +23,8 @@ DIFF_LINES = 6  # lines of the converted config's diff shown
 
 @dataclass(frozen=True)
 class DemoOptions:
-    steps: int = 60
-    batch_size: int = 8
+    steps: int = 120
+    batch_size: int = 16
 
 
 def _require_fixtures() -> None:
@@ -72,8 +73,13 @@ def _convert_step(out: Callable[[str], None], si_names: list[str]):
 
 
 def run_demo(options: DemoOptions = DemoOptions(), out: Callable[[str], None] = print,
-             on_step: Callable[[int, int], None] | None = None, log: Callable[[str], None] = lambda s: None):
-    """Print the three stages through `out`; return the check's TrajectoryReport."""
+             progress: Callable[[], ContextManager] = contextlib.nullcontext,
+             log: Callable[[str], None] = lambda s: None):
+    """Print the three stages through `out`; return the check's TrajectoryReport.
+
+    `progress()` gives a context manager yielding an `on_step(t, steps)` callback (or None) for the
+    training stage, so a progress bar is live only while nothing is printed.
+    """
     from explr.check.api import CheckOptions, check
     from explr.check.render import render_text
 
@@ -82,8 +88,9 @@ def run_demo(options: DemoOptions = DemoOptions(), out: Callable[[str], None] = 
     _convert_step(out, report.si_names)
     out(f"[3/3] explr check: {options.steps} steps of both runs (weight decay vs TEXP), synthetic data, "
         f"batch {options.batch_size}, float64")
-    result = check(str(DEMO_MODEL), str(DEMO_CONFIG), si=report, on_step=on_step, log=log,
-                   options=CheckOptions(steps=options.steps, batch_size=options.batch_size, device="cpu"))
+    with progress() as on_step:
+        result = check(str(DEMO_MODEL), str(DEMO_CONFIG), si=report, on_step=on_step, log=log,
+                       options=CheckOptions(steps=options.steps, batch_size=options.batch_size, device="cpu"))
     out(render_text(result).rstrip())
     verdict = "match" if result.passed else "DIFFER"
     out(f"trajectories {verdict}: max relative output deviation {result.max_rel_deviation:.1e} "

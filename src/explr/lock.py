@@ -18,7 +18,8 @@ from pathlib import Path
 from torch import nn
 
 from explr.audit.report import AuditReport
-from explr.errors import ExplrError
+from explr.errors import ExplrError, OutputError
+from explr.fileio import write_atomic
 from explr.findings import Finding
 from explr.rules.registry import finding
 
@@ -84,14 +85,14 @@ def lock_json(report: AuditReport, model: nn.Module) -> str:
 
 
 def write_lock(report: AuditReport, model: nn.Module, path: str | Path) -> LockFile:
-    """Write the lock file atomically and return it as read back."""
-    from explr.render import emit  # atomic temp-file + rename writer shared with the renderers
-
+    """Write the lock file atomically (explr.fileio) and return it as read back."""
     path = Path(path)
+    if not path.parent.is_dir():
+        raise LockError(f"{path}: cannot write the lock file: directory {path.parent} does not exist; create it first")
     try:
-        emit(lock_json(report, model), path)
-    except OSError as exc:
-        raise LockError(f"{path}: cannot write the lock file ({exc.strerror or exc}); check the directory") from None
+        write_atomic(path, lock_json(report, model))
+    except OutputError:
+        raise LockError(f"{path}: cannot write the lock file; check that {path.parent} is writable") from None
     return read_lock(path)
 
 

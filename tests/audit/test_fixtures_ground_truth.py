@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 
 import pytest
-import torch
 
 from explr.audit.numeric import ScalingProbe, draw_factor
 from tests.audit.expectations import EXPECTED, groups, load_fixture, maximal_si

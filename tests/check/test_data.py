@@ -69,7 +69,12 @@ def test_data_option_names_a_function_in_another_file(tmp_path):
 @pytest.mark.parametrize("body,message", [
     ("def bad():\n    raise OSError('disk gone')\n", r"bad\(\) raised OSError: disk gone"),
     ("import torch\ndef bad():\n    return [(torch.randn(4, 5, 6, 6), torch.zeros(4, dtype=torch.long))]\n",
-     r"step 1 \(original run\): the model or the loss rejected a batch"),
+     r"baddata.py:bad: the model or the loss rejected the first batch \(\(4, 5, 6, 6\) -> target \(4,\)\)"),
+    ("import torch\ndef bad():\n    return [(torch.randn(4, 3, 6, 6), torch.zeros(4, dtype=torch.long)),\n"
+     "            (torch.randn(4, 5, 6, 6), torch.zeros(4, dtype=torch.long))]\n",
+     r"step 2 \(original run\): the model or the loss rejected a batch"),
+    ("import torch\ndef bad():\n    return [(torch.randn(1, 3, 6, 6), torch.zeros(1, dtype=torch.long))]\n",
+     "at least 2 samples"),
     ("import torch\ndef bad():\n    return [torch.randn(4, 3, 6, 6)]\n", "not an \\(inputs, target\\) pair"),
     ("def bad():\n    return []\n", "returned no batches"),
     ("import torch\ndef bad():\n    return [(torch.full((4, 3, 6, 6), float('nan')), torch.zeros(4, dtype=torch.long))]\n",

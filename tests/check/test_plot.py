@@ -29,3 +29,14 @@ def test_save_plot_writes_a_png(report, tmp_path):
     out = tmp_path / "fig.png"
     save_plot(report, str(out))
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_without_matplotlib_plotting_is_a_clear_error(report, tmp_path, monkeypatch):
+    import sys
+
+    from explr.errors import ExplrError
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what an install without the extra looks like
+    with pytest.raises(ExplrError, match=r"--plot needs matplotlib: pip install 'explr\[plot\]'"):
+        save_plot(report, str(tmp_path / "fig.png"))
+    assert not (tmp_path / "fig.png").exists()

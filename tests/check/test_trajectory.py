@@ -54,6 +54,7 @@ def test_nesterov_fails_with_the_nesterov_explanation():
     assert [code for code, _ in result.diagnosis.causes] == ["nesterov"]
     assert result.diagnosis.jump_step is not None and result.diagnosis.first_exceeded_step is not None
     assert any("Nesterov" in note for note in result.notes)
+    assert "trajectories themselves differ" in result.eval_mode.advice  # recalibrating cannot fix training
 
 
 def test_nesterov_without_approximate_is_refused_like_convert_refuses_it():
@@ -114,6 +115,15 @@ def test_float32_uses_a_measured_noise_floor():
     assert all(r.noise is not None for r in result.records)
 
 
+def test_float32_still_catches_a_wrong_si_set_above_its_noise_floor():
+    spec, report = audited("resnet_cifar")
+    head = [p.name for p in report.parameters if not p.si and p.name.endswith("weight")][-1:]
+    result = check(spec, DEMO_CONFIG, si=report.si_names + head,
+                   options=CheckOptions(steps=12, batch_size=6, dtype="float32"))
+    assert not result.passed and result.max_rel_deviation > 5 * result.tolerance
+    assert [c for c, _ in result.diagnosis.causes] == ["wrong_si"]
+
+
 def test_a_model_with_nothing_scale_invariant_has_nothing_to_convert():
     from tests.check.helpers import model_path
     with pytest.raises(ExplrError, match="nothing to convert"):
@@ -125,3 +135,11 @@ def test_nan_during_training_stops_and_names_the_step_and_run():
     huge = plan(lr=LRSchedule(1e30, 160 * IPE, decay="constant"), decay=plan().decay.__class__(0.0))
     with pytest.raises(ExplrError, match=r"(loss became|outputs became).* step \d+"):
         check(spec, huge, si=report, options=FAST)
+
+
+def test_what_the_full_length_run_would_hit_is_noted_from_the_horizons():
+    spec, report = audited("resnet_cifar")
+    fp16 = check(spec, plan(precision="16-true"), si=report, options=CheckOptions(steps=6, batch_size=4))
+    assert any("underflow float16 (no loss scaling) from iteration 14,789 (epoch 38)" in n for n in fp16.notes)
+    fp32 = check(spec, plan(), si=report, options=CheckOptions(steps=6, batch_size=4))
+    assert not any("full run" in n for n in fp32.notes)  # 160 CIFAR epochs stay far from float32 overflow

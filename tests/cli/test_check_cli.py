@@ -67,6 +67,29 @@ def test_bad_input_is_one_line_and_exit_2(capsys, args, message):
     assert len(err.strip().splitlines()) == 1 and err.startswith("explr: error:")
 
 
+def test_data_the_model_rejects_is_one_line_before_any_training(capsys, tmp_path):
+    data = tmp_path / "wrongshape.py"
+    data.write_text("import torch\ndef batches():\n    return [(torch.randn(4, 1, 8, 8), torch.zeros(4, dtype=torch.long))]\n")
+    code, out, err = run(capsys, MODEL, CONFIG, *FAST, "--data", f"{data}:batches")
+    assert code == 2 and out == "" and err.count("\n") == 1 and "rejected the first batch ((4, 1, 8, 8)" in err
+
+
+def test_lock_file_gives_the_si_set_and_a_model_that_does_not_fit_it_is_exit_2(capsys, tmp_path):
+    from explr.audit.api import audit
+    from explr.load import load_model
+    from explr.lock import write_lock
+
+    loaded = load_model(MODEL)
+    lock = tmp_path / "explr.lock.json"
+    report = audit(loaded.model, loaded.example_inputs, verify=False)
+    write_lock(report, loaded.model, lock)
+    code, out, _ = run(capsys, MODEL, CONFIG, *FAST, "--lock", str(lock), "--json")
+    assert code == 0 and json.loads(out)["si_params"] == len(report.si_names)
+    other = str(FIXTURES / "models" / "densenet_bc.py")
+    code, out, err = run(capsys, other, CONFIG, *FAST, "--lock", str(lock))
+    assert code == 2 and out == "" and "explr: error:" in err
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message when CUDA is absent")
 def test_cuda_requested_but_absent_is_exit_2(capsys):
     code, out, err = run(capsys, MODEL, CONFIG, *FAST, "--device", "cuda")

@@ -39,6 +39,7 @@ def test_json_schema_and_values(capsys):
     (["--milestones", "80;120"], "--milestones '80;120' must be comma-separated whole epochs"),
     (["--iters-per-epoch", "0"], "iters_per_epoch=0 must be an integer > 0"),
     (["--decay", "bogus"], "decay='bogus' is not one of"),
+    (["--weight-decay", "5e-3", "--epochs", "250", "--milestones", ""], "no longer fits float64"),
 ])
 def test_bad_values_exit_2_with_one_line(capsys, args, message):
     assert main(BLOG + args) == 2

@@ -3,7 +3,7 @@ import re
 import pytest
 
 from explr.findings import Severity
-from explr.rules.registry import RULES, _TABLE, finding
+from explr.rules.registry import _TABLE, finding
 
 
 def test_codes_unique_and_well_formed():

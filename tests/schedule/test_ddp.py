@@ -4,6 +4,7 @@ Each rank trains on half of every batch. BatchNorm then normalizes each half wit
 statistics, so the one-process reference computes the two halves separately ("ghost batches") and
 averages their mean losses: exactly the gradient DDP/FSDP average across ranks.
 """
+import datetime
 import os
 import socket
 
@@ -58,7 +59,7 @@ def halves_of(batch):
 def _worker(rank, world, port, how, result_path):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=60))
     try:
         model, opt, sched = wrap(make_net(), how, RENORM[how])
         outs = torch.stack([step(model, opt, sched, [halves_of(b)[rank]]) for b in batches(STEPS, batch=2 * HALF)])
@@ -80,7 +81,9 @@ def free_port():
 def spawn_two(how, result):
     try:
         mp.spawn(_worker, args=(2, free_port(), how, str(result)), nprocs=2, join=True)
-    except mp.ProcessExitedException:  # killed by a signal (port taken in the bind/listen race): retry once
+    except (mp.ProcessExitedException, mp.ProcessRaisedException):
+        # the free port can be taken by another job between bind and listen (seen on shared CI machines):
+        # retry once on a new port; a real failure fails again and is reported
         mp.spawn(_worker, args=(2, free_port(), how, str(result)), nprocs=2, join=True)
     return torch.load(result)
 

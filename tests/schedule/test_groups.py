@@ -93,3 +93,16 @@ def test_lock_file_path(monkeypatch, tmp_path):
     named = by_names(explr.param_groups(net, tmp_path / "explr.lock.json", weight_decay=5e-4))
     assert checked == [net]
     assert {n for n, g in named.items() if g["explr_si"]} == {"stem.weight", "conv2.weight"}
+
+
+def test_rebind_maps_groups_onto_a_wrapped_model_by_name():
+    from explr.schedule.groups import rebind
+
+    net = make_net()
+    groups = explr.param_groups(net, SI_NAMES, weight_decay=5e-4)
+    wrapped = torch.nn.Module()
+    wrapped._orig_mod = net  # how torch.compile names the wrapped module
+    again = rebind(groups, wrapped)
+    assert [[id(p) for p in g["params"]] for g in again] == [[id(p) for p in g["params"]] for g in groups]
+    with pytest.raises(ExplrError, match="not found in the wrapped model"):
+        rebind(groups, torch.nn.Linear(2, 2))

@@ -116,7 +116,7 @@ def test_renormalization_is_exact_and_bounds_the_weights():
 def test_renormalize_bounds_are_validated():
     net = make_net()
     opt = torch.optim.SGD(explr.param_groups(net, SI_NAMES, weight_decay=5e-4), lr=0.1)
-    with pytest.raises(ValueError, match="4\\*low <= high"):
+    with pytest.raises(ConfigError, match="4\\*low <= high"):
         explr.TEXP(opt, SCHEDULE, renormalize=(1.0, 2.0))
 
 

@@ -12,7 +12,7 @@ import types
 from explr.check.api import CheckOptions, check
 from explr.check.report import SCHEMA, TrajectoryReport
 
-__all__ = ["CheckOptions", "SCHEMA", "TrajectoryReport", "check"]
+__all__ = ["SCHEMA", "CheckOptions", "TrajectoryReport", "check"]
 
 
 class _CallableModule(types.ModuleType):

@@ -6,7 +6,7 @@ diagnosis when it fails -> TrajectoryReport.
 """
 from __future__ import annotations
 
-import copy
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -16,7 +16,8 @@ from torch import nn
 
 from explr.check import setups
 from explr.check.compress import Compression, compress
-from explr.check.data import (Batch, DataError, resolve_data_function, synthetic_batches, user_batches)
+from explr.check.data import (Batch, check_first_batch, resolve_data_function, synthetic_batches,
+                              user_batches)
 from explr.check.diagnose import Evidence, diagnose
 from explr.check.evalmode import RECALIBRATION_BATCHES, compare_eval_mode
 from explr.check.report import TrajectoryReport
@@ -24,8 +25,9 @@ from explr.check.runner import RunnerOptions, run_lockstep
 from explr.check.tolerance import NOISE_MULTIPLIER, needs_noise_floor, tolerance_for
 from explr.configs.adapter import ReadOptions
 from explr.configs.plan import TrainingPlan
-from explr.errors import ConfigError, ExplrError, UnsupportedError
 from explr.configs.convert import analysis_of, convert, deviations
+from explr.errors import ConfigError, ExplrError, UnsupportedError
+from explr.model_copy import private_copy
 from explr.schedule.analysis import ScheduleAnalysis
 from explr.schedule.groups import SI_TAG
 
@@ -84,8 +86,12 @@ def _si_and_audit(model: nn.Module, inputs: tuple, si: Any, name: str) -> tuple[
     """The SI set to convert (an AuditReport, or names taken as given) and the audit's proven set, if any."""
     from explr.audit.report import AuditReport
 
+    if isinstance(si, AuditReport):
+        return si, set(si.si_names)
+    if isinstance(si, (str, os.PathLike)):
+        return str(si), None  # a lock file: explr.param_groups reads it and checks it fits the model
     if si is not None:
-        return (si, set(si.si_names)) if isinstance(si, AuditReport) else (list(si), None)
+        return list(si), None
     from explr.audit.api import audit
 
     report = audit(model, inputs, verify=True, model_name=name)
@@ -103,10 +109,11 @@ def _stream(opts: CheckOptions, model_spec: str, model: nn.Module, inputs: tuple
     return synthetic_batches(model, inputs, opts.batch_size, opts.seed), "synthetic data"
 
 
-def _probe(make_stream, opts: CheckOptions, where: str, device, dtype) -> Batch:
+def _probe(make_stream, model: nn.Module, opts: CheckOptions, where: str, device, dtype) -> Batch:
+    """The fixed probe batch (head of the first batch), after checking the model and loss accept that batch."""
     first = next(make_stream()).to(device, dtype)
-    if first.inputs[0].shape[0] < 2:
-        raise DataError(f"{where}: batches need at least 2 samples (train-mode BatchNorm)")
+    with torch.random.fork_rng(devices=[]):
+        check_first_batch(model, first, where)
     return first.head(opts.probe_size)
 
 
@@ -123,8 +130,8 @@ def _load(model: str | nn.Module, example_inputs: tuple | None) -> tuple[nn.Modu
 
 def _build_runs(base: nn.Module, plan: TrainingPlan, si: Any, comp: Compression, opts: CheckOptions,
                 noise: bool) -> tuple[list, list[str]]:
-    original = setups.original_run("original", copy.deepcopy(base), plan, comp.schedule)
-    converted, warned = setups.converted_run(copy.deepcopy(base), plan, si, comp.schedule, opts.approximate)
+    original = setups.original_run("original", private_copy(base), plan, comp.schedule)
+    converted, warned = setups.converted_run(private_copy(base), plan, si, comp.schedule, opts.approximate)
     runs = [original, converted]
     if noise:
         runs.append(setups.original_run("perturbed", setups.perturbed_copy(base), plan, comp.schedule))
@@ -140,6 +147,27 @@ def _eps_note(base: nn.Module, si: Any, options: CheckOptions) -> list[str]:
             "conversion, not the O(eps/σ²) blur of scale invariance the theory accepts (--keep-eps to keep it)"] if count else []
 
 
+# (horizon key, precisions it concerns, what happens) — from the schedule alone (schedule/horizons.py)
+HORIZON_NOTES = (
+    ("grads_underflow_float16_loss_scaled", ("16", "16-mixed"),
+     "converted SI gradients underflow float16 even with loss scaling (AMP underflow)"),
+    ("grads_underflow_float16", ("16-true",), "converted SI gradients underflow float16 (no loss scaling)"),
+    ("weights_overflow_float32", ("32", "16-mixed", "bf16-mixed"), "converted SI weights overflow float32"),
+)
+
+
+def _horizon_notes(plan: TrainingPlan, analysis: ScheduleAnalysis) -> list[str]:
+    """What the full-length run would hit that a short check cannot show; renormalization avoids both."""
+    notes = []
+    for key, precisions, what in HORIZON_NOTES:
+        horizon = analysis.horizons.get(key)
+        if plan.precision in precisions and horizon is not None and horizon.within_run:
+            epoch = f" (epoch {horizon.step / plan.iters_per_epoch:.0f})" if plan.iters_per_epoch else ""
+            notes.append(f"the full run (precision {plan.precision}): {what} from iteration {horizon.step:,}{epoch}; "
+                         "use explr.TEXP(renormalize=...) to keep them in range")
+    return notes
+
+
 @dataclass
 class _Setup:
     """Everything a check run needs once the inputs are read and validated."""
@@ -151,6 +179,7 @@ class _Setup:
     device: torch.device
     dtype: torch.dtype
     where: str  # the data source, for messages
+    growth_per_epoch: float | None  # closed form of the TEXP LR growth at the base LR (the blog's 1.481)
 
 
 def check(model: str | nn.Module, config: str | TrainingPlan, *, example_inputs: tuple | None = None,
@@ -168,22 +197,24 @@ def check(model: str | nn.Module, config: str | TrainingPlan, *, example_inputs:
     device, dtype = resolve_device(options.device), resolve_dtype(options.dtype)
     net, inputs, name = _load(model, example_inputs)
     plan, not_exact, analysis = read_converted(config, format, read_options, options.approximate)
-    notes = [f"not exact: {why}" for why in not_exact]
+    notes = [f"not exact: {why}" for why in not_exact] + _horizon_notes(plan, analysis)
     si_arg, audit_si = _si_and_audit(net, inputs, si, name)
     try:
         comp = compress(plan.lr, options.steps, enabled=options.compress)
     except ValueError as exc:
         raise ConfigError(f"{plan.path}: {exc}") from None
     make_stream, where = _stream(options, model if isinstance(model, str) else "", net, inputs)
-    setup = _Setup(name, plan, comp, options, device, dtype, where)
-    probe = _probe(make_stream, options, where, device, dtype)
-    base = copy.deepcopy(net).to(device=device, dtype=dtype)
+    growth = analysis.growth_per_epoch if plan.weight_decay > 0 else None
+    setup = _Setup(name, plan, comp, options, device, dtype, where, growth)
+    base = private_copy(net).to(device=device, dtype=dtype)
+    probe = _probe(make_stream, base, options, where, device, dtype)
     notes += _eps_note(base, si_arg, options)
     runs, warned = _build_runs(base, plan, si_arg, comp, options, needs_noise_floor(device, dtype))
     for line in [*comp.describe(plan.iters_per_epoch), f"data: {where}"]:
         log(line)
-    report = _train(setup, runs, make_stream, probe, on_step)
-    report.growth_per_epoch = analysis.growth_per_epoch if plan.weight_decay > 0 else None
+    cuda = [torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):  # the runs reseed the RNG every step: leave the caller's alone
+        report = _train(setup, runs, make_stream, probe, on_step)
     report.notes = notes + warned
     if not report.passed:
         tagged = [n for g in runs[1].optimizer.param_groups if g.get(SI_TAG) for n in g["param_names"]]
@@ -216,5 +247,5 @@ def _train(setup: _Setup, runs: list, make_stream, probe: Batch, on_step) -> Tra
         max_rel_deviation=max_dev, tolerance=tol.value, tolerance_reason=tol.reason, noise_floor=noise_floor,
         compression=comp.describe(plan.iters_per_epoch), phases_hit=comp.phases_hit,
         phases_total=comp.phases_total, si_params=n_si, total_params=n_params,
-        growth_per_epoch=None, iters_per_epoch=plan.iters_per_epoch,
+        growth_per_epoch=setup.growth_per_epoch, iters_per_epoch=plan.iters_per_epoch,
         records=records, eval_mode=eval_mode)

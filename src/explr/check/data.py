@@ -104,6 +104,28 @@ def synthetic_batches(model: nn.Module, example_inputs: tuple[Any, ...], batch: 
     return generate
 
 
+@torch.no_grad()
+def check_first_batch(model: nn.Module, batch: "Batch", where: str) -> None:
+    """Run the model and the loss once on the first batch, so bad data fails before any training.
+
+    Buffers (BatchNorm running statistics) are restored afterwards.
+    """
+    if batch.inputs[0].dim() == 0 or batch.inputs[0].shape[0] < 2:
+        raise DataError(f"{where}: batches need at least 2 samples (train-mode normalization needs a batch)")
+    saved = [b.clone() for b in model.buffers()]
+    try:
+        loss_of(model.train()(*batch.inputs), batch.target)
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"{where}: the model or the loss rejected the first batch "
+                        f"({', '.join(str(tuple(x.shape)) for x in batch.inputs)} -> target "
+                        f"{tuple(batch.target.shape)}): {quote_error(exc)}; check the batch shapes and target type") from exc
+    finally:
+        for buffer, value in zip(model.buffers(), saved):
+            buffer.copy_(value)
+
+
 # ----------------------------------------------------------------------------------- user data
 
 

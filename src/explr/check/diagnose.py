@@ -6,7 +6,6 @@ scale-invariance test of the set that was trained as SI.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Callable
 
@@ -18,6 +17,7 @@ from explr.check.report import Diagnosis, StepRecord
 from explr.check.runner import probe_output, rel_deviation
 from explr.check.tolerance import MAX_CONCLUSIVE
 from explr.configs.plan import TrainingPlan
+from explr.model_copy import private_copy
 
 JUMP_FACTOR = 100.0  # a deviation this many times its running maximum counts as a jump
 SCALE = 2.9  # the factor of the numeric scale-invariance test (THEORY.md §2)
@@ -81,7 +81,7 @@ def _underflow(ev: Evidence) -> str | None:
 
 def scale_change(model: nn.Module, probe: Batch, names: list[str], c: float = SCALE) -> float:
     """Relative change of the train-mode outputs when `names` are multiplied by c (float64, eps tiny)."""
-    twin = copy.deepcopy(model).double()
+    twin = private_copy(model).double()
     for m in twin.modules():
         if isinstance(getattr(m, "eps", None), float):
             m.eps = 1e-30  # remove the eps blur so only real non-invariance shows
@@ -97,8 +97,9 @@ def scale_change(model: nn.Module, probe: Batch, names: list[str], c: float = SC
 def _suspects(ev: Evidence) -> list[str]:
     if ev.audit_si is not None:
         return [n for n in ev.si_names if n not in ev.audit_si]
-    rest = lambda n: [m for m in ev.si_names if m != n]  # noqa: E731
-    return [n for n in ev.si_names if scale_change(ev.model, ev.probe, rest(n)) <= INVARIANCE_TOLERANCE]
+    # leave-one-out: the culprit is the parameter without which the rest of the set is invariant
+    return [n for n in ev.si_names
+            if scale_change(ev.model, ev.probe, [m for m in ev.si_names if m != n]) <= INVARIANCE_TOLERANCE]
 
 
 def _wrong_si(ev: Evidence) -> str | None:

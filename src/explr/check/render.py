@@ -31,7 +31,7 @@ def summary_rows(report: TrajectoryReport) -> list[tuple[str, str]]:
     ]
     if report.growth_per_epoch is not None:
         rows.append(("TEXP LR growth per epoch", f"×{report.growth_per_epoch:.4f} at {report.iters_per_epoch} "
-                                                 "iterations/epoch (first phase)"))
+                                                 "iterations/epoch at the base LR"))
     if report.eval_mode is not None:
         ev = report.eval_mode
         rows.append(("eval mode", ev.advice if not ev.running_stats else

@@ -6,7 +6,6 @@ converted: explr.param_groups(SI set) + explr.TEXP — the very runtime a conver
 """
 from __future__ import annotations
 
-import copy
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -17,6 +16,7 @@ from torch import nn
 from explr.check.runner import ExactSchedule, Run
 from explr.configs.plan import TrainingPlan
 from explr.errors import UnsupportedError
+from explr.model_copy import private_copy
 from explr.schedule.groups import ORIGINAL_WD, SI_TAG, param_groups
 from explr.schedule.lr import LRSchedule
 from explr.schedule.phantom import SGDHyper, trace
@@ -95,7 +95,7 @@ def tighten_norm_eps(model: nn.Module, extra_modules: set[str] = frozenset()) ->
 
 def perturbed_copy(model: nn.Module) -> nn.Module:
     """The noise-floor twin: every initial weight moved by one ulp (torch.nextafter towards +inf)."""
-    twin = copy.deepcopy(model)
+    twin = private_copy(model)
     with torch.no_grad():
         for p in twin.parameters():
             p.copy_(torch.nextafter(p, torch.full_like(p, float("inf"))))

@@ -6,9 +6,10 @@ the two runs differ only by round-off: ~1e-16 per operation, ~1e-14..1e-12 after
 of scale invariance (THEORY.md §1; ~1e-8..1e-5 depending on the activations' variance), which the
 theory accepts but which is not a property of the conversion: the check therefore sets eps to 1e-30
 in both runs (--keep-eps keeps it; then pass a --tolerance that allows for it). Every real
-non-equivalence measured sits far above 1e-6 (Nesterov ~5e-3, a parameter wrongly trained as SI
-~1e-2, gradient clipping ~4e-4, after a few dozen steps): a pass means the same function, and a
-failure is never round-off. CPU float64 kernels are deterministic, so no noise floor is measured.
+non-equivalence measured on the fixtures grows well past 1e-6 within a few dozen steps (Nesterov
+2e-5..5e-2, gradient clipping 6e-6..4e-3, a parameter wrongly trained as SI ~1e-2), and keeps growing
+with more steps: a pass means the same function, and a failure is never round-off. CPU float64
+kernels are deterministic, so no noise floor is measured.
 
 float32, bfloat16, or any GPU run -> NOISE_MULTIPLIER × a measured noise floor: the largest output
 deviation between the original run and the original run started from initial weights moved by one
@@ -49,8 +50,8 @@ def tolerance_for(device: torch.device, dtype: torch.dtype, noise_floor: float |
     if override is not None:
         return Tolerance(override, f"--tolerance {override:g} given")
     if noise_floor is None:
-        return Tolerance(FLOAT64_TOLERANCE, "float64 on CPU: round-off stays below ~1e-12; real non-equivalence "
-                                            "shows as >= 1e-4")
+        return Tolerance(FLOAT64_TOLERANCE, "float64 on CPU: round-off stays below ~1e-12; real non-equivalences "
+                                            "grow past 1e-5 within dozens of steps")
     value = max(multiplier * noise_floor, FLOAT64_TOLERANCE)
     name = str(dtype).removeprefix("torch.")
     return Tolerance(value, f"{name} on {device.type}: {multiplier:g} x measured noise floor {noise_floor:.2e} "

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Optional
 
 import typer
 
+from explr.cli import baseline
 from explr.cli.app import DEBUG, app
 from explr.errors import ExplrError
 from explr.findings import Finding, Severity
@@ -96,19 +97,27 @@ def audit_command(
     device: Device = typer.Option(Device.cpu, "--device", help="meta: build without allocating weights (no numeric confirmation)."),
     no_verify: bool = typer.Option(False, "--no-verify", help="Skip the numeric confirmation."),
     fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", help="Output format."),
-    fail_on: FailOn = typer.Option(FailOn.error, "--fail-on", help="Exit 1 when a finding is at or above this severity."),
+    fail_on: Optional[FailOn] = typer.Option(None, "--fail-on", help="Exit 1 when a finding is at or above this severity (default: fail-on in pyproject.toml tool.explr, else error)."),
+    select: Optional[str] = typer.Option(None, "--select", help="Only these rule codes or prefixes, comma-separated (e.g. EXP1,EXP301)."),
+    ignore: Optional[str] = typer.Option(None, "--ignore", help="Skip these rule codes or prefixes, comma-separated."),
+    lock: Optional[Path] = typer.Option(None, "--lock", help="Fail (EXP301, exit 1) with a diff when the model no longer matches this lock file."),
+    write_lock: Optional[Path] = typer.Option(None, "--write-lock", help="Record the SI set, groups and structure in this lock file."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the report to FILE instead of stdout."),
 ) -> int:
     """Prove which parameters are scale-invariant, explain every verdict, and confirm it numerically."""
     with internal_errors_as_exit_2(model):
         from explr.load import load_model, parse_kwargs, parse_shape  # lazy: torch loads only when auditing
         _check_output(output)
+        settings = baseline.resolve_settings(select, ignore, fail_on.value if fail_on else None)
+        locked = baseline.open_lock(lock, write_to=write_lock)
         loaded = load_model(model, kwargs=parse_kwargs(kwargs), device=device.value,
                             input_shapes=[parse_shape(s) for s in input_shape or ()])
         note(f"inputs: {loaded.inputs_note}")
         report = run_audit(loaded, verify=not no_verify)
+        baseline.apply_rules(report, loaded.model, settings, locked)
         color, width = _text_layout(output) if fmt is OutputFormat.text else (False, None)
         emit(render(report, fmt.value, model_path=loaded.path, color=color, width=width), output)
         if output is not None:
             note(f"wrote {output}")
-        return exit_code_for(report.findings, fail_on.value)
+        baseline.record_lock(report, loaded.model, write_lock)
+        return exit_code_for(report.findings, settings.fail_on)

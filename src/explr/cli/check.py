@@ -33,17 +33,17 @@ def note(message: str) -> None:
 
 @contextlib.contextmanager
 def progress_bar(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
-    """A rich progress bar on stderr while both runs train (nothing when disabled)."""
+    """A rich progress bar on stderr while both runs train (nothing when disabled); stdout is left alone."""
     if not enabled:
         yield None
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("training both runs"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("check", total=None)
-        yield lambda t, total: bar.update(task, completed=t, total=total)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True, redirect_stdout=False) as bar:
+        task = bar.add_task("preparing (config, audit, data)", total=None)
+        yield lambda t, total: bar.update(task, completed=t, total=total, description="training both runs")
 
 
 @contextlib.contextmanager
@@ -94,6 +94,7 @@ def check_command(
     keep_eps: bool = typer.Option(False, "--keep-eps", help="Keep the model's normalization eps (default: 1e-30 in both runs)."),
     tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Override the justified tolerance."),
     si: Optional[list[str]] = typer.Option(None, "--si", help="Treat exactly these parameters as SI instead of auditing (repeat; to see what a wrong SI set does)."),
+    lock: Optional[str] = typer.Option(None, "--lock", help="Take the SI parameters from this lock file (explr audit --write-lock) instead of auditing."),
     seed: int = typer.Option(0, "--seed"),
     fmt: Optional[str] = typer.Option(None, "--format", help="Config format (default: detected)."),
     iters_per_epoch: Optional[int] = typer.Option(None, "--iters-per-epoch"),
@@ -104,7 +105,7 @@ def check_command(
     drop_last: Optional[bool] = typer.Option(None, "--drop-last/--no-drop-last"),
     scheduler_interval: Optional[Interval] = typer.Option(None, "--scheduler-interval", help="How the training code steps a torch scheduler (Hydra; default epoch)."),
     as_json: bool = typer.Option(False, "--json", help="Print the explr.check/1 JSON report."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw loss, weight-norm growth and LRs to this PNG (needs explr[plot])."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw loss, weight-norm growth and LRs to this PNG (needs matplotlib: the plot extra of explr)."),
 ) -> int:
     """Train the original and the converted setup side by side and show the outputs match."""
     with internal_errors_as_exit_2("the check"):
@@ -112,6 +113,8 @@ def check_command(
         from explr.configs.adapter import ReadOptions
 
         check_plot_path(plot)
+        if si and lock:
+            raise ExplrError("give only one of --si and --lock: both say which parameters are scale-invariant")
         options = CheckOptions(steps=steps, compress=not no_compress, device=device.value, dtype=dtype.value,
                                batch_size=check_batch_size, seed=seed, approximate=approximate,
                                tolerance=tolerance, data=data, keep_eps=keep_eps)
@@ -119,6 +122,6 @@ def check_command(
                            batch_size=batch_size, num_devices=num_devices, drop_last=drop_last,
                            scheduler_interval=scheduler_interval.value if scheduler_interval else None)
         with progress_bar(sys.stderr.isatty()) as on_step:
-            report = check(model, config, options=options, read_options=read, format=fmt, si=si or None,
+            report = check(model, config, options=options, read_options=read, format=fmt, si=si or lock,
                            on_step=on_step, log=note)
         return emit_report(report, as_json=as_json, plot=plot)

@@ -7,17 +7,18 @@ import typer
 
 from explr.cli.app import app
 from explr.cli.check import internal_errors_as_exit_2, note, progress_bar
+from explr.demo import DemoOptions
 
 
 @app.command("demo")
 def demo_command(
-    steps: int = typer.Option(60, "--steps", help="Training steps of the check (fewer: faster, e.g. for tests)."),
-    batch_size: int = typer.Option(8, "--check-batch-size", help="Synthetic batch size of the check."),
+    steps: int = typer.Option(DemoOptions.steps, "--steps", help="Training steps of the check (fewer: faster, e.g. for tests)."),
+    batch_size: int = typer.Option(DemoOptions.batch_size, "--check-batch-size", help="Synthetic batch size of the check."),
 ) -> int:
     """Run audit -> convert -> check on bundled files (about a minute on 2 CPU cores)."""
     with internal_errors_as_exit_2("the demo"):
-        from explr.demo import DemoOptions, run_demo
+        from explr.demo import run_demo
 
-        with progress_bar(sys.stderr.isatty()) as on_step:
-            result = run_demo(DemoOptions(steps=steps, batch_size=batch_size), on_step=on_step, log=note)
+        result = run_demo(DemoOptions(steps=steps, batch_size=batch_size),
+                          progress=lambda: progress_bar(sys.stderr.isatty()), log=note)
         return 0 if result.passed else 1

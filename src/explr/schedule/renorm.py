@@ -14,12 +14,14 @@ import math
 import torch
 from torch.optim import Optimizer
 
+from explr.errors import ConfigError
+
 
 class Renormalizer:
     def __init__(self, bounds: tuple[float, float], params: list[torch.Tensor]):
         low, high = (float(b) for b in bounds)
         if not (0 < low and math.isfinite(high) and high >= 4 * low):
-            raise ValueError(f"renormalize=({low}, {high}) must satisfy 0 < low and 4*low <= high < inf "
+            raise ConfigError(f"TEXP: renormalize=({low}, {high}) must satisfy 0 < low and 4*low <= high < inf "
                              "(room for a power-of-two rescale)")
         self.low, self.high, self.params, self.count = low, high, params, 0
         self._by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}

@@ -176,7 +176,7 @@ class TEXP(LRScheduler):
 
     @property
     def scales(self) -> list[float]:
-        """Phantom scale of each distinct SI hyperparameter set: s_t / weight_factor (s_t without renormalization)."""
+        """Phantom scale per distinct SI hyperparameter set: s_t / weight_factor (= s_t if never renormalized)."""
         return [s.s for s in self._scalers]
 
     @property

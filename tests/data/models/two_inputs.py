@@ -1,5 +1,4 @@
 """Two inputs (an image and a feature vector); no example_inputs(), so shapes come from --input-shape."""
-import torch
 from torch import nn
 
 
