@@ -11,20 +11,24 @@ import importlib
 
 __version__ = "0.1.0"
 
+# name -> (module, attribute); attribute None: the module itself. `audit` and `check` are
+# subpackages that are callable (explr._callable_module), so both spellings keep working.
 _LAZY = {
-    "audit": "explr.audit.api",
-    "AuditReport": "explr.audit.report",
-    "TEXP": "explr.schedule.runtime",
-    "param_groups": "explr.schedule.groups",
-    "convert": "explr.configs.api",
-    "check": "explr.check",
+    "audit": ("explr.audit", None),
+    "check": ("explr.check", None),
+    "AuditReport": ("explr.audit.report", "AuditReport"),
+    "TEXP": ("explr.schedule.runtime", "TEXP"),
+    "param_groups": ("explr.schedule.groups", "param_groups"),
+    "convert": ("explr.configs.api", "convert"),
 }
 
 
 def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'explr' has no attribute {name!r}")
+    if name not in _LAZY:
+        raise AttributeError(f"module 'explr' has no attribute {name!r}")
+    module_path, attribute = _LAZY[name]
+    module = importlib.import_module(module_path)
+    return module if attribute is None else getattr(module, attribute)
 
 
 __all__ = list(_LAZY)
