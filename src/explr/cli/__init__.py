@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
+
+try:  # typer >= 0.24 vendors click as typer._click (click is then not installed); older typer uses click
+    from typer._click import ClickException
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click import ClickException
 
 from explr.cli.app import DEBUG, app
 from explr.errors import ExplrError
 
 # Command modules register on `app` when imported (one module per command).
-# (helpers add: from explr.cli import <command> as _<command>  # noqa: F401,E402)
 from explr.cli import audit as _audit  # noqa: F401,E402
 from explr.cli import convert as _convert  # noqa: F401,E402
 from explr.cli import rules as _rules  # noqa: F401,E402
@@ -19,9 +22,6 @@ from explr.cli import check as _check  # noqa: F401,E402
 from explr.cli import demo as _demo  # noqa: F401,E402
 
 __all__ = ["app", "main"]
-
-_TyperClickException = getattr(getattr(typer, "_click", None), "ClickException", click.ClickException)
-
 
 def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
@@ -32,13 +32,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"explr: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except (click.exceptions.Abort, typer.Abort):
+    except typer.Abort:
         print("explr: aborted", file=sys.stderr)
         return 2
-    except (click.ClickException, _TyperClickException) as exc:  # typer >= 0.24 vendors its own click
+    except ClickException as exc:  # usage errors: click's own message, exit 2
         exc.show()
         return 2
-    except (click.exceptions.Exit, typer.Exit) as exc:
+    except typer.Exit as exc:
         return exc.exit_code
     return result if isinstance(result, int) else 0
 
