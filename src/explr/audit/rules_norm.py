@@ -87,12 +87,17 @@ def _batch_norm(call: Call):
     weight, bias = call.arg(3, "weight"), call.arg(4, "bias")
     reduce = frozenset({0}) | _spatial(call)
     _record(call, "batch_norm", call.arg(7, "eps", 1e-5), reduce, weight, bias)
-    if call.arg(5, "training", False):
+    _per_channel_statistics(call, reduce, batch_stats=call.arg(5, "training", False))
+    return _affine(call, weight, bias, frozenset({1}))
+
+
+def _per_channel_statistics(call: Call, reduce: frozenset, batch_stats: bool) -> None:
+    """Batch statistics normalize; running statistics are an affine map of the input, not homogeneous."""
+    if batch_stats:
         _normalize(call, reduce, mean_subtract=True, channel_group=1)
-    else:  # running statistics: an affine map of the input, not a normalization
+    else:
         o = call.origin("nonhomogeneous")
         call.ctx.zero(call.ctx.resolve(call.deg(call.arg(0, "input")) or ZERO_DEG, o), o)
-    return _affine(call, weight, bias, frozenset({1}))
 
 
 @rule("F.instance_norm")
@@ -100,11 +105,7 @@ def _instance_norm(call: Call):
     weight, bias = call.arg(3, "weight"), call.arg(4, "bias")
     reduce = _spatial(call)
     _record(call, "instance_norm", call.arg(7, "eps", 1e-5), reduce, weight, bias)
-    if call.arg(5, "use_input_stats", True):
-        _normalize(call, reduce, mean_subtract=True, channel_group=1)
-    else:
-        o = call.origin("nonhomogeneous")
-        call.ctx.zero(call.ctx.resolve(call.deg(call.arg(0, "input")) or ZERO_DEG, o), o)
+    _per_channel_statistics(call, reduce, batch_stats=call.arg(5, "use_input_stats", True))
     return _affine(call, weight, bias, frozenset({1}))
 
 

@@ -14,6 +14,7 @@ from typing import Any, Protocol, Sequence
 from explr.configs.plan import TrainingPlan
 from explr.configs.source import ConfigSource, KeyPath
 from explr.errors import ConfigError
+from explr.schedule.lr import LRSchedule
 from explr.findings import Location
 
 # Training-set sizes of well-known datasets (train split), keyed by lower-case name.
@@ -147,3 +148,12 @@ class ConfigFacts:
             return _coerce(raw, kind)
         except (ValueError, TypeError):
             raise self.error(keypath, f"is {raw!r}; it must be {_KINDS[kind]}") from None
+
+
+def validated_schedule(schedule: LRSchedule, prefix: str, suffix: str = "") -> LRSchedule:
+    """`schedule`, validated; a violation becomes one ConfigError line `prefix + problem + suffix`."""
+    try:
+        schedule.validate()
+    except ValueError as exc:
+        raise ConfigError(f"{prefix}{exc}{suffix}") from None
+    return schedule

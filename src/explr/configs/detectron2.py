@@ -25,7 +25,7 @@ import math
 import os
 import pathlib
 
-from explr.configs.adapter import DATASET_SIZES, ConfigFacts, ReadOptions, iters_per_epoch
+from explr.configs.adapter import DATASET_SIZES, ConfigFacts, ReadOptions, iters_per_epoch, validated_schedule
 from explr.configs.plan import DecayPolicy, TrainingPlan
 from explr.configs.source import ConfigSource
 from explr.errors import ConfigError, UnsupportedError
@@ -151,12 +151,8 @@ def _schedule(facts: ConfigFacts) -> LRSchedule:
         kwargs.update(milestones=_steps(facts, max_iter), gamma=_solver(facts, "gamma", "GAMMA", float))
     else:
         kwargs.update(eta_min=_solver(facts, "eta_min", "BASE_LR_END", float))
-    schedule = LRSchedule(**kwargs)
-    try:
-        schedule.validate()
-    except ValueError as exc:
-        raise ConfigError(f"{facts.source.path}: the detectron2 schedule is invalid: {exc}; fix the {S} keys") from None
-    return schedule
+    return validated_schedule(LRSchedule(**kwargs), f"{facts.source.path}: the detectron2 schedule is invalid: ",
+                              f"; fix the {S} keys")
 
 
 def _warmup_iters(facts: ConfigFacts, max_iter: int) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from explr.configs.adapter import ReadOptions, iters_per_epoch
+from explr.configs.adapter import ReadOptions, iters_per_epoch, validated_schedule
 from explr.configs.plan import DecayPolicy, TrainingPlan
 from explr.configs.source import ConfigSource
 from explr.errors import ConfigError
@@ -173,11 +173,7 @@ def _schedule(source: ConfigSource, opt: dict, sched: dict, train: dict, ipe: in
         step_every=step_every or int(sched["stepped_every"]),
         decay_start=sched["decay_start"] * scale,
         decay_iters=sched["decay_length"] * scale if sched["decay_length"] else None)
-    try:
-        schedule.validate()
-    except ValueError as exc:
-        raise ConfigError(f"{source.where(('schedule',)) if 'schedule' in source.data else source.path}: "
-                          f"{exc}") from None
+    validated_schedule(schedule, f"{source.where(('schedule',)) if 'schedule' in source.data else source.path}: ")
     return schedule
 
 

@@ -16,7 +16,7 @@ Older pycls had exp = GAMMA ** epoch; a config using 'exp' must therefore state 
 """
 from __future__ import annotations
 
-from explr.configs.adapter import ConfigFacts, ReadOptions, iters_per_epoch
+from explr.configs.adapter import ConfigFacts, ReadOptions, iters_per_epoch, validated_schedule
 from explr.configs.plan import DecayPolicy, TrainingPlan
 from explr.configs.source import ConfigSource
 from explr.errors import ConfigError
@@ -103,12 +103,8 @@ def _schedule(facts: ConfigFacts, ipe: int) -> LRSchedule:
         if policy == "exp" and min_lr <= 0:
             raise facts.error(("OPTIM", "MIN_LR"), f"is {min_lr}; the 'exp' policy needs OPTIM.MIN_LR > 0")
         kwargs.update(eta_min=min_lr * base_lr)
-    schedule = LRSchedule(**kwargs)
-    try:
-        schedule.validate()
-    except ValueError as exc:
-        raise ConfigError(f"{facts.source.path}: the pycls schedule is invalid: {exc}; fix the OPTIM keys") from None
-    return schedule
+    return validated_schedule(LRSchedule(**kwargs), f"{facts.source.path}: the pycls schedule is invalid: ",
+                              "; fix the OPTIM keys")
 
 
 def _step_epochs(facts: ConfigFacts, max_epoch: int) -> list[int]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 
-from explr.configs.adapter import ConfigFacts, ReadOptions, iters_per_epoch
+from explr.configs.adapter import ConfigFacts, ReadOptions, iters_per_epoch, validated_schedule
 from explr.configs.plan import DecayPolicy, TrainingPlan
 from explr.configs.source import ConfigSource
 from explr.errors import ConfigError, UnsupportedError
@@ -222,11 +222,8 @@ def _multistep_ticks(facts: ConfigFacts, total_t: int, t_per_epoch: int) -> list
 
 
 def _validated(facts: ConfigFacts, schedule: LRSchedule) -> LRSchedule:
-    try:
-        schedule.validate()
-    except ValueError as exc:
-        raise ConfigError(f"{facts.source.path}: the timm schedule is invalid: {exc}; fix the scheduler keys") from None
-    return schedule
+    return validated_schedule(schedule, f"{facts.source.path}: the timm schedule is invalid: ",
+                              "; fix the scheduler keys")
 
 
 def _precision(facts: ConfigFacts) -> str:

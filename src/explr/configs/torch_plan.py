@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from explr.configs.adapter import validated_schedule
 from explr.configs.plan import DecayPolicy, TrainingPlan
 from explr.configs.source import ConfigSource, KeyPath
 from explr.configs.torch_spec import ClassSpec, Facts, StepContext, in_iterations, read_optimizer, read_scheduler
@@ -51,11 +52,8 @@ def build_torch_plan(source: ConfigSource, fmt: str, optimizer: ClassSpec, sched
         ctx = StepContext(lr, math.ceil(total / step_every))
         kwargs = read_scheduler(source, scheduler, facts, ctx, nested)
         _check_inside(source, kwargs, ctx, facts)
-    schedule = LRSchedule(base_lr=lr, total_iters=total, **in_iterations(kwargs, step_every))
-    try:
-        schedule.validate()
-    except ValueError as exc:
-        raise ConfigError(f"{source.where((scheduler or optimizer).args_path)}: {exc}") from None
+    schedule = validated_schedule(LRSchedule(base_lr=lr, total_iters=total, **in_iterations(kwargs, step_every)),
+                                  f"{source.where((scheduler or optimizer).args_path)}: ")
     locations = dict(facts.locations)
     locations.update({k: source.location(p) for k, p in training.paths.items()})
     return TrainingPlan(
