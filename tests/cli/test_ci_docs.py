@@ -17,6 +17,7 @@ from explr.cli import main
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "ci.md").read_text()
+TRAIN_CONFIG = ROOT / "fixtures" / "configs" / "lightning" / "cifar_resnet_step.yaml"
 SARIF_SCHEMA = json.loads((ROOT / "tests" / "data" / "sarif" / "sarif-schema-2.1.0.json").read_text())
 
 
@@ -48,6 +49,8 @@ def project(tmp_path, monkeypatch):
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "net.py").write_text((ROOT / "fixtures" / "models" / "conv_bias_bn.py").read_text())
     (tmp_path / "pyproject.toml").write_text(blocks("toml")[0])
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "train.yaml").write_text(TRAIN_CONFIG.read_text())
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -63,7 +66,8 @@ def test_the_documented_commands_and_hooks_are_found():
     assert commands[0] == "explr audit models/net.py --write-lock explr.lock.json"
     assert any("--format sarif" in c for c in commands) and len(commands) >= 4
     hooks = precommit_commands()
-    assert {h for h, _ in hooks} == {"explr-audit-system", "explr-audit"}
+    assert {h for h, _ in hooks} == {"explr-audit-system", "explr-audit", "explr-convert-check"}
+    assert any(c.startswith("explr convert") and c.endswith("--check") for c in commands)
 
 
 def test_documented_commands_pass_on_the_recorded_model_and_fail_after_a_change(project, capsys):
@@ -80,18 +84,37 @@ def test_documented_commands_pass_on_the_recorded_model_and_fail_after_a_change(
     net = project / "models" / "net.py"
     net.write_text(net.read_text().replace("self.bn2 = nn.BatchNorm2d(8)", "self.bn2 = nn.Identity()"))
     capsys.readouterr()
-    for command in [c for c in documented_commands() if "--lock" in c] + [c for _, c in precommit_commands()]:
+    audits = [c for c in documented_commands() + [c for _, c in precommit_commands()] if c.startswith("explr audit")]
+    for command in [c for c in audits if "--lock" in c]:
         assert run(command) == 1, command
         assert "~ bn2: BatchNorm2d -> Identity" in capsys.readouterr().err
     log = json.loads((project / "explr.sarif").read_text())
     assert "EXP301" in {r["ruleId"] for r in log["runs"][0]["results"]}
 
 
+def test_documented_convert_check_fails_once_the_source_config_changes(project, capsys):
+    for command in documented_commands():
+        assert run(command) == 0, command
+    checks = [c for c in documented_commands() + [c for _, c in precommit_commands()]
+              if c.startswith("explr convert") and "--check" in c]
+    assert len(checks) == 2 and all(run(c) == 0 for c in checks)
+    train = project / "configs" / "train.yaml"
+    train.write_text(train.read_text().replace("milestones: [100, 150]", "milestones: [90, 150]"))
+    converted = (project / "configs" / "train.texp.yaml").read_text()
+    capsys.readouterr()
+    for command in checks:
+        assert run(command) == 1, command
+        assert "train.texp.yaml is stale" in capsys.readouterr().err
+    assert (project / "configs" / "train.texp.yaml").read_text() == converted
+
+
 def test_precommit_hooks_file_is_well_formed():
     hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
-    assert [h["id"] for h in hooks] == ["explr-audit", "explr-audit-system"]
+    assert [h["id"] for h in hooks] == ["explr-audit", "explr-audit-system", "explr-convert-check"]
     for hook in hooks:
         assert {"id", "name", "entry", "language"} <= set(hook)
-        assert hook["language"] in {"python", "system"} and hook["entry"] == "explr audit"
-        assert hook["pass_filenames"] is False  # explr audits one model, not the changed files
-        assert re.search(hook["files"], "models/net.py") and re.search(hook["files"], "explr.lock.json")
+        audit = hook["id"].startswith("explr-audit")
+        assert hook["language"] in {"python", "system"} and hook["entry"] == ("explr audit" if audit else "explr convert")
+        assert hook["pass_filenames"] is False  # explr checks one model / config, not the changed files
+        watched = "models/net.py" if audit else "configs/train.yaml"
+        assert re.search(hook["files"], watched) and re.search(hook["files"], "explr.lock.json")

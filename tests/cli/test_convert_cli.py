@@ -74,3 +74,41 @@ def test_public_api_name():
     import explr
 
     assert explr.convert(CIFAR).plan.iters_per_epoch == 391
+
+
+TIMM = FIXTURES / "configs" / "timm" / "cifar10_resnet_multistep.yaml"
+
+
+def test_check_up_to_date_then_stale_then_missing(capsys, tmp_path):
+    committed = tmp_path / "converted.yaml"
+    assert run(capsys, CIFAR, "-o", str(committed))[0] == 0
+    code, out, err = run(capsys, CIFAR, "--check", "-o", str(committed))
+    assert (code, out) == (0, "") and "up to date" in err
+    stale = committed.read_text().replace("class_path: explr.integrations.lightning.TEXPScheduler",
+                                          "class_path: torch.optim.lr_scheduler.MultiStepLR")
+    committed.write_text(stale)
+    code, out, err = run(capsys, CIFAR, "--check", "-o", str(committed))
+    assert code == 1 and out == "" and "is stale" in err
+    assert "-  class_path: torch.optim.lr_scheduler.MultiStepLR" in err
+    assert "+  class_path: explr.integrations.lightning.TEXPScheduler" in err
+    assert committed.read_text() == stale  # --check writes nothing
+    committed.unlink()
+    code, out, err = run(capsys, CIFAR, "--check", "-o", str(committed))
+    assert code == 1 and "run explr convert" in err and not committed.exists()
+
+
+def test_check_plan_format_uses_the_default_plan_path(capsys, tmp_path):
+    config = tmp_path / TIMM.name
+    config.write_text(TIMM.read_text())
+    plan = tmp_path / (config.stem + ".explr.yaml")
+    assert run(capsys, str(config), "--check")[0] == 1 and not plan.exists()
+    assert run(capsys, str(config), "--in-place")[0] == 0 and plan.exists()
+    assert run(capsys, str(config), "--check")[0] == 0
+    config.write_text(config.read_text().replace("\nepochs: 200", "\nepochs: 180"))  # source changed: plan is stale
+    code, _, err = run(capsys, str(config), "--check")
+    assert code == 1 and "is stale" in err and config.read_text() != TIMM.read_text()
+
+
+def test_check_rewrite_format_needs_the_committed_path(capsys):
+    code, out, err = run(capsys, CIFAR, "--check")
+    assert code == 2 and "pass -o COMMITTED_FILE" in err and out == ""

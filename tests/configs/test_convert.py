@@ -25,7 +25,7 @@ def test_json_summary_schema_and_values():
     converted = convert(CIFAR, iters_per_epoch=10)
     data = converted.to_json()
     assert set(data) == {"schema", "format", "source", "iters_per_epoch", "exact", "not_exact_because", "phases",
-                         "horizons"}
+                         "horizons", "findings"}
     assert data["schema"] == "explr.convert/1" and data["format"] == "lightning" and data["exact"] is True
     assert set(data["source"]) == SOURCE_KEYS and data["source"]["milestones_iter"] == [1000, 1500]
     assert data["source"]["locations"]["lr"].endswith("cifar_resnet_step.yaml:21")
@@ -51,6 +51,10 @@ def test_approximate_lists_every_deviation(tmp_path):
     data = convert(str(path), iters_per_epoch=3, approximate=True).to_json()
     assert data["exact"] is False and len(data["not_exact_because"]) == 2
     assert "clipping" in data["not_exact_because"][1]
+    # the reasons are the config rules' own findings (one source of truth), located at the config line
+    found = {f["code"]: f for f in data["findings"]}
+    assert {"EXP201", "EXP203"} <= set(found) and found["EXP201"]["location"].endswith("c.yaml:5")
+    assert data["not_exact_because"][0].startswith(found["EXP201"]["message"])
 
 
 def test_model_audit_decides_si_now():

@@ -87,3 +87,7 @@ def test_exp206_float32_overflow_only_inside_the_run():
 def test_impossible_schedule_gives_no_horizon_findings():
     # lr*wd so large that the original run shrinks weights through zero: convert reports it, not the rules
     assert codes(plan(epochs=2, lr=5.0, wd=0.5, precision="16-mixed")) == []
+
+
+def test_exp201_is_for_sgd_only_other_optimizers_get_exp202():
+    assert codes(plan(nesterov=True, optimizer="adamw")) == ["EXP202"]

@@ -61,7 +61,19 @@ HELP = {
     "approximate": "Convert setups with no exact equivalent (Nesterov, Adam, clipping, EMA); say what deviates.",
     "json": "Print the explr.convert/1 summary on stdout (then the config needs -o or --in-place).",
     "interval": "How the training code steps a torch scheduler (Hydra; default epoch).",
+    "check": "Write nothing; exit 1 with a diff when the committed converted config (-o FILE; plan formats: "
+             "NAME.explr.yaml next to CONFIG) differs from what convert would write now.",
 }
+
+
+def _check(converted, output: Optional[str]) -> int:
+    """--check: compare, write nothing; stale or missing -> reason + diff on stderr, exit 1."""
+    from explr.configs.write import committed_output, staleness
+
+    stale = staleness(committed_output(converted, output))
+    print(f"explr: {stale}" if stale else "explr: converted config is up to date", file=sys.stderr,
+          end="" if stale and stale.endswith("\n") else "\n")
+    return 1 if stale else 0
 
 
 @app.command("convert")
@@ -81,6 +93,7 @@ def convert_command(
     num_devices: Optional[int] = typer.Option(None, "--num-devices", help="Devices sharing each epoch."),
     drop_last: Optional[bool] = typer.Option(None, "--drop-last/--no-drop-last", help="Last partial batch dropped?"),
     scheduler_interval: Optional[Interval] = typer.Option(None, "--scheduler-interval", help=HELP["interval"]),
+    check: bool = typer.Option(False, "--check", help=HELP["check"]),
 ) -> int:
     """Convert weight decay + LR schedule into the exactly equivalent TEXP schedule, in the config's own format."""
     from explr.configs.api import convert, write_converted
@@ -90,6 +103,8 @@ def convert_command(
                         iters_per_epoch=iters_per_epoch, dataset=dataset, dataset_size=dataset_size,
                         batch_size=batch_size, num_devices=num_devices, drop_last=drop_last,
                         scheduler_interval=scheduler_interval.value if scheduler_interval else None)
+    if check:
+        return _check(converted, output)
     if as_json and output is None and not in_place:
         written = converted_output(converted)  # rendered (so every error shows) but not printed
         print("explr: --json without -o/--in-place: only the summary is printed", file=sys.stderr)

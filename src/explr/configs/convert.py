@@ -10,14 +10,16 @@ explr-native plan is written instead, generically, so every such reader gets it 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from explr.configs.adapter import ReadOptions
 from explr.configs.formats import Detected, detect
 from explr.configs.plan import TrainingPlan
 from explr.configs.source import ConfigSource
 from explr.errors import ConfigError, UnsupportedError
+from explr.findings import Finding
+from explr.rules.config import config_findings
 from explr.schedule.analysis import ScheduleAnalysis, analyze
 from explr.schedule.closed_form import phase_table
 from explr.schedule.horizons import Assumptions, horizons
@@ -27,29 +29,9 @@ SCHEMA = "explr.convert/1"
 ADAPTIVE = ("adam", "adamw", "rmsprop")
 
 
-@dataclass(frozen=True, slots=True)
-class Deviation:
-    """A setup the exact conversion does not cover (THEORY.md §3): when it applies and what deviates."""
-
-    applies: Callable[[TrainingPlan], bool]
-    fact: str  # TrainingPlan.locations key to point at (the TrainingPlan field's name)
-    reason: Callable[[TrainingPlan], str]
-
-
-DEVIATIONS = (
-    Deviation(lambda p: p.optimizer != "sgd", "optimizer",
-              lambda p: f"{p.optimizer}: its moment estimates mix gradients of different scales, so the converted "
-                        "run (LR η/s_t, s_t = Π(1-ηλ)) only approximates the weight-decay run"),
-    Deviation(lambda p: p.optimizer == "sgd" and p.nesterov, "nesterov",
-              lambda p: "Nesterov momentum: its look-ahead gradient term would need a second LR, so the converted "
-                        "run deviates"),
-    Deviation(lambda p: bool(p.grad_clip_norm), "grad_clip_norm",
-              lambda p: f"gradient clipping at {p.grad_clip_norm}: the clip threshold sees gradients of a "
-                        "different scale after conversion"),
-    Deviation(lambda p: p.ema, "ema",
-              lambda p: "weight EMA/SWA averages iterates of different scales; recompute BatchNorm statistics "
-                        "and average only non-SI parameters"),
-)
+# Config rules (rules/config.py, one source of truth) whose setup has no exact conversion (THEORY.md §3).
+# By code, not severity: EXP204 (EMA/SWA) defaults to a warning as a lint, yet it still breaks exactness.
+NOT_EXACT = frozenset({"EXP201", "EXP202", "EXP203", "EXP204"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +60,7 @@ class ConvertedPlan:
     exact: bool
     not_exact_because: list[str]
     analysis: ScheduleAnalysis
+    findings: list[Finding] = field(default_factory=list)  # all config-rule findings (EXP2xx) of the plan
 
     @property
     def approximate(self) -> bool:
@@ -102,17 +85,16 @@ class ConvertedPlan:
                         "growth_per_epoch": p.growth_per_epoch} for p in self.analysis.phases],
             "horizons": {k: {**h.to_json(), "epoch": self.analysis.epoch_of(h.step)}
                          for k, h in self.analysis.horizons.items()},
+            "findings": [{**f.to_json(), "location": str(f.location) if f.location else None}
+                         for f in self.findings],
         }
 
 
-def deviations(plan: TrainingPlan) -> list[tuple[str, str]]:
-    """(location, reason) of every way this setup departs from the exact conversion."""
-    found = []
-    for rule in DEVIATIONS:
-        if rule.applies(plan):
-            where = plan.where(rule.fact)
-            found.append((str(where) if where else plan.path, rule.reason(plan)))
-    return found
+def deviations(plan: TrainingPlan, found: list[Finding] | None = None) -> list[tuple[str, str]]:
+    """(location, reason) of every way this setup departs from the exact conversion: its NOT_EXACT findings."""
+    found = config_findings(plan) if found is None else found
+    return [(str(f.location) if f.location else plan.path, f"{f.message} [{f.code}]")
+            for f in found if f.code in NOT_EXACT]
 
 
 def _hyper(plan: TrainingPlan) -> SGDHyper:
@@ -179,10 +161,12 @@ def convert(config: str, *, format: str | None = None, options: ReadOptions = Re
     source = ConfigSource.load(config)
     detected = detect(source, format)
     plan = detected.adapter.read(source, options)
-    found = deviations(plan)
+    findings = config_findings(plan)
+    found = deviations(plan, findings)
     if found and not approximate:
         where, reason = found[0]
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
         raise UnsupportedError(f"{where}: no exact conversion: {reason}{more}; pass --approximate to convert anyway")
     info = si_info(model, lock, si)
-    return ConvertedPlan(plan, detected, source, info, not found, [r for _, r in found], analysis_of(plan))
+    return ConvertedPlan(plan, detected, source, info, not found, [r for _, r in found], analysis_of(plan),
+                         findings)

@@ -7,6 +7,7 @@ generically. Output goes to stdout, `-o FILE`, or — only with --in-place — o
 """
 from __future__ import annotations
 
+import difflib
 import pathlib
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from explr.errors import ConfigError
 
 USE_PLAN = ("optimizer, scheduler = explr.integrations.build(model, {path!r}, example_inputs=batch)  # replaces "
             "the framework's optimizer + scheduler; the LR then follows every optimizer.step()")
+DIFF_LINES = 40  # --check shows this much of the diff: enough to see what changed, short in a CI log
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,3 +85,29 @@ def converted_output(converted: ConvertedPlan, output: str | None = None, in_pla
         return Written(plan_text(converted, use_path), path, [note])
     text, notes = converted.detected.adapter.rewrite(converted)
     return Written(text, path, notes)
+
+
+def committed_output(converted: ConvertedPlan, output: str | None) -> Written:
+    """What `convert -o OUTPUT` would write (plan formats: `--in-place`, NAME.explr.yaml), for --check."""
+    if output is None and converted.detected.entry.writes != "plan":
+        raise ConfigError(f"{converted.source.path}: --check compares with the committed converted "
+                          f"{converted.detected.name} config: pass -o COMMITTED_FILE")
+    return converted_output(converted, output, in_place=output is None)
+
+
+def staleness(written: Written) -> str | None:
+    """None when the file at written.path already holds written.text; else a reason and a short unified diff."""
+    path = written.path
+    if not path.is_file():
+        return f"{path}: no committed converted config; run explr convert to write it"
+    try:
+        committed = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the committed converted config: {exc}") from None
+    if committed == written.text:
+        return None
+    diff = list(difflib.unified_diff(committed.splitlines(keepends=True), written.text.splitlines(keepends=True),
+                                     f"{path} (committed)", f"{path} (convert now)", n=1))
+    more = [f"... ({len(diff) - DIFF_LINES} more diff lines)\n"] if len(diff) > DIFF_LINES else []
+    body = "".join(line if line.endswith("\n") else line + "\n" for line in diff[:DIFF_LINES] + more)
+    return f"{path} is stale: re-run explr convert to update it\n" + body

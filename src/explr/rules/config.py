@@ -35,8 +35,9 @@ def where(plan: TrainingPlan, *keys: str) -> Location:
 
 @CONFIG_CHECKS.register("EXP201")
 def nesterov(plan: TrainingPlan) -> Iterator[Finding]:
-    if plan.nesterov:
-        yield finding("EXP201", "nesterov=true: Nesterov momentum has no exact exponential-LR equivalent; use "
+    if plan.nesterov and plan.optimizer == "sgd":  # other optimizers: EXP202 already
+        yield finding("EXP201", "Nesterov momentum (nesterov=true) has no exact exponential-LR equivalent: its "
+                                "look-ahead gradient term would need a second LR, so the converted run deviates; use "
                                 "plain momentum or convert with --approximate", location=where(plan, "nesterov"))
 
 
@@ -44,7 +45,9 @@ def nesterov(plan: TrainingPlan) -> Iterator[Finding]:
 def non_sgd_optimizer(plan: TrainingPlan) -> Iterator[Finding]:
     if plan.optimizer != "sgd":
         yield finding("EXP202", f"optimizer {plan.optimizer!r} has no exact exponential-LR equivalent (only SGD "
-                                "has); use SGD or convert with --approximate", location=where(plan, "optimizer"))
+                                "has): its moment estimates mix gradients of different scales, so the converted run "
+                                "(LR η/s_t, s_t = Π(1-ηλ)) only approximates the weight-decay run; use SGD or convert "
+                                "with --approximate", location=where(plan, "optimizer"))
 
 
 @CONFIG_CHECKS.register("EXP203")
@@ -59,7 +62,9 @@ def gradient_clipping(plan: TrainingPlan) -> Iterator[Finding]:
 def weight_averaging(plan: TrainingPlan) -> Iterator[Finding]:
     if plan.ema:
         yield finding("EXP204", "weight EMA/SWA averages converted iterates of different scale (theta/s_t); the "
-                                "average differs from the original run's", location=where(plan, "ema"))
+                                "average differs from the original run's: recompute BatchNorm statistics and "
+                                "average only non-SI parameters, or convert with --approximate",
+                      location=where(plan, "ema"))
 
 
 @CONFIG_CHECKS.register("EXP205")
