@@ -112,3 +112,12 @@ def test_check_plan_format_uses_the_default_plan_path(capsys, tmp_path):
 def test_check_rewrite_format_needs_the_committed_path(capsys):
     code, out, err = run(capsys, CIFAR, "--check")
     assert code == 2 and "pass -o COMMITTED_FILE" in err and out == ""
+
+
+def test_check_with_in_place_is_a_usage_error_and_writes_nothing(tmp_path, capsys):
+    config = tmp_path / "cfg.yaml"
+    config.write_text("optimizer: {}\n")
+    before = config.read_text()
+    assert main(["convert", str(config), "--check", "--in-place"]) == 2
+    assert "drop --in-place" in capsys.readouterr().err
+    assert config.read_text() == before

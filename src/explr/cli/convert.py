@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from explr.cli.app import app
+from explr.errors import ConfigError
 
 
 class Interval(str, enum.Enum):
@@ -99,6 +100,8 @@ def convert_command(
     from explr.configs.api import convert, write_converted
     from explr.configs.write import converted_output
 
+    if check and in_place:
+        raise ConfigError("--check compares the committed output and writes nothing: drop --in-place")
     converted = convert(config, format=format, model=model, lock=lock, approximate=approximate,
                         iters_per_epoch=iters_per_epoch, dataset=dataset, dataset_size=dataset_size,
                         batch_size=batch_size, num_devices=num_devices, drop_last=drop_last,
