@@ -6,7 +6,7 @@ averages their mean losses: exactly the gradient DDP/FSDP average across ranks.
 """
 import datetime
 import os
-import socket
+import time
 
 import pytest
 import torch
@@ -56,10 +56,13 @@ def halves_of(batch):
     return [(x[:HALF], y[:HALF]), (x[HALF:], y[HALF:])]
 
 
-def _worker(rank, world, port, how, result_path):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+def _worker(rank, world, store_path, how, result_path):
+    # Rendezvous through a file (no TCP port to race for) and gloo pinned to loopback: gloo otherwise
+    # picks the interface of the machine's hostname, which hangs or aborts on some CI sandboxes.
+    os.environ["GLOO_SOCKET_IFNAME"] = "lo"
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=60))
+    dist.init_process_group("gloo", init_method=f"file://{store_path}", rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=60))
     try:
         model, opt, sched = wrap(make_net(), how, RENORM[how])
         outs = torch.stack([step(model, opt, sched, [halves_of(b)[rank]]) for b in batches(STEPS, batch=2 * HALF)])
@@ -72,20 +75,34 @@ def _worker(rank, world, port, how, result_path):
         dist.destroy_process_group()
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+ATTEMPT_SECONDS, ATTEMPTS = 90, 3
+
+
+def _attempt(how, result, store_path) -> bool:
+    """One 2-process run, bounded in time; False when it hung or crashed (workers are killed)."""
+    context = mp.start_processes(_worker, args=(2, str(store_path), how, str(result)), nprocs=2, join=False,
+                                 start_method="spawn")
+    deadline = time.monotonic() + ATTEMPT_SECONDS
+    try:
+        while not context.join(timeout=1):
+            if time.monotonic() > deadline:
+                return False
+    except (mp.ProcessExitedException, mp.ProcessRaisedException):
+        return False
+    finally:
+        for process in context.processes:
+            if process.is_alive():
+                process.kill()
+    return True
 
 
 def spawn_two(how, result):
-    try:
-        mp.spawn(_worker, args=(2, free_port(), how, str(result)), nprocs=2, join=True)
-    except (mp.ProcessExitedException, mp.ProcessRaisedException):
-        # the free port can be taken by another job between bind and listen (seen on shared CI machines):
-        # retry once on a new port; a real failure fails again and is reported
-        mp.spawn(_worker, args=(2, free_port(), how, str(result)), nprocs=2, join=True)
-    return torch.load(result)
+    # A shared 2-core CI machine can stall gloo's loopback connections: retry a bounded number of
+    # times; a real failure fails every attempt and is reported.
+    for attempt in range(ATTEMPTS):
+        if _attempt(how, result, result.with_name(f"{how}.store{attempt}")):
+            return torch.load(result)
+    pytest.fail(f"{how}: the 2-process run failed or hung in {ATTEMPTS} attempts of {ATTEMPT_SECONDS} s")
 
 
 @pytest.mark.parametrize("how", ["ddp", "fsdp"])
