@@ -22,25 +22,26 @@ def _where(module: str) -> str:
     return f" in {module}" if module else ""
 
 
+# Origin kind -> why a variable had to be 0, in the words of the report ({op} is the short op name).
+_FORCING = {
+    "output": "model output",
+    "opaque": "{full_op}",
+    "unreached": "{full_op}",
+    "opaque-input": "input of the opaque module {module}",
+    "unknown": "unknown op {full_op}{where} (inputs constrained to degree 0)",
+    "nonhomogeneous": "{op}{where}",
+    "normalized-group": "terms of different degree normalized together by {module_or_op}",
+    "sum": "{op}{where} adds terms of different degree",
+    "affine": "the affine of {module} adds terms of different degree",
+}
+_FORCING_OTHER = "{op}{where} mixes terms of different degree"
+
+
 def describe_forcing(o: Origin) -> str:
     """Why a variable had to be 0, in the words of the report."""
-    if o.kind == "output":
-        return "model output"
-    if o.kind in ("opaque", "unreached"):
-        return o.op
-    if o.kind == "opaque-input":
-        return f"input of the opaque module {o.module}"
-    if o.kind == "unknown":
-        return f"unknown op {o.op}{_where(o.module)} (inputs constrained to degree 0)"
-    if o.kind == "nonhomogeneous":
-        return f"{_short(o.op)}{_where(o.module)}"
-    if o.kind == "normalized-group":
-        return f"terms of different degree normalized together by {o.module or _short(o.op)}"
-    if o.kind == "sum":
-        return f"{_short(o.op)}{_where(o.module)} adds terms of different degree"
-    if o.kind == "affine":
-        return f"the affine of {o.module} adds terms of different degree"
-    return f"{_short(o.op)}{_where(o.module)} mixes terms of different degree"
+    op = _short(o.op)
+    return _FORCING.get(o.kind, _FORCING_OTHER).format(
+        full_op=o.op, op=op, module=o.module, where=_where(o.module), module_or_op=o.module or op)
 
 
 def _common_module(modules: list[str]) -> str:
