@@ -24,9 +24,9 @@ OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.o
 
 def _decay_groups(model: nn.Module, plan) -> list[dict]:
     """The original weight-decay policy per parameter kind (norm / bias / other)."""
-    from explr.schedule.groups import _param_kinds
+    from explr.schedule.groups import param_kinds
 
-    kinds = _param_kinds(model)
+    kinds = param_kinds(model)
     buckets: dict[float, list] = {}
     for name, param in model.named_parameters():
         buckets.setdefault(plan.decay.for_kind(kinds[name]), []).append(param)

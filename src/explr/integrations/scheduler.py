@@ -20,7 +20,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 
 from explr.errors import ConfigError
-from explr.schedule.groups import ORIGINAL_WD, SI_TAG, _drop_mixed_joint_groups
+from explr.schedule.groups import ORIGINAL_WD, SI_TAG, drop_mixed_joint_groups
 from explr.schedule.lr import LRSchedule
 from explr.schedule.runtime import TEXP
 
@@ -146,7 +146,7 @@ class TEXPScheduler(LRScheduler):
                               " bind the module whose parameters the optimizer was built from")
         wd = {name_of[id(p)]: float(g.get("weight_decay", 0.0))
               for g in self.optimizer.param_groups for p in g["params"]}
-        si = _drop_mixed_joint_groups(si & set(wd), joint, wd)
+        si = drop_mixed_joint_groups(si & set(wd), joint, wd)
         groups = []
         for group in self.optimizer.param_groups:
             parts = {True: [], False: []}

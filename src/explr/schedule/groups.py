@@ -41,7 +41,7 @@ def _si_names_and_joint_groups(model: nn.Module, si: Any) -> tuple[list[str], li
     raise ConfigError(f"param_groups: `si` of type {type(si).__name__} is not an AuditReport, lock path or names")
 
 
-def _param_kinds(model: nn.Module) -> dict[str, str]:
+def param_kinds(model: nn.Module) -> dict[str, str]:
     """'norm' for affine parameters of normalization layers, 'bias' for other biases, else 'other'."""
     kinds = {}
     for module_name, module in model.named_modules():
@@ -60,7 +60,7 @@ def _policy(weight_decay: float, no_decay_norm_bias: bool | DecayPolicy) -> Deca
     return DecayPolicy(weight_decay, 0.0, 0.0) if no_decay_norm_bias else DecayPolicy(weight_decay)
 
 
-def _drop_mixed_joint_groups(si: set[str], joint: list[tuple[str, ...]], wd: dict[str, float]) -> set[str]:
+def drop_mixed_joint_groups(si: set[str], joint: list[tuple[str, ...]], wd: dict[str, float]) -> set[str]:
     """A joint SI group is only invariant when scaled as a whole: members with different original
     weight decay would be scaled differently by their phantoms, so such a group stays on the original policy."""
     for members in joint:
@@ -92,9 +92,9 @@ def param_groups(model: nn.Module, si: Any, weight_decay: float = 0.0,
         raise ExplrError(f"param_groups: {len(unknown)} SI name(s) are not parameters of the model: "
                          f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''} (audit this model again)")
     policy = _policy(weight_decay, no_decay_norm_bias)
-    kinds = _param_kinds(model)
+    kinds = param_kinds(model)
     wd = {n: policy.for_kind(kinds.get(n, "other")) for n in params}
-    si_set = _drop_mixed_joint_groups(set(names), joint, wd)
+    si_set = drop_mixed_joint_groups(set(names), joint, wd)
     buckets: dict[tuple[bool, float], list[str]] = {}
     for name in params:
         buckets.setdefault((name in si_set, wd[name]), []).append(name)
