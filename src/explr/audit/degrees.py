@@ -16,6 +16,7 @@ import torch
 from torch import fx
 from torch.fx.node import map_aggregate
 
+from explr.audit.capture import OPAQUE_FUNCTION
 from explr.audit.forms import ZERO, ZERO_DEG, Deg, Form, Term, f_add, f_var
 from explr.audit.report import Normalizer, UnknownOp
 
@@ -55,7 +56,8 @@ def op_key(node: fx.Node) -> str:
 class Origin:
     """Why a constraint exists: the op and the module it was called in."""
 
-    kind: str  # output | nonhomogeneous | unknown | opaque | opaque-input | unreached | sum | affine | normalized-group | mix
+    kind: str  # output | nonhomogeneous | unknown | opaque | opaque-input | opaque-call-input | unreached | sum | affine
+    # | normalized-group | mix
     op: str
     module: str
 
@@ -208,7 +210,7 @@ def _node_degree(node: fx.Node, ctx: Ctx, degs: dict, param_index: dict[str, int
             ctx.reached.add(var)
         return Deg.of(f_var(var))
     key = "output" if node.op == "output" else \
-        ("opaque" if node.op == "call_module" else op_key(node))
+        ("opaque" if node.op == "call_module" or OPAQUE_FUNCTION in node.meta else op_key(node))
     call = Call(node, ctx, degs, key)
     fn, in_place = TABLE.get(key), bool(call.arg(99, "inplace", False))
     if fn is None and key.startswith("Tensor.") and key.endswith("_") and not key.endswith("__"):
@@ -249,6 +251,10 @@ def _output(call: Call):
 
 @rule("opaque")
 def _opaque(call: Call):
+    function = call.node.meta.get(OPAQUE_FUNCTION)
+    if function is not None:  # a wrapped function whose body could not be traced
+        call.key = function
+        return conservative(call, "opaque-call-input")
     return conservative(call, "opaque-input")
 
 

@@ -7,7 +7,7 @@ import inspect
 import torch
 
 from explr.audit.degrees import Ctx, Origin
-from explr.audit.report import Group, Normalizer, OpaquePart, ParamVerdict, UnknownOp
+from explr.audit.report import Group, Normalizer, ParamVerdict, UnknownOp
 from explr.audit.solve import Solution
 from explr.findings import Location
 
@@ -28,6 +28,7 @@ _FORCING = {
     "opaque": "{full_op}",
     "unreached": "{full_op}",
     "opaque-input": "input of the opaque module {module}",
+    "opaque-call-input": "input of the opaque call {full_op}(){where}",
     "unknown": "unknown op {full_op}{where} (inputs constrained to degree 0)",
     "nonhomogeneous": "{op}{where}",
     "normalized-group": "terms of different degree normalized together by {module_or_op}",
@@ -123,15 +124,6 @@ def verdicts(params: list[tuple[str, torch.Tensor]], sol: Solution, ctx: Ctx):
                                 v in sol.individually and v in sol.chosen, gid,
                                 reason_for(v, sol, ctx, names, members)))
     return out, groups
-
-
-def opaque_parts(root: torch.nn.Module, opaque: dict[str, str]) -> list[OpaquePart]:
-    out = []
-    for module, why in opaque.items():
-        sub = root.get_submodule(module) if module else root
-        prefix = f"{module}." if module else ""
-        out.append(OpaquePart(module, why, tuple(prefix + n for n, _ in sub.named_parameters())))
-    return out
 
 
 def inert_params(sol: Solution, ctx: Ctx, names: list[str]) -> list[str]:
