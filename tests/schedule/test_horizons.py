@@ -21,7 +21,7 @@ def test_fp16_gradient_underflow_inside_the_run_is_the_first_crossing():
     assert h.within_run
     t = h.step  # 1-based: s_t is run.scales[t-1]
     assert run.scales[t - 1] * a.grad_magnitude < tiny <= run.scales[t - 2] * a.grad_magnitude
-    assert 20 < t / 391 < 80  # THEORY §4: "a matter of tens of epochs" at lr 0.1
+    assert 20 < t / 391 < 80  # docs/theory.md §4: "a matter of tens of epochs" at lr 0.1
 
 
 def test_loss_scale_delays_underflow_by_its_log():

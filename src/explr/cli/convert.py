@@ -46,7 +46,7 @@ def _table(converted, written) -> None:
     underflow = analysis.horizons.get("grads_underflow_float16_loss_scaled")
     if plan.precision.startswith("16") and underflow and underflow.within_run:
         console.print(f"[yellow]warning[/]: {plan.precision}: converted gradients underflow float16 at epoch "
-                      f"{underflow.step / ipe:.1f} even with loss scaling (THEORY §4); use bf16 or fp32")
+                      f"{underflow.step / ipe:.1f} even with loss scaling (docs/theory.md §4); use bf16 or fp32")
     for note in written.notes:
         console.print(f"note: {note}")
     console.print(f"written to {written.path}" if written.path else "converted config on stdout")

@@ -29,7 +29,7 @@ SCHEMA = "explr.convert/1"
 ADAPTIVE = ("adam", "adamw", "rmsprop")
 
 
-# Config rules (rules/config.py, one source of truth) whose setup has no exact conversion (THEORY.md §3).
+# Config rules (rules/config.py, one source of truth) whose setup has no exact conversion (docs/theory.md §5).
 # By code, not severity: EXP204 (EMA/SWA) defaults to a warning as a lint, yet it still breaks exactness.
 NOT_EXACT = frozenset({"EXP201", "EXP202", "EXP203", "EXP204"})
 

@@ -17,7 +17,7 @@ from explr.rules.registry import Checks, finding
 
 MODEL_CHECKS: Checks[AuditReport] = Checks("model")
 
-# Scale invariance holds up to a relative error of about eps/var (THEORY.md §1): above 0.1%
+# Scale invariance holds up to a relative error of about eps/var (docs/theory.md §1): above 0.1%
 # the converted run drifts visibly from the original once the weights change scale.
 EPS_RATIO_LIMIT = 1e-3
 _LISTED = 8  # names listed in one message before "+N more"

@@ -1,7 +1,7 @@
 """`explr.param_groups`: optimizer param groups that put the scale-invariant (SI) parameters on TEXP.
 
 SI parameters get weight decay 0 and the tag `explr_si=True`; their original weight decay is kept
-in `explr_weight_decay` for the phantom scalar (THEORY.md §3). Every other parameter keeps the
+in `explr_weight_decay` for the phantom scalar (docs/theory.md §3). Every other parameter keeps the
 original policy, including a no-decay group for norm/bias parameters when the setup has one.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Numeric horizons of a converted run (THEORY.md §4), from the schedule alone.
+"""Numeric horizons of a converted run (docs/theory.md §4), from the schedule alone.
 
 Model assumptions (stated in every result):
 - the original run's weights keep their scale: its largest SI weight element is about
