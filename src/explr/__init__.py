@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # name -> (module, attribute); attribute None: the module itself. `audit` and `check` are
 # subpackages that are callable (explr._callable_module), so both spellings keep working.

@@ -87,7 +87,7 @@ def write_plot(a: ScheduleAnalysis, path: Path) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ExplrError("--plot needs matplotlib: pip install 'explr[plot]'") from None
+        raise ExplrError("--plot needs matplotlib: pip install matplotlib (explr's plot extra)") from None
     epochs = [(i + 1) / a.iters_per_epoch for i in range(len(a.run.lrs))]
     fig, ax = plt.subplots(figsize=(7, 4))
     for values, label in ((a.run.lrs, "original LR (with weight decay)"), (a.run.converted, "TEXP LR (no decay)")):

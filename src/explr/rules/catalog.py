@@ -38,8 +38,10 @@ _TABLE = [
     Rule("EXP102", "bias-before-norm", _I, "A bias right before a normalization has no effect.",
          "Finds bias parameters that a following normalization cancels (a per-channel bias before "
          "BatchNorm or InstanceNorm).",
-         "The normalization subtracts the per-channel mean, so the bias has no effect on the output and "
-         "a zero gradient: it wastes memory and optimizer state, and it is not scale-invariant.",
+         "In train mode the normalization subtracts the per-channel batch mean, which removes the bias "
+         "exactly: it has no effect on the output and a zero gradient. Scaling it changes nothing, so the "
+         "audit reports it scale-invariant (inert), and weight decay on it is harmless but pointless; it "
+         "only wastes memory and optimizer state.",
          "nn.Sequential(nn.Conv2d(3, 16, 3, bias=True), nn.BatchNorm2d(16))",
          "Build the layer with `bias=False`; the normalization's own beta plays its role."),
     Rule("EXP103", "joint-only-si", _I, "Parameters are scale-invariant only jointly and must share one schedule.",
