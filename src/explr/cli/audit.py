@@ -74,6 +74,7 @@ def run_audit(loaded: LoadedModel, *, verify: bool) -> AuditReport:
                      model_name=loaded.name, inputs_note=loaded.inputs_note)
     except ExplrError as exc:  # e.g. inputs the model rejects: name the model file in the one line
         exc.args = (f"{loaded.name}: {exc}",)
+        note(f"inputs: {loaded.inputs_note}")  # which inputs it rejected (no report states them now)
         raise
 
 
@@ -112,7 +113,8 @@ def audit_command(
         locked = baseline.open_lock(lock, write_to=write_lock)
         loaded = load_model(model, kwargs=parse_kwargs(kwargs), device=device.value,
                             input_shapes=[parse_shape(s) for s in input_shape or ()])
-        note(f"inputs: {loaded.inputs_note}")
+        if fmt is not OutputFormat.text or output is not None:  # a text report on stdout states them itself
+            note(f"inputs: {loaded.inputs_note}")
         report = run_audit(loaded, verify=not no_verify)
         baseline.apply_rules(report, loaded.model, settings, locked)
         color, width = _text_layout(output) if fmt is OutputFormat.text else (False, None)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from explr.errors import ExplrError
 from explr.rules.selection import split_selectors
 from explr.settings import Settings, load_settings
+from explr.wording import plural
 
 if TYPE_CHECKING:
     from torch import nn
@@ -53,5 +54,5 @@ def record_lock(report: AuditReport, model: nn.Module, path: Path | None) -> Non
         return
     from explr.lock import write_lock
     write_lock(report, model, path)
-    print(f"explr: wrote lock file {path} ({len(report.si_names)} SI parameter tensors, "
-          f"{len(report.groups)} groups)", file=sys.stderr)
+    print(f"explr: wrote lock file {path} ({plural(len(report.si_names), 'SI parameter tensor')}, "
+          f"{plural(len(report.groups), 'group')})", file=sys.stderr)

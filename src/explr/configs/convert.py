@@ -24,6 +24,7 @@ from explr.schedule.analysis import ScheduleAnalysis, analyze
 from explr.schedule.closed_form import phase_table
 from explr.schedule.horizons import Assumptions, horizons
 from explr.schedule.phantom import SGDHyper, Trace
+from explr.wording import plural
 
 SCHEMA = "explr.convert/1"
 ADAPTIVE = ("adam", "adamw", "rmsprop")
@@ -44,9 +45,9 @@ class SIInfo:
     model: str | None = None
 
     def describe(self) -> str:
-        return {"model": f"audited {self.model} now: {len(self.names or ())} SI parameters",
+        return {"model": f"audited {self.model} now: {plural(len(self.names or ()), 'SI parameter')}",
                 "lock": f"from the recorded audit {self.lock}",
-                "names": f"{len(self.names or ())} SI parameters given by name",
+                "names": f"{plural(len(self.names or ()), 'SI parameter')} given by name",
                 "audit-at-start": "not known yet: the written config makes the runtime audit the model on the "
                                   "first training batch"}[self.how]
 

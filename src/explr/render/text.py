@@ -6,6 +6,8 @@ columns fold rather than truncate, so even a narrow terminal never loses part of
 from __future__ import annotations
 
 import io
+import re
+from dataclasses import dataclass
 
 from rich import box
 from rich.console import Console
@@ -13,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from explr.audit.report import AuditReport, ParamVerdict, Verification
-from explr.findings import Severity
+from explr.findings import Finding, Severity
 
 SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 VERIFICATION_STYLE = {"passed": "green", "failed": "bold red", "skipped": "yellow"}
@@ -85,17 +87,50 @@ def parameter_table(report: AuditReport) -> Table:
     return table
 
 
+@dataclass(frozen=True, slots=True)
+class FindingLine:
+    """Findings that say the same thing about different modules, shown as one line."""
+
+    severity: Severity
+    code: str
+    message: str  # with the module's own name written as <module> when several share it
+    modules: tuple[str, ...]
+
+    def text(self) -> str:
+        if len(self.modules) < 2:
+            return f"{self.modules[0]}: {self.message}" if self.modules else self.message
+        return f"{len(self.modules)} modules ({', '.join(self.modules)}): {self.message}"
+
+
+def _template(f: Finding) -> str:
+    """The message with its module's name replaced, so that repeats of one rule compare equal."""
+    if not f.module:
+        return f.message
+    return re.sub(rf"(?<![\w.]){re.escape(f.module)}(?!\w)", "<module>", f.message)
+
+
+def finding_lines(findings: list[Finding]) -> list[FindingLine]:
+    """Most severe first (stable: rule order within a level); repeats of a message across modules collapse."""
+    lines: dict[tuple, list[Finding]] = {}
+    for f in sorted(findings, key=lambda f: -f.severity.rank):
+        key = (f.severity, f.code, _template(f)) if f.module else (f.severity, f.code, f.message, id(f))
+        lines.setdefault(key, []).append(f)
+    out = []
+    for (severity, code, *_), same in lines.items():
+        message = _template(same[0]) if len(same) > 1 else same[0].message
+        out.append(FindingLine(severity, code, message, tuple(f.module for f in same if f.module)))
+    return out
+
+
 def findings_table(report: AuditReport) -> Table:
-    """One row per finding, most severe first; a long message wraps under itself (hanging indent)."""
+    """One row per finding line; a long message wraps under itself (hanging indent)."""
     table = Table.grid(padding=(0, 1))
     table.add_column(no_wrap=True)
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")
-    ranked = sorted(report.findings, key=lambda f: -f.severity.rank)  # stable: keeps rule order within a level
-    for f in ranked:
-        where = f"{f.module}: " if f.module else ""
-        table.add_row(Text(f"  {f.severity.value}", style=SEVERITY_STYLE[f.severity]), Text(f.code),
-                      Text(where + f.message))
+    for line in finding_lines(report.findings):
+        table.add_row(Text(f"  {line.severity.value}", style=SEVERITY_STYLE[line.severity]),
+                      Text(line.code), Text(line.text()))
     return table
 
 
