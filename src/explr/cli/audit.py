@@ -93,17 +93,17 @@ def _check_output(output: Path | None) -> None:
 @app.command("audit")
 def audit_command(
     model: str = typer.Argument(..., metavar="MODEL", help="path/to/file.py, path/to/file.py:NAME or package.module:NAME"),
-    kwargs: Optional[str] = typer.Option(None, "--kwargs", help='JSON keyword arguments for a factory or class, e.g. \'{"num_classes": 10}\''),
-    input_shape: Optional[list[str]] = typer.Option(None, "--input-shape", help="Example input shape such as 2,3,32,32; repeat for several inputs."),
-    device: Device = typer.Option(Device.cpu, "--device", help="meta: build without allocating weights (no numeric confirmation)."),
-    no_verify: bool = typer.Option(False, "--no-verify", help="Skip the numeric confirmation."),
-    fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", help="Output format."),
-    fail_on: Optional[FailOn] = typer.Option(None, "--fail-on", help="Exit 1 when a finding is at or above this severity (default: fail-on in pyproject.toml tool.explr, else error)."),
-    select: Optional[str] = typer.Option(None, "--select", help="Only these rule codes or prefixes, comma-separated (e.g. EXP1,EXP301)."),
-    ignore: Optional[str] = typer.Option(None, "--ignore", help="Skip these rule codes or prefixes, comma-separated."),
-    lock: Optional[Path] = typer.Option(None, "--lock", help="Fail (EXP301, exit 1) with a diff when the model no longer matches this lock file."),
-    write_lock: Optional[Path] = typer.Option(None, "--write-lock", help="Record the SI set, groups and structure in this lock file."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the report to FILE instead of stdout."),
+    kwargs: Optional[str] = typer.Option(None, "--kwargs", help='JSON arguments for a factory or class, e.g. \'{"num_classes": 10}\'.', rich_help_panel="Model", metavar="JSON"),
+    input_shape: Optional[list[str]] = typer.Option(None, "--input-shape", help="Example input shape such as 2,3,32,32; repeat per input.", rich_help_panel="Model", metavar="SHAPE"),
+    device: Device = typer.Option(Device.cpu, "--device", help="meta: no weights allocated, no numeric check.", rich_help_panel="Model"),
+    no_verify: bool = typer.Option(False, "--no-verify", help="Skip the numeric confirmation.", rich_help_panel="Model"),
+    fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", help="Output format.", rich_help_panel="Output"),
+    fail_on: Optional[FailOn] = typer.Option(None, "--fail-on", help="Exit 1 at or above: error, warning, info, never (default: fail-on in pyproject tool.explr, else error).", rich_help_panel="CI", metavar="LEVEL"),
+    select: Optional[str] = typer.Option(None, "--select", help="Only these rule codes/prefixes, e.g. EXP1,EXP301.", rich_help_panel="CI", metavar="CODES"),
+    ignore: Optional[str] = typer.Option(None, "--ignore", help="Skip these rule codes/prefixes.", rich_help_panel="CI", metavar="CODES"),
+    lock: Optional[Path] = typer.Option(None, "--lock", help="Fail (EXP301) with a diff when the model no longer matches FILE.", rich_help_panel="CI", metavar="FILE"),
+    write_lock: Optional[Path] = typer.Option(None, "--write-lock", help="Record the SI set, groups and structure in FILE.", rich_help_panel="CI", metavar="FILE"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the report to FILE, not stdout.", rich_help_panel="Output", metavar="FILE"),
 ) -> int:
     """Prove which parameters are scale-invariant, explain every verdict, and confirm it numerically."""
     with internal_errors_as_exit_2(model):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import enum
 import json
+import shutil
 import sys
 
 import typer
@@ -57,5 +58,9 @@ def rule_command(
     code: str = typer.Argument(..., metavar="CODE", help="A rule code such as EXP102, or its name."),
 ) -> int:
     """Explain one rule: what it does, why it matters, an example and how to fix it."""
-    sys.stdout.write(rule_markdown(find_rule(code)))
+    markdown = rule_markdown(find_rule(code))
+    if sys.stdout.isatty():  # a terminal reads rendered Markdown; a pipe gets the Markdown source
+        from explr.render.text import render_markdown
+        markdown = render_markdown(markdown, width=min(shutil.get_terminal_size().columns, 100))
+    sys.stdout.write(markdown)
     return 0

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from rich import box
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.table import Table
 from rich.text import Text
 
@@ -161,3 +162,11 @@ def render_text(report: AuditReport, *, color: bool = False, width: int | None =
     console.print(Text(report.summary(), style="bold"), soft_wrap=True)
     out = console.file.getvalue()
     return out if color else "".join(line.rstrip() + "\n" for line in out.splitlines())  # no padding in logs
+
+
+def render_markdown(markdown: str, *, width: int, color: bool = True) -> str:
+    """Markdown (a rule's documentation) laid out for a terminal: headings, emphasis, code blocks."""
+    console = Console(file=io.StringIO(), width=width, force_terminal=color,
+                      color_system="standard" if color else None, emoji=False, legacy_windows=False)
+    console.print(Markdown(markdown))
+    return console.file.getvalue()
