@@ -5,6 +5,8 @@ numeric confirmation (explr.audit.verify) and the model rules (explr.rules.model
 """
 from __future__ import annotations
 
+import re
+
 
 import torch
 from torch import nn
@@ -102,4 +104,16 @@ def _check_accepts(model: nn.Module, inputs: tuple, meta: bool) -> None:
             return  # an op that needs real data (a data-dependent branch): capture reports it precisely
         shapes = ", ".join(str(tuple(t.shape)) for t in tensor_leaves(inputs)) or "()"
         raise TraceError(f"model rejected the example inputs of shape {shapes}: {quote_error(exc)}; "
-                         f"pass --input-shape") from exc
+                         f"{_forward_error_hint(exc)}") from exc
+
+
+# Errors whose wording says the input's shape (or number of inputs) is what the model did not expect.
+_SHAPE_ERROR = re.compile(r"shape|size|dimension|\bdims?\b|channels|mat[12]\b|expected .*input|input .*expected|"
+                          r"positional argument|out of (range|bounds)|too small|kernel|unpack", re.IGNORECASE)
+
+
+def _forward_error_hint(exc: BaseException) -> str:
+    """Point at --input-shape only when the error is about the inputs; otherwise the model code failed."""
+    if isinstance(exc, (RuntimeError, ValueError, IndexError, TypeError)) and _SHAPE_ERROR.search(str(exc)):
+        return "pass --input-shape (or define example_inputs() in the model file)"
+    return "the model's forward failed on valid-looking inputs: fix the model (rerun with --debug for the traceback)"

@@ -22,6 +22,8 @@ def _table(converted, written) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from explr.schedule.horizons import growth_warning
+
     plan, analysis = converted.plan, converted.analysis
     console = Console(file=sys.stderr, width=110)
     console.print(f"[bold]{converted.detected.name}[/] config ({converted.detected.reason}); "
@@ -43,6 +45,9 @@ def _table(converted, written) -> None:
     console.print(table)
     console.print(f"final converted LR {analysis.run.converted[-1]:.4g}; SI weight norms grow by "
                   f"1/s_T = {1 / analysis.s_final:.4g}")
+    growth = growth_warning(analysis.run)
+    if growth:
+        console.print(f"[yellow]warning[/]: {growth}", markup=True, highlight=False)
     underflow = analysis.horizons.get("grads_underflow_float16_loss_scaled")
     if plan.precision.startswith("16") and underflow and underflow.within_run:
         console.print(f"[yellow]warning[/]: {plan.precision}: converted gradients underflow float16 at epoch "

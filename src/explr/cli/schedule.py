@@ -1,10 +1,9 @@
 """`explr schedule`: the exact TEXP schedule for SGD hyperparameters. Wiring and rendering only."""
 from __future__ import annotations
 
+import io
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import typer
@@ -13,8 +12,9 @@ from rich.table import Table
 
 from explr.cli.app import app
 from explr.errors import ConfigError, ExplrError
+from explr.fileio import write_atomic
 from explr.schedule.analysis import ScheduleAnalysis, analyze
-from explr.schedule.horizons import Assumptions
+from explr.schedule.horizons import Assumptions, growth_warning
 from explr.schedule.lr import DECAYS, schedule_from_epochs
 from explr.schedule.phantom import SGDHyper
 
@@ -70,6 +70,9 @@ def render_text(a: ScheduleAnalysis) -> None:
     console.print(phase_rows(a))
     est = a.to_json()["ln_inv_s_T_estimate"]
     console.print(f"s_T = {a.s_final:.6g}   ln(1/s_T) = {a.log_inv_s_final:.4f}   (λ/(1-γ)·Σηt estimate {est:.4f})")
+    growth = growth_warning(a.run)
+    if growth:
+        print(f"explr: warning: {growth}", file=sys.stderr)
     console.print(horizon_rows(a))
     s = a.assumptions
     console.print(f"assumptions: original SI weights up to {s.weight_magnitude:g}, gradient elements of "
@@ -95,15 +98,12 @@ def write_plot(a: ScheduleAnalysis, path: Path) -> None:
         ax.plot([e for e, _ in pts], [v for _, v in pts], label=label)
     ax.set(yscale="log", xlabel="epoch", ylabel="learning rate", title="Exact TEXP schedule")
     ax.legend()
-    fd, tmp = tempfile.mkstemp(suffix=path.suffix or ".png", dir=path.parent or ".")
-    os.close(fd)
+    image = io.BytesIO()
     try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
+        fig.savefig(image, format="png", dpi=120, bbox_inches="tight")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(path, image.getvalue())
 
 
 @app.command("schedule")
@@ -132,8 +132,9 @@ def schedule_command(
                     Assumptions(weight_magnitude, grad_magnitude, loss_scale))
     except ValueError as exc:
         raise ConfigError(f"explr schedule: {exc}") from None
-    if plot is not None:
+    if plot is not None:  # first: a bad --plot path is exit 2 with nothing printed
         write_plot(a, plot)
+        print(f"explr: wrote {plot}", file=sys.stderr)
     if as_json:
         sys.stdout.write(json.dumps(a.to_json(), indent=2, allow_nan=False) + "\n")
     else:

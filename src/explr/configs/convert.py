@@ -167,7 +167,8 @@ def convert(config: str, *, format: str | None = None, options: ReadOptions = Re
     if found and not approximate:
         where, reason = found[0]
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
-        raise UnsupportedError(f"{where}: no exact conversion: {reason}{more}")  # each rule names --approximate
+        raise UnsupportedError(f"{where}: no exact conversion: {reason}{more}; or pass --approximate to convert "
+                               "anyway (the summary says what deviates)")
     info = si_info(model, lock, si)
     return ConvertedPlan(plan, detected, source, info, not found, [r for _, r in found], analysis_of(plan),
                          findings)
