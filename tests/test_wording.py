@@ -1,7 +1,7 @@
 """explr.wording: counts agree with their nouns; shares never round to 100% or 0% unless they are."""
 import pytest
 
-from explr.audit.report import AuditReport, Group, ParamVerdict, Verification
+from explr.audit_report import AuditReport, Group, ParamVerdict, Verification
 from explr.wording import percent, plural
 
 
