@@ -6,14 +6,13 @@ import enum
 import shutil
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import typer
 
 from explr.cli import baseline
 from explr.cli.app import DEBUG, app
 from explr.errors import ExplrError
-from explr.findings import Finding, Severity
 from explr.render import emit, render
 
 if TYPE_CHECKING:
@@ -37,14 +36,6 @@ class FailOn(str, enum.Enum):
 class Device(str, enum.Enum):
     cpu = "cpu"
     meta = "meta"
-
-
-def exit_code_for(findings: Iterable[Finding], fail_on: str) -> int:
-    """1 when a finding is at or above `fail_on` (never: always 0), else 0."""
-    if fail_on == "never":
-        return 0
-    threshold = Severity(fail_on).rank
-    return 1 if any(f.severity.rank >= threshold for f in findings) else 0
 
 
 def note(message: str) -> None:
@@ -109,17 +100,17 @@ def audit_command(
     with internal_errors_as_exit_2(model):
         from explr.load import load_model, parse_kwargs, parse_shape  # lazy: torch loads only when auditing
         _check_output(output)
-        settings = baseline.resolve_settings(select, ignore, fail_on.value if fail_on else None)
+        settings = baseline.resolve_settings(select, ignore, fail_on.value if fail_on else None)  # exit 2 early
         locked = baseline.open_lock(lock, write_to=write_lock)
         loaded = load_model(model, kwargs=parse_kwargs(kwargs), device=device.value,
                             input_shapes=[parse_shape(s) for s in input_shape or ()])
         if fmt is not OutputFormat.text or output is not None:  # a text report on stdout states them itself
             note(f"inputs: {loaded.inputs_note}")
         report = run_audit(loaded, verify=not no_verify)
-        baseline.apply_rules(report, loaded.model, settings, locked)
+        outcome = baseline.apply_rules(report, loaded.model, settings, locked)
         color, width = _text_layout(output) if fmt is OutputFormat.text else (False, None)
         emit(render(report, fmt.value, model_path=loaded.path, color=color, width=width), output)
         if output is not None:
             note(f"wrote {output}")
         baseline.record_lock(report, loaded.model, write_lock)
-        return exit_code_for(report.findings, settings.fail_on)
+        return outcome.exit_code

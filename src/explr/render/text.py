@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from rich import box
 from rich.console import Console
@@ -170,3 +172,8 @@ def render_markdown(markdown: str, *, width: int, color: bool = True) -> str:
                       color_system="standard" if color else None, emoji=False, legacy_windows=False)
     console.print(Markdown(markdown))
     return console.file.getvalue()
+
+
+def lock_diff_text(lock_path: Path, lines: Sequence[str]) -> str:
+    """The readable difference between a model and its lock file (stderr of `explr audit --lock`)."""
+    return f"explr: the model differs from {lock_path}:\n" + "".join(f"  {line}\n" for line in lines)
