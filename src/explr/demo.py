@@ -58,6 +58,7 @@ def _convert_step(out: Callable[[str], None], si_names: list[str]):
     out(f"      TEXP: SI weights lose weight decay, their LR grows ×{analysis.growth_per_epoch:.4f} per epoch "
         "(the blog's 1.481)")
     ipe = plan.iters_per_epoch
+    assert ipe is not None, "convert always resolves the iterations per epoch"
     for p in analysis.phases:
         growth = f"×{p.growth_per_epoch:.4f}/epoch" if p.growth_per_epoch is not None else "varies"
         out(f"      epochs {p.start_iter / ipe:g}-{p.end_iter / ipe:g}: LR {p.base_lr:.4g} -> converted "

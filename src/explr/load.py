@@ -76,8 +76,9 @@ class ModelSpec:
 
 
 def parse_spec(spec: str) -> ModelSpec:
-    target, sep, attr = spec.rpartition(":")
-    if not sep or not _IDENTIFIER.fullmatch(attr):  # no ':NAME' suffix (or a Windows drive letter)
+    target, sep, name = spec.rpartition(":")
+    attr: str | None = name
+    if not sep or not _IDENTIFIER.fullmatch(name):  # no ':NAME' suffix (or a Windows drive letter)
         target, attr = spec, None
     looks_like_file = target.endswith(".py") or "/" in target or "\\" in target or Path(target).exists()
     if not target:

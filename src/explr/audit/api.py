@@ -55,7 +55,7 @@ def static_report(model: nn.Module, inputs: tuple, *, model_name: str, meta: boo
             raise TraceError(f"{exc}; on the meta device a data-dependent module cannot run: "
                              f"audit the model on a real device") from exc
         raise
-    params = list(work.named_parameters())
+    params: list[tuple[str, torch.Tensor]] = list(work.named_parameters())
     ctx, sol = analyse_capture(cap, params)
     parameters, groups = explain.verdicts(params, sol, ctx)
     names = [n for n, _ in params]
@@ -78,7 +78,7 @@ def analyse_capture(cap: Capture, params: list[tuple[str, torch.Tensor]]) -> tup
     for part in explain.opaque_parts(cap.root, opaque):
         for name in part.params:
             ctx.constraints.append(Constraint({index[name]: 1}, Origin("opaque", f"opaque: {part.why}", part.module)))
-    for name, i in index.items():
+    for i in index.values():
         if i not in ctx.reached:
             ctx.constraints.append(Constraint({i: 1}, Origin(
                 "unreached", "not used by the captured forward (used only through a hook, or unused)", "")))

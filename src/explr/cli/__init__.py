@@ -9,7 +9,7 @@ import typer
 try:  # typer >= 0.24 vendors click as typer._click (click is then not installed); older typer uses click
     from typer._click import ClickException
 except ImportError:  # pragma: no cover - depends on the installed typer
-    from click import ClickException
+    from click import ClickException  # type: ignore[no-redef]
 
 from explr.cli.app import DEBUG, app
 from explr.errors import ExplrError

@@ -45,9 +45,9 @@ def _table(converted, written) -> None:
     console.print(table)
     console.print(f"final converted LR {analysis.run.converted[-1]:.4g}; SI weight norms grow by "
                   f"1/s_T = {1 / analysis.s_final:.4g}")
-    growth = growth_warning(analysis.run)
-    if growth:
-        console.print(f"[yellow]warning[/]: {growth}", markup=True, highlight=False)
+    too_large = growth_warning(analysis.run)
+    if too_large:
+        console.print(f"[yellow]warning[/]: {too_large}", markup=True, highlight=False)
     underflow = analysis.horizons.get("grads_underflow_float16_loss_scaled")
     if plan.precision.startswith("16") and underflow and underflow.within_run:
         console.print(f"[yellow]warning[/]: {plan.precision}: converted gradients underflow float16 at epoch "

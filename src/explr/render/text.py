@@ -147,7 +147,8 @@ def verification_text(v: Verification) -> Text:
 
 def render_text(report: AuditReport, *, color: bool = False, width: int | None = None) -> str:
     width = max(width, _least_width(report)) if width else _natural_width(report)
-    console = Console(file=io.StringIO(), width=width, force_terminal=color,
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, force_terminal=color,
                       color_system="standard" if color else None, markup=False, emoji=False,
                       highlight=False, legacy_windows=False)
     # One-line facts are never wrapped by rich (soft_wrap): a log keeps them greppable.
@@ -162,16 +163,17 @@ def render_text(report: AuditReport, *, color: bool = False, width: int | None =
     if report.verification.detail:
         console.print(Text(f"  {report.verification.detail}", style="dim"), soft_wrap=True)
     console.print(Text(report.summary(), style="bold"), soft_wrap=True)
-    out = console.file.getvalue()
+    out = buffer.getvalue()
     return out if color else "".join(line.rstrip() + "\n" for line in out.splitlines())  # no padding in logs
 
 
 def render_markdown(markdown: str, *, width: int, color: bool = True) -> str:
     """Markdown (a rule's documentation) laid out for a terminal: headings, emphasis, code blocks."""
-    console = Console(file=io.StringIO(), width=width, force_terminal=color,
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, force_terminal=color,
                       color_system="standard" if color else None, emoji=False, legacy_windows=False)
     console.print(Markdown(markdown))
-    return console.file.getvalue()
+    return buffer.getvalue()
 
 
 def lock_diff_text(lock_path: Path, lines: Sequence[str]) -> str:

@@ -126,6 +126,8 @@ def _horizons_of(schedule: LRSchedule, hyper: SGDHyper) -> dict[str, Horizon]:
 
 
 def _when(horizon: Horizon, plan: TrainingPlan) -> str:
+    if horizon.step is None:
+        return "no step (the LR ends at 0)"
     if plan.iters_per_epoch:
         return f"step {horizon.step} (epoch {horizon.step / plan.iters_per_epoch:.1f})"
     return f"step {horizon.step}"

@@ -30,7 +30,7 @@ def _si_names_and_joint_groups(model: nn.Module, si: Any) -> tuple[list[str], li
     if isinstance(si, (str, os.PathLike)):
         from explr.lock import read_lock  # lazy: the lock module is only needed for this input
 
-        lock = read_lock(si)
+        lock = read_lock(os.fspath(si))
         lock.check_model(model)  # raises ExplrError when the model changed since the lock was written
         return list(lock.si), [tuple(g) for g in getattr(lock, "groups", ()) if len(g) > 1]
     if isinstance(si, Iterable):

@@ -159,7 +159,7 @@ class TEXP(LRScheduler):
         except ValueError as exc:
             raise ConfigError(f"TEXP: {exc}") from None
 
-    def get_lr(self) -> list[float]:
+    def get_lr(self) -> list[float]:  # type: ignore[override]  # torch's stub also allows tensors; ours are floats
         i = self.last_epoch
         lrs = self._source.lrs_at(i)
         ratios = [self._advance(k, i, lrs[g]) for k, g in enumerate(self._rep_group)]
