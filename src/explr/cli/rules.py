@@ -29,7 +29,7 @@ def rules_table() -> str:
 
 
 def rules_json() -> str:
-    fields = ("code", "name", "summary", "what_it_does", "why_bad", "example", "how_to_fix")
+    fields = ("code", "name", "summary", "what_it_does", "why_bad", "example", "valid_example", "how_to_fix")
     rows = [{**{f: getattr(r, f) for f in fields}, "severity": r.severity.value} for r in RULES.values()]
     return json.dumps({"schema": "explr.rules/1", "rules": rows}, indent=2) + "\n"
 
