@@ -51,5 +51,7 @@ def test_help_shows_no_placeholder_for_boolean_flags(capsys):
         assert main([*command, "--help"]) == 0
         out = capsys.readouterr().out
         assert "<bool>" not in out and "--help" in out
+        if command == ["audit"]:  # options grouped in panels, not one long list
+            assert all(f"─ {panel} ─" in out for panel in ("Model", "CI", "Output"))
     assert main(["schedule", "--lr", "0.1", "--momentum", "0.9", "--weight-decay", "5e-4",
                  "--iters-per-epoch", "391", "--json", "true"]) == 2  # flags take no value: a clear usage error
