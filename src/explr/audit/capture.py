@@ -28,7 +28,7 @@ from torch import fx
 from torch.fx import _symbolic_trace as _st
 from torch.fx.node import map_aggregate, map_arg
 
-from explr.audit.report import OpaquePart
+from explr.audit_report import OpaquePart
 from explr.errors import TraceError, quote_error
 
 # Tensor methods whose results are shape/metadata: answered concretely, never recorded.

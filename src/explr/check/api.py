@@ -16,20 +16,20 @@ from torch import nn
 
 from explr.check import setups
 from explr.check.compress import Compression, compress
-from explr.check.data import (Batch, check_first_batch, resolve_data_function, synthetic_batches,
-                              user_batches)
+from explr.check.data import Batch, check_first_batch, resolve_data_function, synthetic_batches, user_batches
 from explr.check.diagnose import Evidence, diagnose
 from explr.check.evalmode import RECALIBRATION_BATCHES, compare_eval_mode
 from explr.check.report import TrajectoryReport
 from explr.check.runner import RunnerOptions, run_lockstep
 from explr.check.tolerance import NOISE_MULTIPLIER, needs_noise_floor, tolerance_for
 from explr.configs.adapter import ReadOptions
-from explr.configs.plan import TrainingPlan
 from explr.configs.convert import analysis_of, convert, deviations
 from explr.errors import ConfigError, ExplrError, UnsupportedError
 from explr.model_copy import private_copy
+from explr.plan import TrainingPlan
 from explr.schedule.analysis import ScheduleAnalysis
 from explr.schedule.groups import SI_TAG
+from explr.wording import plural
 
 DEFAULT_STEPS = 200
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -84,7 +84,7 @@ def read_converted(config: str | TrainingPlan, fmt: str | None, options: ReadOpt
 
 def _si_and_audit(model: nn.Module, inputs: tuple, si: Any, name: str) -> tuple[Any, set[str] | None]:
     """The SI set to convert (an AuditReport, or names taken as given) and the audit's proven set, if any."""
-    from explr.audit.report import AuditReport
+    from explr.audit_report import AuditReport
 
     if isinstance(si, AuditReport):
         return si, set(si.si_names)
@@ -143,7 +143,7 @@ def _eps_note(base: nn.Module, si: Any, options: CheckOptions) -> list[str]:
         return ["normalization eps kept: deviations include its O(eps/σ²) blur of scale invariance"]
     extra = {n.module for n in getattr(si, "normalizers", ())}
     count = setups.tighten_norm_eps(base, extra)
-    return [f"normalization eps set to {setups.EXACT_EPS:g} in both runs ({count} layers) so the check measures the "
+    return [f"normalization eps set to {setups.EXACT_EPS:g} in both runs ({plural(count, 'layer')}) so the check measures the "
             "conversion, not the O(eps/σ²) blur of scale invariance the theory accepts (--keep-eps to keep it)"] if count else []
 
 
