@@ -11,7 +11,7 @@ import torch
 from torch import fx
 
 # The transfer rules register into TABLE when their modules load: this is the one loader.
-from explr.audit import rules_basic, rules_linalg, rules_norm  # noqa: F401
+from explr.audit import rules_basic, rules_fused, rules_linalg, rules_norm  # noqa: F401
 from explr.audit.capture import OPAQUE_FUNCTION
 from explr.audit.forms import Deg, f_var
 from explr.audit.transfer import TABLE, Call, Ctx, conservative, op_key, rule, zero_like
