@@ -4,12 +4,13 @@ are scale-invariant (SI) on their own, and which belong to some jointly SI set.
 Method (float64, train mode, every normalization eps set to 1e-30, parameters perturbed so that no
 zero-initialized bias or unit gamma makes a test pass trivially):
 
-* v_i = d/dc f(θ with θ_i scaled by 1+c) at c = 0 is the scaling derivative of tensor i. A set S is
+* v_i = d/dc f(θ with θ_i scaled by 1+c) at c = 0 is the scaling derivative of tensor i (sampled on
+  a float32 copy of the perturbed float64 model: it only proposes candidates). A set S is
   SI to first order iff sum_{i in S} v_i = 0: the SI sets are the 0/1 vectors of null(V).
 * V has one column per tensor and one row per output element. We never form it: its rows are sampled
   as u^T V for random cotangents u, one backward pass each (u^T V_i = <grad_i <u, f>, θ_i>), until the
   sampled rank stops growing; the null space of the samples is then null(V) (generic u).
-* Tensor i is individually SI when its column vanishes (|<g_i, θ_i>| <= 1e-9 ||g_i|| ||θ_i|| in every
+* Tensor i is individually SI when its column vanishes (|<g_i, θ_i>| <= 1e-4 ||g_i|| ||θ_i|| in every
   sample). For the rest, the null space is brought to reduced row echelon form: a 0/1 null vector
   has its pivot entries as coefficients, so enumerating 0/1 coefficients per connected component
   finds every 0/1 null vector exactly (components with > 16 basis vectors are reported undetermined).
@@ -26,12 +27,17 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-VERSION = 1  # bump when the method changes: cached truths of another version are recomputed
+VERSION = 4  # bump when the method changes: cached truths of another version are recomputed
 TINY_EPS = 1e-30
-ZERO_COS = 1e-9  # |<g_i, θ_i>| / (||g_i|| ||θ_i||) below this: no first-order effect
-NULL_TOL = 1e-7  # relative singular value below this: a null direction
-FINITE_TOL = 1e-9  # relative output change allowed by the finite scaling check
-MAX_COMPONENT = 16
+# The derivative rows are sampled on a float32 copy (float64 depthwise convolutions are several times
+# slower on CPU); they only propose candidates, every verdict is decided by float64 finite scaling.
+# Columns are compared after each sampled row is divided by its largest entry: a tensor whose entries
+# stay below ZERO_REL in every row has no first-order effect (float32 roundoff: ~1e-6 and below).
+ZERO_REL = 1e-4
+NULL_TOL = 1e-5  # relative singular value (columns scaled to max 1) below this: a null direction
+ENTRY_TOL = 1e-3  # a null-vector entry this close to 0 or 1 is 0 or 1
+FINITE_TOL = 1e-9  # relative output change allowed by the float64 finite scaling check
+MAX_SOLUTIONS = 1 << 14  # 0/1 vectors per component before giving up on enumerating them
 
 
 @dataclass
@@ -75,7 +81,9 @@ class Probe:
                 rms = p.pow(2).mean().sqrt().item()
                 scale = rms if rms > 1e-3 else 1.0  # zero biases, layer scales of 1e-6: make them matter
                 p.add_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * 0.3 * scale)
-        self.base = self.forward()
+            self.base = self.forward()
+        self.fast = copy.deepcopy(self.model).float()
+        self.fast_inputs = tuple(x.float() if x.is_floating_point() else x for x in self.inputs)
 
     def forward(self) -> torch.Tensor:
         torch.manual_seed(self.seed)  # dropout / stochastic depth draw the same masks every pass
@@ -106,27 +114,29 @@ def _flat_output(out) -> torch.Tensor:
     raise TypeError(f"cannot compare model outputs of type {type(out).__name__}")
 
 
-def scaling_derivatives(probe: Probe, chunk: int = 6, margin: int = 3) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Rows u^T V (one per random cotangent) until the sampled rank saturates; also the per-tensor
-    scale ||g_i|| ||θ_i|| (max over samples). Returns (rows, scales, backward passes)."""
-    params = list(probe.params.values())
+def scaling_derivatives(probe: Probe, chunk: int = 6, margin: int = 3) -> torch.Tensor:
+    """Rows u^T V (one per random cotangent), each divided by its largest entry, until the sampled rank
+    saturates."""
+    params = list(probe.fast.parameters())
     torch.manual_seed(probe.seed)
-    out = _flat_output(probe.model(*probe.inputs))
+    out = _flat_output(probe.fast(*probe.fast_inputs))
     gen = torch.Generator().manual_seed(probe.seed + 2)
-    rows, scales = [], torch.zeros(len(params), dtype=torch.float64)
+    rows: list[torch.Tensor] = []
     while True:
         us = torch.randn((chunk, *out.shape), generator=gen, dtype=out.dtype)
-        for row, norms in _cotangent_rows(out, params, us):
-            rows.append(row)
-            scales = torch.maximum(scales, norms)
+        rows += [row / row.abs().max().clamp_min(1e-300) for row in _cotangent_rows(out, params, us)]
         sample = torch.stack(rows)
-        if _rank(sample, scales) <= len(rows) - margin or len(rows) >= len(params) + margin:
-            return sample, scales, len(rows)
+        if _rank(sample) <= len(rows) - margin or len(rows) >= len(params) + margin:
+            return sample
 
 
-def _cotangent_rows(out: torch.Tensor, params: list[torch.Tensor], us: torch.Tensor):
-    """Per cotangent u: (<grad_i <u, out>, θ_i> per tensor, ||grad_i|| ||θ_i|| per tensor); the
-    backward passes batched where autograd can (is_grads_batched), else one by one."""
+def column_magnitudes(rows: torch.Tensor) -> torch.Tensor:
+    return rows.abs().amax(0)
+
+
+def _cotangent_rows(out: torch.Tensor, params: list[torch.Tensor], us: torch.Tensor) -> list[torch.Tensor]:
+    """Per cotangent u: <grad_i <u, out>, θ_i> for every tensor i; the backward passes batched where
+    autograd can (is_grads_batched), else one by one."""
     try:
         grads = torch.autograd.grad(out, params, us, retain_graph=True, allow_unused=True, is_grads_batched=True)
     except RuntimeError:
@@ -134,21 +144,19 @@ def _cotangent_rows(out: torch.Tensor, params: list[torch.Tensor], us: torch.Ten
         grads = [None if g[0] is None else torch.stack(g) for g in zip(*per_u)]
     k = us.shape[0]
     dots = torch.zeros(k, len(params), dtype=torch.float64)
-    norms = torch.zeros(k, len(params), dtype=torch.float64)
     for i, (g, p) in enumerate(zip(grads, params)):
         if g is not None:
-            flat, theta = g.reshape(k, -1), p.detach().reshape(-1)
-            dots[:, i] = flat @ theta
-            norms[:, i] = flat.norm(dim=1) * theta.norm()
-    return [(dots[j], norms[j]) for j in range(k)]
+            dots[:, i] = g.reshape(k, -1).double() @ p.detach().reshape(-1).double()
+    return list(dots)
 
 
-def _rank(rows: torch.Tensor, scales: torch.Tensor) -> int:
-    live = scales > 0
+def _rank(rows: torch.Tensor) -> int:
+    mags = column_magnitudes(rows)
+    live = mags > ZERO_REL
     if not live.any():
         return 0
-    s = torch.linalg.svdvals(rows[:, live] / scales[live])
-    return int((s > NULL_TOL * s[0]).sum()) if s.numel() and s[0] > 0 else 0
+    s = torch.linalg.svdvals(rows[:, live] / mags[live])
+    return int((s > NULL_TOL * s[0]).sum())
 
 
 def zero_one_null_vectors(rows: torch.Tensor, scales: torch.Tensor) -> tuple[list[tuple[int, ...]], list[set[int]], list[str]]:
@@ -157,32 +165,62 @@ def zero_one_null_vectors(rows: torch.Tensor, scales: torch.Tensor) -> tuple[lis
     vectors, components, notes)."""
     _, s, vh = torch.linalg.svd(rows / scales, full_matrices=True)
     rank = int((s > NULL_TOL * s[0]).sum()) if s.numel() and s[0] > 0 else 0
+    near = int(((s > NULL_TOL * s[0] / 10) & (s < NULL_TOL * s[0] * 10)).sum()) if s.numel() else 0
+    notes = [f"{near} singular value(s) within 10x of the null threshold"] if near else []
     basis = vh[rank:] / scales  # null space, one vector per row
     if basis.shape[0] == 0:
-        return [], [], []
+        return [], [], notes
     rref = _rref(basis)
-    support = [set(torch.nonzero(r.abs() > 1e-6).flatten().tolist()) for r in rref]
-    found, components, notes = [], [], []
+    support = [set(torch.nonzero(r.abs() > ENTRY_TOL).flatten().tolist()) for r in rref]
+    found, components = [], []
     for comp_rows in _connected(support):
-        cols = set().union(*(support[r] for r in comp_rows))
-        components.append(cols)
-        if len(comp_rows) > MAX_COMPONENT:
-            notes.append(f"{len(comp_rows)} interacting null directions over {len(cols)} tensors: not enumerated")
+        cols = sorted(set().union(*(support[r] for r in comp_rows)))
+        components.append(set(cols))
+        solutions = _zero_one_combinations(rref[comp_rows][:, cols])
+        if solutions is None:
+            notes.append(f"{len(comp_rows)} interacting null directions over {len(cols)} tensors: more than "
+                         f"{MAX_SOLUTIONS} SI sets, not enumerated")
             continue
-        for coeffs in itertools.product((0.0, 1.0), repeat=len(comp_rows)):
-            if not any(coeffs):
-                continue
-            x = sum(c * rref[r] for c, r in zip(coeffs, comp_rows))
-            if torch.all((x.abs() < 1e-6) | ((x - 1).abs() < 1e-6)):
-                found.append(tuple(torch.nonzero(x > 0.5).flatten().tolist()))
+        found += [tuple(cols[j] for j in sol) for sol in solutions]
     return found, components, notes
+
+
+def _zero_one_combinations(rows: torch.Tensor) -> list[tuple[int, ...]] | None:
+    """Every nonzero 0/1 vector x = a @ rows with a in {0,1}^k (rows in reduced row echelon form: the
+    pivot entries of x are a), by depth-first search: a branch stops as soon as some entry can no longer
+    end at 0 or 1 whatever the remaining coefficients. None when there are more than MAX_SOLUTIONS."""
+    k = rows.shape[0]
+    pos, neg = rows.clamp_min(0), rows.clamp_max(0)
+    rest_hi = torch.cat([pos.flip(0).cumsum(0).flip(0), torch.zeros(1, rows.shape[1], dtype=rows.dtype)])
+    rest_lo = torch.cat([neg.flip(0).cumsum(0).flip(0), torch.zeros(1, rows.shape[1], dtype=rows.dtype)])
+    out: list[tuple[int, ...]] = []
+
+    def feasible(partial: torch.Tensor, j: int) -> bool:
+        lo, hi = partial + rest_lo[j], partial + rest_hi[j]
+        can0 = (lo <= ENTRY_TOL) & (hi >= -ENTRY_TOL)
+        can1 = (lo <= 1 + ENTRY_TOL) & (hi >= 1 - ENTRY_TOL)
+        return bool((can0 | can1).all())
+
+    def search(j: int, partial: torch.Tensor) -> bool:
+        if j == k:
+            on = (partial - 1).abs() < ENTRY_TOL
+            if on.any() and bool(((partial.abs() < ENTRY_TOL) | on).all()):
+                out.append(tuple(torch.nonzero(on).flatten().tolist()))
+            return len(out) <= MAX_SOLUTIONS
+        for a in (0.0, 1.0):
+            nxt = partial + a * rows[j]
+            if feasible(nxt, j + 1) and not search(j + 1, nxt):
+                return False
+        return True
+
+    return out if search(0, torch.zeros(rows.shape[1], dtype=rows.dtype)) else None
 
 
 def _rref(a: torch.Tensor) -> torch.Tensor:
     a = a / a.abs().amax(1, keepdim=True)
     lead = 0
     for r in range(a.shape[0]):
-        while lead < a.shape[1] and a[r:, lead].abs().max() < 1e-6:  # roundoff, not a pivot
+        while lead < a.shape[1] and a[r:, lead].abs().max() < ENTRY_TOL:  # roundoff, not a pivot
             lead += 1
         if lead == a.shape[1]:
             return a[:r]
@@ -221,11 +259,15 @@ def numeric_truth(model: nn.Module, inputs: tuple, seed: int = 0) -> Truth:
     probe = Probe(model, inputs, seed)
     names = list(probe.params)
     truth = Truth(names, {n: p.numel() for n, p in probe.params.items()})
-    rows, scales, truth.backward_passes = scaling_derivatives(probe)
-    cos = rows.abs().amax(0) / scales.clamp_min(1e-300)
-    individual = [i for i in range(len(names)) if scales[i] == 0 or cos[i] <= ZERO_COS]
+    rows = scaling_derivatives(probe)
+    truth.backward_passes = rows.shape[0]
+    mags = column_magnitudes(rows)
+    individual = [i for i in range(len(names)) if mags[i] <= ZERO_REL]
     rest = [i for i in range(len(names)) if i not in individual]
-    vectors, components, truth.notes = zero_one_null_vectors(rows[:, rest], scales[rest]) if rest else ([], [], [])
+    vectors, components, truth.notes = zero_one_null_vectors(rows[:, rest], mags[rest]) if rest else ([], [], [])
+    ambiguous = int(((mags > ZERO_REL / 30) & (mags < ZERO_REL * 30)).sum())
+    if ambiguous:
+        truth.notes.append(f"{ambiguous} tensor(s) with a first-order effect within 30x of the zero threshold")
     sets = [frozenset(names[rest[j]] for j in v) for v in vectors]
     truth.components = [{names[rest[j]] for j in comp} for comp in components]
     _confirm(probe, truth, {names[i] for i in individual}, sets)
