@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import json
 import platform
+import random
 import sys
 import time
 import warnings
@@ -25,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import zoo_truth  # noqa: E402
-from zoo_truth import Truth, numeric_truth  # noqa: E402
+from zoo_truth import FINITE_TOL, Probe, Truth, numeric_truth  # noqa: E402
 
 from explr.audit.api import audit  # noqa: E402
 
@@ -56,6 +57,7 @@ class Row:
     error: str = ""
     audit_s: float = 0.0
     confirmation: str = ""
+    claim_error: float | None = None  # explr's claimed set scaled in the truth's probe
     si: set[str] = field(default_factory=set)
     individual: set[str] = field(default_factory=set)
     groups: int = 0
@@ -98,6 +100,7 @@ def run_model(source: str, name: str, kwargs: dict) -> Row:
         row.individual = {p.name for p in report.parameters if p.individually_si}
         row.groups = sum(1 for g in report.groups if len(g.members) > 1)
         row.confirmation = report.verification.status
+        row.claim_error = claim_error(model, inputs, report)
     except Exception as exc:  # noqa: BLE001
         row.error = f"explr audit raised {one_line(exc)}"
     try:
@@ -107,6 +110,20 @@ def run_model(source: str, name: str, kwargs: dict) -> Row:
     except Exception as exc:  # noqa: BLE001
         row.error += f"{'; ' if row.error else ''}numeric truth failed: {one_line(exc)}"
     return row
+
+
+def claim_error(model: torch.nn.Module, inputs: tuple, report) -> float:
+    """explr's claim checked with the truth's own probe (float64, eps 1e-30, perturbed weights): each
+    group scaled by its own factor and each individually-SI tensor by another, in two draws."""
+    probe = Probe(model, inputs, seed=5)
+    gen = random.Random(5)
+    worst = 0.0
+    for _ in range(2):
+        factors = {n: c for g in report.groups for c in [0.3 + 2.7 * gen.random()] for n in g.members}
+        factors |= {p.name: 0.3 + 2.7 * gen.random() for p in report.parameters if p.individually_si}
+        factors |= {p.name: 0.3 + 2.7 * gen.random() for p in report.parameters if p.si and p.name not in factors}
+        worst = max(worst, probe.scaled_error(factors)) if factors else worst
+    return worst
 
 
 def cached_truth(label: str, kwargs: dict, model: torch.nn.Module, inputs: tuple) -> Truth:
@@ -156,7 +173,7 @@ def _frac(a: int, b: int) -> str:
 
 def table_line(row: Row) -> str:
     if row.truth is None or row.error.startswith(("build", "explr")):
-        return f"| {row.label} | {row.tensors} | – | – | – | – | – | – | – | {row.error} |"
+        return f"| {row.label} | {row.tensors} | – | – | – | – | – | – | – | – | {row.error} |"
     t = row.truth
     false = (row.si - t.members) | (row.individual - t.individual)
     real, choice = misses(row)
@@ -173,7 +190,13 @@ def table_line(row: Row) -> str:
     return (f"| {row.label} | {row.tensors} | {_frac(len(row.individual & t.individual), len(t.individual))} "
             f"| {_frac(len(row.si & t.members), len(t.members))} | {len(false)} "
             f"| {row.groups} | {100 * share:.1f}% / {100 * best:.1f}% | {row.audit_s:.1f} s "
-            f"| {row.confirmation} | {'; '.join(notes) or '–'} |")
+            f"| {row.confirmation} | {_claim(row)} | {'; '.join(notes) or '–'} |")
+
+
+def _claim(row: Row) -> str:
+    if row.claim_error is None:
+        return "–"
+    return f"{'holds' if row.claim_error <= FINITE_TOL else '**refuted**'} ({row.claim_error:.0e})"
 
 
 def totals(rows: list[Row]) -> dict[str, int]:
@@ -213,11 +236,12 @@ Columns: *individually SI* and *jointly SI* are tensors explr reports / tensors 
 (jointly SI = in some SI set, the individually SI ones included). *False claims*: tensors explr
 calls SI (alone or jointly) that the truth does not. *SI weights*: share of parameter elements in
 explr's SI set / in the largest SI set of the truth. *Confirmation*: explr's own numeric check of
-its report. A tensor *left out by a choice* belongs to an SI set that cannot be merged with the
+its report; *claim in truth's probe*: explr's whole claim (every group by its own factor, every
+individually-SI tensor by another) applied in the truth's float64 probe. A tensor *left out by a choice* belongs to an SI set that cannot be merged with the
 set explr chose (the maximal SI set is not unique; explr keeps the one with most elements).
 
-| model | tensors | individually SI | jointly SI | false claims | groups | SI weights explr / best | audit | confirmation | notes |
-|---|---|---|---|---|---|---|---|---|---|
+| model | tensors | individually SI | jointly SI | false claims | groups | SI weights explr / best | audit | confirmation | claim in truth's probe | notes |
+|---|---|---|---|---|---|---|---|---|---|---|
 """
 
 

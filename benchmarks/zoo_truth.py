@@ -21,7 +21,6 @@ zero-initialized bias or unit gamma makes a test pass trivially):
 from __future__ import annotations
 
 import copy
-import itertools
 from dataclasses import dataclass, field
 
 import torch
