@@ -65,6 +65,23 @@ class Row:
     truth_s: float = 0.0
 
 
+    def to_json(self) -> dict:
+        doc = {k: getattr(self, k) for k in ("label", "tensors", "numel", "error", "audit_s", "confirmation",
+                                              "claim_error", "groups", "truth_s")}
+        doc |= {"si": sorted(self.si), "individual": sorted(self.individual),
+                "truth": self.truth.to_json() if self.truth else None}
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "Row":
+        truth = Truth.from_json(doc.pop("truth")) if doc.get("truth") else None
+        return cls(**{**doc, "si": set(doc["si"]), "individual": set(doc["individual"]), "truth": truth})
+
+
+def row_path(source: str, name: str) -> Path:
+    return CACHE / "rows" / f"{source}_{name}.json"
+
+
 def build(source: str, name: str, kwargs: dict) -> torch.nn.Module:
     torch.manual_seed(0)
     if source == "torchvision":
@@ -263,23 +280,30 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("only", nargs="*", help="model names to run (default: all, and write docs/zoo.md)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--render", action="store_true",
+                        help="write docs/zoo.md from the rows earlier runs kept in benchmarks/.zoo-cache")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
+    chosen = [m for m in MODELS if not args.only or m[1] in args.only or f"{m[0]}/{m[1]}" in args.only]
+    if args.only:  # in the order asked for
+        chosen.sort(key=lambda m: next(i for i, a in enumerate(args.only) if a in (m[1], f"{m[0]}/{m[1]}")))
     rows = []
-    for source, name, kwargs in MODELS:
-        if args.only and name not in args.only and f"{source}/{name}" not in args.only:
+    for source, name, kwargs in chosen:
+        path = row_path(source, name)
+        if args.render:
+            rows.append(Row.from_json(json.loads(path.read_text())) if path.exists()
+                        else Row(f"{source}/{name}", error="not run"))
             continue
         row = run_model(source, name, kwargs)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(row.to_json()))
         rows.append(row)
         print(table_line(row), f"(truth {row.truth_s:.1f} s)", flush=True)
-        if not args.only:
-            OUT.write_text(render(rows))  # a partial table survives an interrupted run
-    text = render(rows)
-    if args.only:
-        print(text.rsplit("\n\n", 1)[-1])
+    if args.only and not args.render:
+        print(render(rows).rsplit("\n\n", 1)[-1])
         return
-    OUT.write_text(text)
+    OUT.write_text(render(rows))
     print(f"wrote {OUT}", file=sys.stderr)
 
 
