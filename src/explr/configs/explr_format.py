@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from explr.configs.adapter import ReadOptions, iters_per_epoch, validated_schedule
+from explr.configs.adapter import LENGTH_FLAGS, ReadOptions, flag_length, iters_per_epoch, validated_schedule
 from explr.configs.plan import DecayPolicy, TrainingPlan
 from explr.configs.source import ConfigSource
 from explr.errors import ConfigError
@@ -50,6 +50,9 @@ class ExplrFormat:
         values = read_sections(source)
         opt, sched, train = values["optimizer"], values["schedule"], values["training"]
         ipe = _iters_per_epoch(source, options, train)
+        given = flag_length(options, ipe)
+        if given is not None:  # --epochs / --total-iters replace the config's length
+            train = {**train, "iters": given, "epochs": None}
         schedule = _schedule(source, opt, sched, train, ipe)
         locations = {f"{section}.{key}": source.location((section, key))
                      for section in KEYS for key in source.data.get(section) or {}}
@@ -147,7 +150,7 @@ def _total_iters(source: ConfigSource, train: dict, ipe: int) -> int:
     total = train["iters"] or from_epochs
     if not total:
         raise ConfigError(f"{source.where(('training',)) if 'training' in source.data else source.path}: "
-                          "set training.epochs or training.iters (the length of training)")
+                          f"set training.epochs or training.iters (the length of training), or {LENGTH_FLAGS}")
     return total
 
 

@@ -90,7 +90,7 @@ class HydraFormat:
         optimizer = target_spec(source, source.get(opt_path), opt_path)
         scheduler = target_spec(source, source.get(sched_path), sched_path) if sched_path is not None else None
         return build_torch_plan(source, self.name, optimizer, scheduler, _training(source, options, sched_path),
-                                lambda node, path: target_spec(source, node, path))
+                                lambda node, path: target_spec(source, node, path), options)
 
 
     def rewrite(self, converted) -> tuple[str, list[str]]:

@@ -60,7 +60,7 @@ class LightningFormat:
                                   "convert the original")
         training = _training(source, options)
         return build_torch_plan(source, self.name, optimizer, scheduler_spec, training,
-                                lambda node, path: class_spec(source, node, path))
+                                lambda node, path: class_spec(source, node, path), options)
 
     def rewrite(self, converted) -> tuple[str, list[str]]:
         """lr_scheduler -> explr's TEXPScheduler (the optimizer stays as written), ExplrCallback added."""

@@ -36,6 +36,7 @@ class TrainingPlan:
     grad_clip_norm: float | None = None
     ema: bool = False
     scheduler_interval: str = "step"  # how the original scheduler is stepped: "step" | "epoch"
+    ignored_milestones: tuple[int, ...] = ()  # iterations at or past the end: never reached, dropped (EXP209)
     locations: dict[str, Location] = field(default_factory=dict)  # fact name -> where it was read
 
     @property

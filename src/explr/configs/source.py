@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from explr.errors import ConfigError
 from explr.findings import Location
@@ -25,6 +25,17 @@ def round_trip_yaml() -> YAML:
     return yaml
 
 
+def decoded(raw: bytes, path: pathlib.Path) -> str:
+    """The text of a config file; a binary or non-UTF-8 file is a ConfigError (YAML configs are UTF-8 text)."""
+    if b"\x00" in raw:
+        raise ConfigError(f"{path}: a binary file (it holds NUL bytes), not a YAML config; pass a training config")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+                          "save the config as UTF-8 or pass a training config") from None
+
+
 @dataclass
 class ConfigSource:
     path: pathlib.Path
@@ -35,12 +46,12 @@ class ConfigSource:
     def load(cls, path: str | pathlib.Path) -> "ConfigSource":
         path = pathlib.Path(path)
         try:
-            text = path.read_text()
+            raw = path.read_bytes()
         except FileNotFoundError:
             raise ConfigError(f"{path}: no such file; pass the path of a training config") from None
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-        return cls.parse(text, path)
+        return cls.parse(decoded(raw, path), path)
 
     @classmethod
     def parse(cls, text: str, path: str | pathlib.Path = "<string>") -> "ConfigSource":
@@ -51,6 +62,9 @@ class ConfigSource:
             mark = exc.problem_mark or exc.context_mark
             where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
             raise ConfigError(f"{where}: invalid YAML: {exc.problem or exc.context}; fix the syntax there") from None
+        except YAMLError as exc:  # the reader's errors (control characters) carry no mark
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ConfigError(f"{path}: not a YAML text file ({first}); pass a training config") from None
         if data is None:
             raise ConfigError(f"{path}: the file is empty; pass a training config")
         if not isinstance(data, dict):

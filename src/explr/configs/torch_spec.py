@@ -129,8 +129,7 @@ def _multistep(source, spec, facts, ctx):
         raise ConfigError(f"{source.where(spec.args_path + ('milestones',))}: MultiStepLR needs a list of integer "
                           "milestones")
     gamma = _number(source, spec, facts, "gamma", 0.1)
-    return {"decay": "step", "milestones": [ctx.start + m for m in milestones], "gamma": float(gamma),
-            "_milestones_at": source.where(spec.args_path + ("milestones",))}
+    return {"decay": "step", "milestones": [ctx.start + m for m in milestones], "gamma": float(gamma)}
 
 
 def _step(source, spec, facts, ctx):

@@ -169,6 +169,14 @@ _TABLE = [
          "the conversion is a no-op.",
          "optimizer: {class_path: torch.optim.SGD, init_args: {lr: 0.1, momentum: 0.9, weight_decay: 0.0}}",
          "Nothing to convert; set the weight decay you intend to use first."),
+    Rule("EXP209", "milestone-after-end", _I,
+         "A decay milestone lies at or past the end of training: it never takes effect.",
+         "Reports LR-decay milestones at or after the last training iteration.",
+         "torch's MultiStepLR (and the frameworks built on it) simply never reach such a milestone, so the "
+         "run trains without that decay; explr ignores it the same way.",
+         "lr_scheduler: {class_path: torch.optim.lr_scheduler.MultiStepLR, init_args: {milestones: [150, 250]}}"
+         "\ntrainer: {max_epochs: 200}",
+         "Nothing breaks; remove the milestone or train longer if the decay was meant to happen."),
     # ---- lock rules ----------------------------------------------------------------------------
     Rule("EXP301", "lock-mismatch", _E, "The model's SI set or structure differs from the lock file.",
          "Compares the model with the lock file written by `explr audit MODEL --write-lock FILE`: the "

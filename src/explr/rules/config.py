@@ -108,6 +108,15 @@ def no_weight_decay_on_si(plan: TrainingPlan) -> Iterator[Finding]:
                                 "stays 1 and the conversion changes nothing", location=where(plan, "weight_decay"))
 
 
+@CONFIG_CHECKS.register("EXP209")
+def milestones_after_end(plan: TrainingPlan) -> Iterator[Finding]:
+    if plan.ignored_milestones:
+        late = ", ".join(str(m) for m in plan.ignored_milestones)
+        yield finding("EXP209", f"milestone(s) at iteration {late} lie at or past the end of training "
+                                f"({plan.total_iters} iterations): torch never reaches them, so they are ignored",
+                      location=where(plan, "milestones", "scheduler"))
+
+
 def _horizons(plan: TrainingPlan) -> dict[str, Horizon]:
     if plan.optimizer != "sgd":  # the phantom scale models SGD; other optimizers get EXP202 instead
         return {}
