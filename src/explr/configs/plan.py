@@ -37,6 +37,7 @@ class TrainingPlan:
     ema: bool = False
     scheduler_interval: str = "step"  # how the original scheduler is stepped: "step" | "epoch"
     ignored_milestones: tuple[int, ...] = ()  # iterations at or past the end: never reached, dropped (EXP209)
+    class_notes: tuple[tuple[str, str], ...] = ()  # (fact, why) for a class inferred from its arguments (EXP210)
     locations: dict[str, Location] = field(default_factory=dict)  # fact name -> where it was read
 
     @property

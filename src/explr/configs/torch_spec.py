@@ -71,6 +71,38 @@ def resolve(source: ConfigSource, spec: ClassSpec, kind: str, supported: str) ->
     return cls
 
 
+def _torch_classes(kind: str) -> list[type]:
+    module, bases = _KINDS[kind]
+    found = {getattr(module, name) for name in dir(module) if not name.startswith("_")}
+    return sorted((c for c in found if isinstance(c, type) and issubclass(c, bases) and c not in bases),
+                  key=lambda c: c.__name__)
+
+
+def _fits(cls: type, keys: set) -> bool:
+    """Does `cls(...)` take exactly these keyword arguments (every key accepted, every required one given)?"""
+    params = {k: p for k, p in inspect.signature(cls.__init__).parameters.items()
+              if k not in ("self", "params", "optimizer") and p.kind is not p.VAR_KEYWORD}
+    required = {k for k, p in params.items() if p.default is p.empty and p.kind is not p.VAR_POSITIONAL}
+    return keys <= set(params) and required <= keys
+
+
+def infer_class(source: ConfigSource, args: dict, path: KeyPath, kind: str, flag: str) -> tuple[str, str]:
+    """(dotted class, why) of the one torch `kind` class whose constructor takes exactly the keys in `args`;
+    a ConfigError naming `flag` when none or several fit (the script fixes the class, the config cannot say)."""
+    module = _KINDS[kind][0].__name__
+    fits = [c for c in _torch_classes(kind) if _fits(c, set(map(str, args)))]
+    keys = ", ".join(map(str, args)) or "no arguments"
+    if len(fits) != 1:
+        names = ", ".join(c.__name__ for c in fits[:8]) + (" ..." if len(fits) > 8 else "")
+        why = f"{len(fits)} torch {kind} classes take them ({names})" if fits else f"no torch {kind} class takes them"
+        raise ConfigError(f"{source.where(path)}: {'.'.join(map(str, path))} has no class_path and its arguments "
+                          f"({keys}) do not name one class: {why}; pass {flag} with the class your script gives "
+                          "LightningCLI (e.g. parser.add_optimizer_args(...))")
+    target = f"{module}.{fits[0].__name__}"
+    return target, (f"{'.'.join(map(str, path))} has no class_path: read as {target}, the only torch {kind} "
+                    f"taking {keys}; pass {flag} if your script fixes another class")
+
+
 def _check_args(source: ConfigSource, spec: ClassSpec, cls: type) -> None:
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "params", "optimizer"}
     for key in spec.args:

@@ -117,6 +117,12 @@ def milestones_after_end(plan: TrainingPlan) -> Iterator[Finding]:
                       location=where(plan, "milestones", "scheduler"))
 
 
+@CONFIG_CHECKS.register("EXP210")
+def class_inferred(plan: TrainingPlan) -> Iterator[Finding]:
+    for fact, why in plan.class_notes:
+        yield finding("EXP210", why, location=where(plan, fact))
+
+
 def _horizons(plan: TrainingPlan) -> dict[str, Horizon]:
     if plan.optimizer != "sgd":  # the phantom scale models SGD; other optimizers get EXP202 instead
         return {}
