@@ -83,7 +83,8 @@ def test_diff_shows_only_the_conversion():
     removed, added = diff_lines(path.read_text(), text)
     assert removed == ["    _target_: torch.optim.lr_scheduler.MultiStepLR",
                        "    milestones: [100, 150]  # epochs", "    gamma: 0.1"]
-    assert added[0] == "    _target_: explr.integrations.hydra.TEXPScheduler"
+    assert added[0] == "  # epochs"  # the replaced line's comment stays, above the replaced block
+    assert added[1] == "    _target_: explr.integrations.hydra.TEXPScheduler"
     assert added[-2:] == ["  explr_texp:", "    _target_: explr.integrations.hydra.ExplrCallback"]
     assert "    _partial_: true" not in added  # kept in place, not re-written
 

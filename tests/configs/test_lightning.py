@@ -72,8 +72,9 @@ def test_written_config_diff_shows_only_the_conversion():
                        "    gamma: 0.1"]
     # ... and only explr's scheduler, its exact schedule and the callback come in
     assert added[0] == "    - class_path: explr.integrations.lightning.ExplrCallback"
-    assert added[1] == "  class_path: explr.integrations.lightning.TEXPScheduler"
-    assert added[2:] == ["    schedule:", "      base_lr: 0.1", f"      total_iters: {200 * 391}",
+    assert added[1] == "# epochs: LightningCLI steps the scheduler once per epoch"  # kept, above the block
+    assert added[2] == "  class_path: explr.integrations.lightning.TEXPScheduler"
+    assert added[3:] == ["    schedule:", "      base_lr: 0.1", f"      total_iters: {200 * 391}",
                          f"      milestones: [{100 * 391}, {150 * 391}]", "      step_every: 391", "    si: audit"]
     assert load_yaml(text)["optimizer"] == load_yaml(original)["optimizer"]  # others exactly as before
 

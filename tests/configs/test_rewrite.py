@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from explr.configs.rewrite import Rewriter, render
+from collections import Counter
+
+from explr.configs.rewrite import Rewriter, comments, line_comment, render
 from explr.configs.source import ConfigSource
 from explr.errors import ConfigError
 from tests.configs.texp_harness import diff_lines, load_yaml
@@ -35,8 +37,32 @@ def test_replace_block_keeps_key_comment_and_following_comments():
     out = r.text()
     removed, added = diff_lines(TEXT, out)
     assert removed == ["  kind: step", "  args:", "    milestones: [1, 2]   # inner comment (replaced with the block)"]
-    assert added == ["  kind: texp", "  schedule:", "    milestones: [10, 20]"]
+    assert added == ["# inner comment (replaced with the block)", "  kind: texp", "  schedule:",
+                     "    milestones: [10, 20]"]  # the replaced line's comment stays, above the key
     assert "sched:        # the scheduler" in out and "  # a comment between keys" in out
+    assert_comments_kept(TEXT, out)
+
+
+def assert_comments_kept(before: str, after: str) -> None:
+    """The comment superset property of every rewrite: no comment of the input is lost."""
+    lost = Counter(comments(before)) - Counter(comments(after))
+    assert not lost, f"comments lost: {list(lost)}"
+
+
+@pytest.mark.parametrize("line,comment", [
+    ("a: 1  # c", "# c"), ("# full", "# full"), ("u: 'x # not a comment'", None), ('u: "a#b" # yes', "# yes"),
+    ("url: http://x/#frag", None), ("- [1, 2]  # list", "# list"), ("k: it's # apostrophe", "# apostrophe"),
+])
+def test_line_comment(line, comment):
+    assert line_comment(line) == comment
+
+
+def test_replaced_list_item_keeps_comments_at_the_dash():
+    text = "cb:\n  - class_path: a.B  # first\n    init_args:\n      x: 1  # inner\n"
+    r = Rewriter(ConfigSource.parse(text, "t.yaml"))
+    r.replace_value(("cb", 0, "init_args"), {"x": 2})
+    out = r.text()
+    assert_comments_kept(text, out) and load_yaml(out) == {"cb": [{"class_path": "a.B", "init_args": {"x": 2}}]}
 
 
 def test_replace_scalar_inline_keeps_comment():

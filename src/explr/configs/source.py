@@ -13,6 +13,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from explr.configs.interpolation import Unresolved, resolve_in_place
 from explr.errors import ConfigError
 from explr.findings import Location
 
@@ -69,9 +70,21 @@ class ConfigSource:
             raise ConfigError(f"{path}: the file is empty; pass a training config")
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of keys, not {type(data).__name__}")
+        resolve_in_place(data, text)  # Hydra's `${...}`: the values the framework runs with
         return cls(path, text, data)
 
     def get(self, keypath: KeyPath, default: Any = None) -> Any:
+        """The value at `keypath` (`default` when absent); ConfigError when it holds an unresolvable interpolation."""
+        value = self._lookup(keypath, default)
+        if isinstance(value, Unresolved):
+            raise self.unresolved_error(keypath, value)
+        return value
+
+    def unresolved_error(self, keypath: KeyPath, value: Unresolved) -> ConfigError:
+        return ConfigError(f"{self.where(keypath)}: {'.'.join(map(str, keypath))}: cannot resolve {str(value)!r}: "
+                           f"{value.reason}")
+
+    def _lookup(self, keypath: KeyPath, default: Any = None) -> Any:
         node = self.data
         for key in keypath:
             if isinstance(node, dict) and key in node:
@@ -84,11 +97,11 @@ class ConfigSource:
 
     def has(self, keypath: KeyPath) -> bool:
         sentinel = object()
-        return self.get(keypath, sentinel) is not sentinel
+        return self._lookup(keypath, sentinel) is not sentinel
 
     def location(self, keypath: KeyPath) -> Location:
         """file:line of the key at `keypath` (1-based); the file alone when unknown."""
-        parent = self.get(keypath[:-1]) if keypath else None
+        parent = self._lookup(keypath[:-1]) if keypath else None
         line = None
         lc = getattr(parent, "lc", None)
         if lc is not None:

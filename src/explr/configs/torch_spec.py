@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import torch
 
+from explr.configs.interpolation import unresolved_in
 from explr.configs.source import ConfigSource, KeyPath
 from explr.errors import ConfigError
 from explr.findings import Location
@@ -61,6 +62,9 @@ _KINDS = {
 def resolve(source: ConfigSource, spec: ClassSpec, kind: str, supported: str) -> type:
     """The torch class a spec names; ConfigError naming file:line when it is not a torch class of that kind."""
     module, bases = _KINDS[kind]
+    unresolved = unresolved_in(spec.args)
+    if unresolved:  # the framework resolves every argument when it builds the object: so must explr
+        raise source.unresolved_error(spec.args_path + unresolved[0], unresolved[1])
     prefix = spec.target.rsplit(".", 1)[0] if "." in spec.target else module.__name__
     cls = getattr(module, spec.class_name, None)
     known = isinstance(cls, type) and issubclass(cls, bases) and cls not in bases

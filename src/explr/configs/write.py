@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from explr.configs.convert import ConvertedPlan
 from explr.configs.explr_format import plan_document
-from explr.configs.rewrite import render
+from explr.configs.rewrite import leading_comments, render
 from explr.errors import ConfigError
 
 USE_PLAN = ("optimizer, scheduler = explr.integrations.build(model, {path!r}, example_inputs=batch)  # replaces "
@@ -55,8 +55,10 @@ def texp_section(converted: ConvertedPlan) -> dict:
 
 
 def plan_text(converted: ConvertedPlan, use_path: str) -> str:
+    """The explr-native plan; it repeats the source's leading comment block (what the run is, its provenance)."""
+    source_head = "".join(f"{line}\n" for line in leading_comments(converted.source.text))
     header = (f"# explr plan converted from {converted.plan.path} ({converted.detected.name}).\n"
-              f"# Use: {USE_PLAN.format(path=use_path)}\n")
+              f"# Use: {USE_PLAN.format(path=use_path)}\n{source_head}")
     return header + "\n".join(render({**plan_document(converted.plan), "texp": texp_section(converted)}, 0)) + "\n"
 
 
