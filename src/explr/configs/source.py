@@ -42,6 +42,7 @@ class ConfigSource:
     path: pathlib.Path
     text: str
     data: Any  # ruamel CommentedMap (behaves like a dict)
+    composed: bool = False  # composed by Hydra from `path` and its config groups: lines are not `path`'s
 
     @classmethod
     def load(cls, path: str | pathlib.Path) -> "ConfigSource":
@@ -55,7 +56,7 @@ class ConfigSource:
         return cls.parse(decoded(raw, path), path)
 
     @classmethod
-    def parse(cls, text: str, path: str | pathlib.Path = "<string>") -> "ConfigSource":
+    def parse(cls, text: str, path: str | pathlib.Path = "<string>", composed: bool = False) -> "ConfigSource":
         path = pathlib.Path(path)
         try:
             data = round_trip_yaml().load(io.StringIO(text))
@@ -71,7 +72,7 @@ class ConfigSource:
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of keys, not {type(data).__name__}")
         resolve_in_place(data, text)  # Hydra's `${...}`: the values the framework runs with
-        return cls(path, text, data)
+        return cls(path, text, data, composed)
 
     def get(self, keypath: KeyPath, default: Any = None) -> Any:
         """The value at `keypath` (`default` when absent); ConfigError when it holds an unresolvable interpolation."""
@@ -101,7 +102,7 @@ class ConfigSource:
 
     def location(self, keypath: KeyPath) -> Location:
         """file:line of the key at `keypath` (1-based); the file alone when unknown."""
-        parent = self._lookup(keypath[:-1]) if keypath else None
+        parent = self._lookup(keypath[:-1]) if keypath and not self.composed else None
         line = None
         lc = getattr(parent, "lc", None)
         if lc is not None:

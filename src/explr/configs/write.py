@@ -73,6 +73,9 @@ def destination(converted: ConvertedPlan, output: str | None, in_place: bool) ->
         return path
     if not in_place:
         return None
+    if converted.source.composed and converted.detected.entry.writes != "plan":
+        raise ConfigError(f"{converted.source.path}: the converted config is Hydra's composition of this config and "
+                          "its groups; write it with -o FILE (then run with --config-name FILE), not --in-place")
     if converted.detected.entry.writes == "plan":
         return converted.source.path.with_name(converted.source.path.stem + ".explr.yaml")
     return converted.source.path
