@@ -15,10 +15,11 @@ from explr.configs.hydra import targets
 from explr.configs.source import ConfigSource, KeyPath
 from explr.configs.torch_plan import Training, build_torch_plan
 from explr.configs.torch_spec import ClassSpec, infer_class
-from explr.configs.training_keys import averaging_path, training_facts
+from explr.configs.training_keys import averaging_path, clipping_switch, training_facts
 from explr.errors import ConfigError
 
 INTEGRATION = "explr.integrations.lightning"
+LIGHTNING_DEFAULT_EPOCHS = 1000  # lightning.pytorch.Trainer: max_epochs None and max_steps -1 -> 1000 epochs
 
 
 def class_spec(source: ConfigSource, node: Any, path: KeyPath) -> ClassSpec:
@@ -136,11 +137,18 @@ def _training(source: ConfigSource, options: ReadOptions) -> Training:
                           for i, c in enumerate(callbacks) if isinstance(c, dict)])
     if ema:
         facts.paths["ema"] = ema
+    clip = clipping_switch(source, trainer)
+    if clip:
+        facts.paths["grad_clip_key"] = clip
+    epochs = facts.number(trainer + ("max_epochs",), int, None)
+    if epochs is None and not (max_steps and max_steps > 0):
+        epochs = LIGHTNING_DEFAULT_EPOCHS  # what the Trainer runs when neither length is set
     return Training(
-        iters_per_epoch=facts.iters_per_epoch, epochs=facts.number(trainer + ("max_epochs",), int, None),
+        iters_per_epoch=facts.iters_per_epoch, epochs=epochs,
         max_steps=max_steps if max_steps and max_steps > 0 else None, interval="epoch",
         precision=str(facts.number(trainer + ("precision",), str, "32")),
-        grad_clip_norm=facts.clip_norm(trainer), ema=ema is not None, paths=facts.paths)
+        grad_clip_norm=facts.clip_norm(trainer), grad_clip_key=".".join(map(str, clip)) if clip else None,
+        ema=ema is not None, paths=facts.paths)
 
 
 ADAPTER = LightningFormat()

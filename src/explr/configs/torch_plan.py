@@ -27,6 +27,7 @@ class Training:
     interval: str = "epoch"  # how the torch scheduler is stepped
     precision: str = "32"
     grad_clip_norm: float | None = None
+    grad_clip_key: str | None = None
     ema: bool = False
     paths: dict[str, KeyPath] = field(default_factory=dict)
 
@@ -66,7 +67,7 @@ def build_torch_plan(source: ConfigSource, fmt: str, optimizer: ClassSpec, sched
         nesterov=bool(facts.values["nesterov"]), decay=DecayPolicy(float(facts.values["weight_decay"])),
         lr=schedule, iters_per_epoch=training.iters_per_epoch,
         epochs=total / training.iters_per_epoch, precision=training.precision,
-        grad_clip_norm=training.grad_clip_norm, ema=training.ema,
+        grad_clip_norm=training.grad_clip_norm, grad_clip_key=training.grad_clip_key, ema=training.ema,
         scheduler_interval="step" if step_every == 1 else "epoch", ignored_milestones=late_milestones(read),
         locations=locations)
 
