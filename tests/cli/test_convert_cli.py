@@ -88,8 +88,8 @@ def test_binary_or_non_utf8_config_is_one_line_exit_2(capsys, tmp_path, content)
 
 def test_length_flags(capsys, tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("train: {max_epoch: 7}\nmodel: {}\ntrainer: {}\noptimizer:\n  class_path: torch.optim.SGD\n"
-                    "  init_args: {lr: 0.1, momentum: 0.9, weight_decay: 5.0e-4}\n")
+    path.write_text("train: {max_epoch: 7}\noptim:\n  _target_: torch.optim.SGD\n"
+                    "  lr: 0.1\n  momentum: 0.9\n  weight_decay: 5.0e-4\n")  # a key explr does not know (MbLS)
     code, out, err = run(capsys, str(path), "--iters-per-epoch", "10")
     assert code == 2 and "--epochs N" in err and "--total-iters N" in err
     code, out, _ = run(capsys, str(path), "--iters-per-epoch", "10", "--epochs", "7", "--json")

@@ -41,6 +41,11 @@ def _leaves(node: Any, path: KeyPath = ()) -> Iterator[tuple[Any, Any, KeyPath]]
             yield from _leaves(child, path + (key,))
 
 
+def _put(parent: Any, key: Any, value: Any) -> None:
+    """parent[key] = value, past ruamel's __setitem__ (it re-wraps a str in the old value's quoting class)."""
+    (dict if isinstance(parent, dict) else list).__setitem__(parent, key, value)
+
+
 def _plain(node: Any) -> Any:
     if isinstance(node, dict):
         return {str(k): _plain(v) for k, v in node.items()}
@@ -78,7 +83,7 @@ def resolve_in_place(data: Any, text: str) -> None:
         from omegaconf.errors import OmegaConfBaseException
     except ImportError:
         for parent, key, _ in found:
-            parent[key] = Unresolved(parent[key], f"interpolations need omegaconf ({FRAMEWORKS_EXTRA})")
+            _put(parent, key, Unresolved(parent[key], f"interpolations need omegaconf ({FRAMEWORKS_EXTRA})"))
         return
     config = _omegaconf_tree(text, data)
     for parent, key, path in found:
@@ -87,9 +92,9 @@ def resolve_in_place(data: Any, text: str) -> None:
             for part in path[:-1]:
                 node = node[part]
             value = node[path[-1]]
-            parent[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+            _put(parent, key, OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value)
         except (OmegaConfBaseException, ValueError, TypeError, KeyError) as exc:
-            parent[key] = Unresolved(parent[key], _reason(exc))
+            _put(parent, key, Unresolved(parent[key], _reason(exc)))
 
 
 def unresolved_in(node: Any, path: KeyPath = ()) -> tuple[KeyPath, Unresolved] | None:

@@ -59,6 +59,10 @@ _KINDS = {
 }
 
 
+_ABSTRACT = {torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler,
+             getattr(torch.optim.lr_scheduler, "_LRScheduler", torch.optim.lr_scheduler.LRScheduler)}
+
+
 def resolve(source: ConfigSource, spec: ClassSpec, kind: str, supported: str) -> type:
     """The torch class a spec names; ConfigError naming file:line when it is not a torch class of that kind."""
     module, bases = _KINDS[kind]
@@ -67,7 +71,7 @@ def resolve(source: ConfigSource, spec: ClassSpec, kind: str, supported: str) ->
         raise source.unresolved_error(spec.args_path + unresolved[0], unresolved[1])
     prefix = spec.target.rsplit(".", 1)[0] if "." in spec.target else module.__name__
     cls = getattr(module, spec.class_name, None)
-    known = isinstance(cls, type) and issubclass(cls, bases) and cls not in bases
+    known = isinstance(cls, type) and issubclass(cls, bases) and cls not in _ABSTRACT
     if not prefix.startswith("torch.optim") or not known:
         raise ConfigError(f"{source.where(spec.target_path)}: unknown {kind} class {spec.target!r}; "
                           f"explr converts {supported}")
@@ -78,7 +82,7 @@ def resolve(source: ConfigSource, spec: ClassSpec, kind: str, supported: str) ->
 def _torch_classes(kind: str) -> list[type]:
     module, bases = _KINDS[kind]
     found = {getattr(module, name) for name in dir(module) if not name.startswith("_")}
-    return sorted((c for c in found if isinstance(c, type) and issubclass(c, bases) and c not in bases),
+    return sorted((c for c in found if isinstance(c, type) and issubclass(c, bases) and c not in _ABSTRACT),
                   key=lambda c: c.__name__)
 
 
