@@ -145,13 +145,19 @@ class ProbeOutputs(Callback):
             self.outputs.append(pl_module(self.probe.to(pl_module.dtype)).clone())
 
 
+@dataclass
+class Fit:
+    outputs: list[torch.Tensor]  # probe outputs after every optimizer step
+    groups: list[dict]  # the optimizer's param groups at the end
+
+
 def lightning_fit(text: str, epochs: int, batches: int, fixed: tuple[str | None, str | None] = (None, None),
-                  ) -> list[torch.Tensor]:
+                  callbacks: bool = True) -> Fit:
     """`LightningCLI fit` of the config's optimizer/scheduler (and explr's callback) on TinyNet, float64."""
     probe = ProbeOutputs(torch.randn(3, 3, 6, 6, generator=torch.Generator().manual_seed(9), dtype=torch.float64))
-    config = oracle_config(text, callbacks=True)
+    config = oracle_config(text, callbacks=callbacks)
     config["trainer"] = {**config["trainer"], "max_epochs": epochs, "max_steps": -1, "precision": "64-true"}
     cli = _cli(config, fixed, ["--data.batches", str(batches)], run=False)
     cli.trainer.callbacks.append(probe)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    return probe.outputs
+    return Fit(probe.outputs, cli.trainer.optimizers[0].param_groups)

@@ -51,7 +51,7 @@ def _foreign_scheduler(target: str) -> bool:
 
 
 def find_torch_nodes(source: ConfigSource) -> tuple[KeyPath | None, KeyPath | None]:
-    """Key paths of the (optimizer, scheduler) mappings; nested schedulers of SequentialLR are skipped.
+    """Key paths of the (optimizer, scheduler) mappings: the first of each (a SequentialLR before its children).
 
     A scheduler from another library is refused, never skipped: reading the optimizer alone would
     silently give a constant LR."""
@@ -103,7 +103,7 @@ class HydraFormat:
         optimizer = target_spec(source, source.get(opt_path), opt_path)
         scheduler = target_spec(source, source.get(sched_path), sched_path) if sched_path is not None else None
         return build_torch_plan(source, self.name, optimizer, scheduler, _training(source, options, sched_path),
-                                lambda node, path: target_spec(source, node, path), options)
+                                options)
 
 
     def rewrite(self, converted) -> tuple[str, list[str]]:

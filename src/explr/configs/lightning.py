@@ -87,8 +87,7 @@ class LightningFormat:
                 raise ConfigError(f"{source.where(spec.target_path)}: this config is already converted; "
                                   "convert the original")
         training = _training(source, options)
-        plan = build_torch_plan(source, self.name, optimizer, scheduler_spec, training,
-                                lambda node, path: class_spec(source, node, path), options)
+        plan = build_torch_plan(source, self.name, optimizer, scheduler_spec, training, options)
         plan.class_notes = tuple((fact, note) for fact, note in (("optimizer", opt_note), ("scheduler", sched_note))
                                  if note)
         return plan

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
 
 from explr.configs.adapter import LENGTH_FLAGS, ReadOptions, flag_length, late_milestones, validated_schedule
 from explr.configs.plan import DecayPolicy, TrainingPlan
@@ -46,8 +45,7 @@ def total_iterations(source: ConfigSource, training: Training, options: ReadOpti
 
 
 def build_torch_plan(source: ConfigSource, fmt: str, optimizer: ClassSpec, scheduler: ClassSpec | None,
-                     training: Training, nested: Callable[[Any, KeyPath], ClassSpec],
-                     options: ReadOptions) -> TrainingPlan:
+                     training: Training, options: ReadOptions) -> TrainingPlan:
     facts = Facts()
     read_optimizer(source, optimizer, facts)
     total = total_iterations(source, training, options)
@@ -56,7 +54,7 @@ def build_torch_plan(source: ConfigSource, fmt: str, optimizer: ClassSpec, sched
     kwargs: dict = {"decay": "constant"}
     if scheduler is not None:
         ctx = StepContext(lr, math.ceil(total / step_every))
-        kwargs = read_scheduler(source, scheduler, facts, ctx, nested)
+        kwargs = read_scheduler(source, scheduler, facts, ctx)
     read = LRSchedule(base_lr=lr, total_iters=total, **in_iterations(kwargs, step_every))
     schedule = validated_schedule(read, f"{source.where((scheduler or optimizer).args_path)}: ")
     locations = dict(facts.locations)
