@@ -9,11 +9,11 @@ import math
 from dataclasses import dataclass, field
 
 from explr.configs.adapter import LENGTH_FLAGS, ReadOptions, flag_length, late_milestones, validated_schedule
-from explr.configs.plan import DecayPolicy, TrainingPlan
 from explr.configs.source import ConfigSource, KeyPath
 from explr.configs.torch_spec import ClassSpec, Facts, StepContext, in_iterations, read_optimizer, read_scheduler
 from explr.errors import ConfigError
-from explr.schedule.lr import LRSchedule
+from explr.lr_schedule import LRSchedule
+from explr.plan import DecayPolicy, TrainingPlan
 
 
 @dataclass(slots=True)
