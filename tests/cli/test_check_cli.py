@@ -99,3 +99,14 @@ def test_cuda_requested_but_absent_is_exit_2(capsys):
 def test_bad_dtype_is_a_usage_error(capsys):
     code, _, _ = run(capsys, MODEL, CONFIG, "--dtype", "float8")
     assert code == 2
+
+
+def test_check_shows_the_config_findings_convert_shows(capsys, tmp_path):
+    lightning = FIXTURES / "configs" / "lightning" / "cifar_resnet_step.yaml"
+    path = tmp_path / "fp16.yaml"
+    path.write_text(lightning.read_text().replace("precision: 32", "precision: 16-mixed"))
+    code, out, _ = run(capsys, MODEL, str(path), *FAST, "--json")
+    notes = json.loads(out)["notes"]
+    assert code == 0 and any(n.startswith(f"warning EXP205 {path}:") for n in notes)
+    code, out, _ = run(capsys, MODEL, str(path), *FAST)
+    assert code == 0 and f"warning EXP205 {path}:" in out.replace("\n", " ")

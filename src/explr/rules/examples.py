@@ -31,6 +31,15 @@ def _config(optimizer: str = "lr: 0.1, momentum: 0.9, weight_decay: 5.0e-4",
             f"training: {{epochs: 200, iters_per_epoch: 391{extra}}}\n")
 
 
+_SGD_ARGS = "{lr: 0.1, momentum: 0.9, dampening: 0.0, weight_decay: 5.0e-4}"  # dampening: SGD alone takes it
+
+
+def _lightning(optimizer: str) -> str:
+    """A LightningCLI config; its optimizer section may hold only init args (the script fixes the class)."""
+    return (f"trainer: {{max_epochs: 200}}\noptimizer: {optimizer}\n"
+            "lr_scheduler: {class_path: torch.optim.lr_scheduler.MultiStepLR, init_args: {milestones: [100, 150]}}\n")
+
+
 _BN_CONV = "nn.Sequential(nn.Conv2d(3, 16, 3, bias=False), nn.BatchNorm2d(16{}))"
 _GATE = """
 class Gate(nn.Module):
@@ -91,6 +100,9 @@ EXAMPLES: dict[str, Examples] = {
                        _config(schedule="decay: constant")),
     "EXP207": Examples(_config(schedule="decay: step, milestones: [100, 150], stepped_every: epoch"), _config()),
     "EXP208": Examples(_config("lr: 0.1, momentum: 0.9, weight_decay: 0.0"), _config()),
+    "EXP209": Examples(_config(schedule="decay: step, milestones: [100, 250]"), _config()),
+    "EXP210": Examples(_lightning(_SGD_ARGS),
+                       _lightning(f"{{class_path: torch.optim.SGD, init_args: {_SGD_ARGS}}}")),
     "EXP301": Examples(_model(_TWO_BN.format("").replace("nn.BatchNorm2d(16, affine=False)", "nn.Identity()")
                               .join(("model = ", "  # the last BatchNorm removed"))),
                        _model(f"model = {_TWO_BN.format('')}")),
