@@ -118,8 +118,8 @@ def test_check_reads_a_config_whose_script_fixes_the_classes(capsys, tmp_path):
                     "lr_scheduler: {milestones: [2], gamma: 0.1}\n")
     code, _, err = run(capsys, MODEL, str(path), *FAST, "--iters-per-epoch", "3")
     assert code == 2 and "pass --optimizer-class" in err and len(err.strip().splitlines()) == 1
-    code, out, _ = run(capsys, MODEL, str(path), *FAST, "--iters-per-epoch", "3", "--optimizer-class", "torch.optim.SGD",
-                       "--json")
+    code, out, _ = run(capsys, MODEL, str(path), *FAST, "--iters-per-epoch", "3",
+                       "--optimizer-class", "torch.optim.SGD", "--json")
     notes = json.loads(out)["notes"]
     assert code == 0 and any(n.startswith("info EXP210") and "MultiStepLR" in n for n in notes)
 
