@@ -32,7 +32,7 @@ def fixture_model() -> torch.nn.Module:
     model = load_model(MODEL).model.double()
     for module in model.modules():
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.eps = 1e-30  # THEORY: invariance holds up to eps/σ²; make it negligible
+            module.eps = 1e-30  # docs/theory.md §1: invariance holds up to eps/σ²; make it negligible
     return model.train()
 
 
