@@ -34,7 +34,7 @@ class TrainingPlan:
     epochs: float | None
     precision: str = "32"  # "64" | "32" | "16-mixed" | "bf16-mixed"
     grad_clip_norm: float | None = None
-    grad_clip_key: str | None = None  # a project's own switch for clipping (threshold in its code), e.g. train.clip_grad_norm
+    grad_clip_key: str | None = None  # a project's own clipping switch (threshold in its code): train.clip_grad_norm
     ema: bool = False
     scheduler_interval: str = "step"  # how the original scheduler is stepped: "step" | "epoch"
     ignored_milestones: tuple[int, ...] = ()  # iterations at or past the end: never reached, dropped (EXP209)

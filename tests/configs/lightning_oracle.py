@@ -57,7 +57,8 @@ class TinyData(LightningDataModule):
         super().__init__()
         generator = torch.Generator().manual_seed(5)
         n = batches * BATCH
-        self.data = TensorDataset(torch.randn(n, 3, 6, 6, generator=generator), torch.randint(0, 3, (n,), generator=generator))
+        self.data = TensorDataset(torch.randn(n, 3, 6, 6, generator=generator),
+                                  torch.randint(0, 3, (n,), generator=generator))
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.data, batch_size=BATCH, shuffle=False)

@@ -100,7 +100,7 @@ def test_written_config_diff_shows_only_the_conversion():
 
 
 def _instantiate(node, *args):
-    """class_path(*args, **init_args): for the binding unit tests below (the fit tests above run LightningCLI itself)."""
+    """class_path(*args, **init_args), for the binding unit tests below (the fit tests above run LightningCLI)."""
     return import_string(node["class_path"])(*args, **dict(node.get("init_args") or {}))
 
 

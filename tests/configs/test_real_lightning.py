@@ -32,7 +32,8 @@ CASES = {
     "tu_cifar10_wideresnet28x10_standard.yaml": Case(refused="EXP201"),
     # experiments/classification/mnist/lenet.py: parser.add_optimizer_args(torch.optim.SGD)
     "tu_mnist_lenet_bayesian.yaml": Case((SGD, None), refused="EXP201"),
-    # experiments/classification/cifar10/resnet.py @508c12de: add_optimizer_args(SGD), add_lr_scheduler_args(MultiStepLR)
+    # experiments/classification/cifar10/resnet.py @508c12de: add_optimizer_args(SGD),
+    # add_lr_scheduler_args(MultiStepLR)
     "tu_cifar10_resnet18_standard_2024-01.yaml": Case((SGD, MULTISTEP), refused="EXP201"),
 }
 
@@ -97,7 +98,8 @@ def test_converted_config_fits_exactly_like_the_original_under_lightningcli(name
 
 def test_script_fixed_scheduler_class_fits_exactly_with_texp_fixed_in_the_script(tmp_path):
     """A real config without class_path (nesterov switched off here: Nesterov has no exact conversion)."""
-    source = (DIR / "tu_cifar10_resnet18_standard_2024-01.yaml").read_text().replace("nesterov: true", "nesterov: false")
+    source = (DIR / "tu_cifar10_resnet18_standard_2024-01.yaml").read_text()
+    source = source.replace("nesterov: true", "nesterov: false")
     path = tmp_path / "plain_momentum.yaml"
     path.write_text(source)
     converted = convert(str(path), iters_per_epoch=IPE, optimizer_class=SGD)

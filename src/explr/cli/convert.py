@@ -48,7 +48,7 @@ def _table(converted, written) -> None:
     too_large = growth_warning(analysis.run)
     if too_large:
         console.print(f"[yellow]warning[/]: {too_large}", markup=True, highlight=False)
-    for finding in converted.findings:  # every one --json lists
+    for finding in converted.findings:  # every one --json lists (EXP205: fp16 underflow among them)
         console.print(finding.one_line(), markup=False, highlight=False, soft_wrap=True)  # one greppable line
     for note in written.notes:
         console.print(f"note: {note}")
@@ -103,8 +103,8 @@ def convert_command(
     num_devices: Optional[int] = typer.Option(None, "--num-devices", help="Devices sharing each epoch.", rich_help_panel="Iterations per epoch", metavar="N"),
     drop_last: Optional[bool] = typer.Option(None, "--drop-last/--no-drop-last", help="Last partial batch dropped?", rich_help_panel="Iterations per epoch"),
     scheduler_interval: Optional[Interval] = typer.Option(None, "--scheduler-interval", help=HELP["interval"], rich_help_panel="Input"),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help=HELP["epochs"], rich_help_panel="Training length", metavar="N"),
-    total_iters: Optional[int] = typer.Option(None, "--total-iters", help=HELP["total_iters"], rich_help_panel="Training length", metavar="N"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help=HELP["epochs"], rich_help_panel="Length of training", metavar="N"),
+    total_iters: Optional[int] = typer.Option(None, "--total-iters", help=HELP["total_iters"], rich_help_panel="Length of training", metavar="N"),
     optimizer_class: Optional[str] = typer.Option(None, "--optimizer-class", help=HELP["optimizer_class"], rich_help_panel="Input", metavar="CLASS"),
     scheduler_class: Optional[str] = typer.Option(None, "--scheduler-class", help=HELP["scheduler_class"], rich_help_panel="Input", metavar="CLASS"),
     check: bool = typer.Option(False, "--check", help=HELP["check"], rich_help_panel="Output"),

@@ -61,7 +61,8 @@ def find_torch_nodes(source: ConfigSource) -> tuple[KeyPath | None, KeyPath | No
         if _foreign_scheduler(target):
             raise ConfigError(f"{source.where(path + ('_target_',))}: scheduler {target} is not a torch.optim."
                               "lr_scheduler class; explr reads the LR schedule of Hydra configs from torch schedulers "
-                              "(write it as one, e.g. torch.optim.lr_scheduler.MultiStepLR, or convert the plan by hand)")
+                              "(write it as one, e.g. torch.optim.lr_scheduler.MultiStepLR, or convert the plan by "
+                              "hand)")
         if target.startswith("torch.optim.lr_scheduler.") and scheduler is None:
             scheduler = path
         elif target.startswith("torch.optim.") and not target.startswith("torch.optim.lr_scheduler") \

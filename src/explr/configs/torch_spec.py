@@ -95,6 +95,9 @@ def _fits(cls: type, keys: set) -> bool:
     return keys <= set(params) and required <= keys
 
 
+_PARSER_CALL = {"optimizer": "parser.add_optimizer_args(...)", "LR scheduler": "parser.add_lr_scheduler_args(...)"}
+
+
 def infer_class(source: ConfigSource, args: dict, path: KeyPath, kind: str, flag: str) -> tuple[str, str]:
     """(dotted class, why) of the one torch `kind` class whose constructor takes exactly the keys in `args`;
     a ConfigError naming `flag` when none or several fit (the script fixes the class, the config cannot say)."""
@@ -106,7 +109,7 @@ def infer_class(source: ConfigSource, args: dict, path: KeyPath, kind: str, flag
         why = f"{len(fits)} torch {kind} classes take them ({names})" if fits else f"no torch {kind} class takes them"
         raise ConfigError(f"{source.where(path)}: {'.'.join(map(str, path))} has no class_path and its arguments "
                           f"({keys}) do not name one class: {why}; pass {flag} with the class your script gives "
-                          "LightningCLI (e.g. parser.add_optimizer_args(...))")
+                          f"LightningCLI ({_PARSER_CALL[kind]})")
     target = f"{module}.{fits[0].__name__}"
     return target, (f"{'.'.join(map(str, path))} has no class_path: read as {target}, the only torch {kind} "
                     f"taking {keys}; pass {flag} if your script fixes another class")

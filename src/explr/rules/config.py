@@ -57,9 +57,9 @@ def gradient_clipping(plan: TrainingPlan) -> Iterator[Finding]:
                                 "like s_t, so the clip acts differently than in the original run; remove it (or clip "
                                 "only the non-SI parameters)", location=where(plan, "grad_clip_norm"))
     elif plan.grad_clip_key:
-        yield finding("EXP203", f"gradient clipping is switched on by `{plan.grad_clip_key}` (its threshold is set in the "
-                                "training code): converted SI gradients shrink like s_t, so the clip acts differently "
-                                "than in the original run; remove it (or clip only the non-SI parameters)",
+        yield finding("EXP203", f"gradient clipping is switched on by `{plan.grad_clip_key}` (its threshold is set in "
+                                "the training code): converted SI gradients shrink like s_t, so the clip acts "
+                                "differently than in the original run; remove it (or clip only the non-SI parameters)",
                       location=where(plan, "grad_clip_key"))
 
 

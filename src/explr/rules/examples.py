@@ -3,7 +3,8 @@ not. tests/rules/test_examples.py runs every one of them; docs/rules.md shows th
 
 How a case runs depends on the family:
 - EXP1xx: a model file (Python source); `explr audit FILE` on it (inputs inferred from the first layer).
-- EXP2xx: a config in explr's own format (docs/formats.md); its config rules.
+- EXP2xx: a config in explr's own format (docs/formats.md); its config rules. EXP210 concerns LightningCLI
+  configs only, so its examples are LightningCLI configs.
 - EXP3xx: a model file; the lock is recorded from the `valid` model, then the case is audited against it.
 `invalid` is None only for EXP109, which no correct model can trigger (it fires when explr's own
 transfer rule is wrong; tests/audit/test_verify.py triggers it by corrupting a verdict).
@@ -19,6 +20,11 @@ class Examples:
     valid: str  # the fixed version: does not trigger it
 
 
+def _lightning(optimizer: str) -> str:
+    return ("trainer: {max_epochs: 200}\ndata: {init_args: {batch_size: 128, dataset: cifar10}}\n"
+            f"optimizer: {optimizer}\n")
+
+
 def _model(body: str, imports: str = "from torch import nn") -> str:
     body = body.strip()
     return f"{imports}\n\n{chr(10) if body.startswith('class') else ''}{body}\n"  # PEP 8: 2 lines before a class
@@ -29,15 +35,6 @@ def _config(optimizer: str = "lr: 0.1, momentum: 0.9, weight_decay: 5.0e-4",
     extra = f", {training}" if training else ""
     return (f"explr: 1\noptimizer: {{name: sgd, {optimizer}}}\nschedule: {{unit: epoch, {schedule}}}\n"
             f"training: {{epochs: 200, iters_per_epoch: 391{extra}}}\n")
-
-
-_SGD_ARGS = "{lr: 0.1, momentum: 0.9, dampening: 0.0, weight_decay: 5.0e-4}"  # dampening: SGD alone takes it
-
-
-def _lightning(optimizer: str) -> str:
-    """A LightningCLI config; its optimizer section may hold only init args (the script fixes the class)."""
-    return (f"trainer: {{max_epochs: 200}}\noptimizer: {optimizer}\n"
-            "lr_scheduler: {class_path: torch.optim.lr_scheduler.MultiStepLR, init_args: {milestones: [100, 150]}}\n")
 
 
 _BN_CONV = "nn.Sequential(nn.Conv2d(3, 16, 3, bias=False), nn.BatchNorm2d(16{}))"
@@ -101,8 +98,9 @@ EXAMPLES: dict[str, Examples] = {
     "EXP207": Examples(_config(schedule="decay: step, milestones: [100, 150], stepped_every: epoch"), _config()),
     "EXP208": Examples(_config("lr: 0.1, momentum: 0.9, weight_decay: 0.0"), _config()),
     "EXP209": Examples(_config(schedule="decay: step, milestones: [100, 250]"), _config()),
-    "EXP210": Examples(_lightning(_SGD_ARGS),
-                       _lightning(f"{{class_path: torch.optim.SGD, init_args: {_SGD_ARGS}}}")),
+    "EXP210": Examples(_lightning("{lr: 0.1, momentum: 0.9, dampening: 0.0, weight_decay: 5.0e-4}"),
+                       _lightning("{class_path: torch.optim.SGD, init_args: {lr: 0.1, momentum: 0.9, "
+                                  "weight_decay: 5.0e-4}}")),
     "EXP301": Examples(_model(_TWO_BN.format("").replace("nn.BatchNorm2d(16, affine=False)", "nn.Identity()")
                               .join(("model = ", "  # the last BatchNorm removed"))),
                        _model(f"model = {_TWO_BN.format('')}")),
