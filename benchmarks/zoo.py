@@ -64,6 +64,8 @@ class Row:
     audit_s: float = 0.0
     confirmation: str = ""
     claim_error: float | None = None  # explr's claimed set scaled in the truth's probe
+    groups_members: list[list[str]] = field(default_factory=list)  # explr's groups
+    rechecked: bool = False
     si: set[str] = field(default_factory=set)
     individual: set[str] = field(default_factory=set)
     groups: int = 0
@@ -73,7 +75,7 @@ class Row:
 
     def to_json(self) -> dict:
         doc = {k: getattr(self, k) for k in ("label", "tensors", "numel", "error", "audit_s", "confirmation",
-                                              "claim_error", "groups", "truth_s")}
+                                              "claim_error", "groups", "truth_s", "groups_members", "rechecked")}
         doc |= {"si": sorted(self.si), "individual": sorted(self.individual),
                 "truth": self.truth.to_json() if self.truth else None}
         return doc
@@ -114,8 +116,7 @@ def run_model(source: str, name: str, kwargs: dict) -> Row:
         return row
     params = list(model.named_parameters())
     row.tensors, row.numel = len(params), sum(p.numel() for _, p in params)
-    batch, size = INPUTS.get(name, (2, kwargs.get("img_size", 64)))
-    inputs = (torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(1)),)
+    inputs = model_inputs(name, kwargs)
     try:
         start = time.perf_counter()
         report = audit(model, inputs, model_name=row.label)
@@ -123,6 +124,7 @@ def run_model(source: str, name: str, kwargs: dict) -> Row:
         row.si = set(report.si_names)
         row.individual = {p.name for p in report.parameters if p.individually_si}
         row.groups = sum(1 for g in report.groups if len(g.members) > 1)
+        row.groups_members = [list(g.members) for g in report.groups]
         row.confirmation = report.verification.status
         row.claim_error = claim_error(model, inputs, report)
     except Exception as exc:  # noqa: BLE001
@@ -134,6 +136,37 @@ def run_model(source: str, name: str, kwargs: dict) -> Row:
     except Exception as exc:  # noqa: BLE001
         row.error += f"{'; ' if row.error else ''}numeric truth failed: {one_line(exc)}"
     return row
+
+
+EXTREME = (0.05, 2.9, 30.0)  # a clamp (ReLU6, hardtanh) may pass random factors near 1, not these
+
+
+def recheck(row: Row, source: str, name: str, kwargs: dict) -> None:
+    """Second pass over a kept row: explr's claim, and every truth set holding a tensor explr missed,
+    scaled by each of EXTREME (a set failing there is not SI: it leaves the truth)."""
+    model = build(source, name, kwargs)
+    probe = Probe(model, model_inputs(name, kwargs), seed=5)
+    claimed = row.si | row.individual
+    if claimed:
+        groups = [set(g) - row.individual for g in row.groups_members] if row.groups_members else \
+            [row.si - row.individual]  # rows kept before groups were: the groups under one common factor
+        units = [{n} for n in row.individual] + [g for g in groups if g]
+        worst = max(probe.scaled_error({n: EXTREME[(i + k) % 3] for i, u in enumerate(units) for n in u})
+                    for k in range(3))
+        row.claim_error = max(row.claim_error or 0.0, worst)
+    t = row.truth
+    real, _ = misses(row)
+    doubtful = [s for s in t.sets if set(s) & set(real)]
+    failed = [s for s in doubtful if any(probe.scaled_error(dict.fromkeys(s, c)) > FINITE_TOL for c in EXTREME)]
+    if failed:
+        t.sets = [s for s in t.sets if s not in failed]
+        t.members = t.individual | {n for s in t.sets for n in s}
+        t.notes.append(f"{len(failed)} SI set(s) refuted at factors {EXTREME}: removed")
+
+
+def model_inputs(name: str, kwargs: dict) -> tuple:
+    batch, size = INPUTS.get(name, (2, kwargs.get("img_size", 64)))
+    return (torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(1)),)
 
 
 def claim_error(model: torch.nn.Module, inputs: tuple, report) -> float:
@@ -199,7 +232,7 @@ def table_line(row: Row) -> str:
     if row.truth is None or row.error.startswith(("build", "explr")):
         return f"| {row.label} | {row.tensors} | – | – | – | – | – | – | – | – | {row.error} |"
     t = row.truth
-    false = (row.si - t.members) | (row.individual - t.individual)
+    false = ((row.si - t.members) | (row.individual - t.individual)) - t.undetermined
     real, choice = misses(row)
     share = sum(t.numel[n] for n in row.si) / max(row.numel, 1)
     best = best_share(t) / max(row.numel, 1)
@@ -210,6 +243,8 @@ def table_line(row: Row) -> str:
         notes.append(f"missed: {', '.join(real[:4])}{' …' if len(real) > 4 else ''} ({len(real)})")
     if choice:
         notes.append(f"{len(choice)} left out by a choice between alternatives ({', '.join(choice[:2])} …)")
+    if t.undetermined:
+        notes.append(f"{len(t.undetermined)} tensors undetermined by the truth (not counted as claims)")
     notes += t.notes
     return (f"| {row.label} | {row.tensors} | {_frac(len(row.individual & t.individual), len(t.individual))} "
             f"| {_frac(len(row.si & t.members), len(t.members))} | {len(false)} "
@@ -225,7 +260,7 @@ def _claim(row: Row) -> str:
 
 def totals(rows: list[Row]) -> dict[str, int]:
     out = dict.fromkeys(("models", "errors", "ind_found", "ind_total", "joint_found", "joint_total",
-                         "false", "missed", "choice"), 0)
+                         "false", "missed", "choice", "undetermined"), 0)
     for row in rows:
         out["models"] += 1
         if row.truth is None or row.error:
@@ -237,7 +272,8 @@ def totals(rows: list[Row]) -> dict[str, int]:
         out["ind_total"] += len(t.individual)
         out["joint_found"] += len(row.si & t.members)
         out["joint_total"] += len(t.members)
-        out["false"] += len((row.si - t.members) | (row.individual - t.individual))
+        out["false"] += len(((row.si - t.members) | (row.individual - t.individual)) - t.undetermined)
+        out["undetermined"] += len(t.undetermined)
         real, choice = misses(row)
         out["missed"] += len(real)
         out["choice"] += len(choice)
@@ -280,7 +316,8 @@ def render(rows: list[Row]) -> str:
     lines.append(f"\n**Totals over {tot['models']} models** ({tot['errors']} with an error noted above): "
                  f"individually SI found {tot['ind_found']}/{tot['ind_total']}; jointly SI found "
                  f"{tot['joint_found']}/{tot['joint_total']}; false claims {tot['false']}; missed "
-                 f"{tot['missed']}; left out by a choice between alternatives {tot['choice']}.\n")
+                 f"{tot['missed']}; left out by a choice between alternatives {tot['choice']}; undetermined by the "
+                 f"truth {tot['undetermined']}.\n")
     return "".join(lines)
 
 
@@ -300,10 +337,17 @@ def main(argv: list[str] | None = None) -> None:
     for source, name, kwargs in chosen:
         path = row_path(source, name)
         if args.render:
-            rows.append(Row.from_json(json.loads(path.read_text())) if path.exists()
-                        else Row(f"{source}/{name}", error="not run"))
+            row = Row.from_json(json.loads(path.read_text())) if path.exists() else Row(f"{source}/{name}", error="not run")
+            if path.exists() and row.truth is not None and not row.error and not row.rechecked:
+                recheck(row, source, name, kwargs)
+                row.rechecked = True
+                path.write_text(json.dumps(row.to_json()))
+            rows.append(row)
             continue
         row = run_model(source, name, kwargs)
+        if row.truth is not None and not row.error:
+            recheck(row, source, name, kwargs)
+            row.rechecked = True
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(row.to_json()))
         rows.append(row)

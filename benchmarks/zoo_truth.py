@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-VERSION = 5  # bump when the method changes: cached truths of another version are recomputed
+VERSION = 6  # bump when the method changes: cached truths of another version are recomputed
 TINY_EPS = 1e-30
 # Columns are compared after each sampled row is divided by its largest entry: a tensor whose entries
 # stay below ZERO_REL in every row has no first-order effect (float64 roundoff: ~1e-15). (Sampling in
@@ -47,18 +47,19 @@ class Truth:
     components: list[set[str]] = field(default_factory=list)  # tensors whose SI sets interact
     notes: list[str] = field(default_factory=list)
     backward_passes: int = 0
+    undetermined: set[str] = field(default_factory=set)  # in a component too large to enumerate
 
     def to_json(self) -> dict:
         return {"names": self.names, "numel": self.numel, "individual": sorted(self.individual),
                 "members": sorted(self.members), "sets": [sorted(s) for s in self.sets],
                 "components": [sorted(c) for c in self.components], "notes": self.notes,
-                "backward_passes": self.backward_passes}
+                "backward_passes": self.backward_passes, "undetermined": sorted(self.undetermined)}
 
     @classmethod
     def from_json(cls, doc: dict) -> "Truth":
         return cls(doc["names"], doc["numel"], set(doc["individual"]), set(doc["members"]),
                    [frozenset(s) for s in doc["sets"]], [set(c) for c in doc["components"]],
-                   doc["notes"], doc["backward_passes"])
+                   doc["notes"], doc["backward_passes"], set(doc.get("undetermined", ())))
 
 
 class Probe:
@@ -156,20 +157,20 @@ def _rank(rows: torch.Tensor) -> int:
     return int((s > NULL_TOL * s[0]).sum())
 
 
-def zero_one_null_vectors(rows: torch.Tensor, scales: torch.Tensor) -> tuple[list[tuple[int, ...]], list[set[int]], list[str]]:
+def zero_one_null_vectors(rows: torch.Tensor, scales: torch.Tensor):
     """All 0/1 vectors x with rows @ x = 0, per connected component (the SVD sees the columns divided
     by `scales`; its null vectors y are mapped back, x = y / scales). Returns (supports of the 0/1
-    vectors, components, notes)."""
+    vectors, components, notes, columns of the components too large to enumerate)."""
     _, s, vh = torch.linalg.svd(rows / scales, full_matrices=True)
     rank = int((s > NULL_TOL * s[0]).sum()) if s.numel() and s[0] > 0 else 0
     near = int(((s > NULL_TOL * s[0] / 10) & (s < NULL_TOL * s[0] * 10)).sum()) if s.numel() else 0
     notes = [f"{near} singular value(s) within 10x of the null threshold"] if near else []
     basis = vh[rank:] / scales  # null space, one vector per row
     if basis.shape[0] == 0:
-        return [], [], notes
+        return [], [], notes, set()
     rref = _rref(basis)
     support = [set(torch.nonzero(r.abs() > ENTRY_TOL).flatten().tolist()) for r in rref]
-    found, components = [], []
+    found, components, undetermined = [], [], set()
     for comp_rows in _connected(support):
         cols = sorted(set().union(*(support[r] for r in comp_rows)))
         components.append(set(cols))
@@ -177,9 +178,11 @@ def zero_one_null_vectors(rows: torch.Tensor, scales: torch.Tensor) -> tuple[lis
         if solutions is None:
             notes.append(f"{len(comp_rows)} interacting null directions over {len(cols)} tensors: more than "
                          f"{MAX_SOLUTIONS} SI sets, not enumerated")
+            components[-1] = set()  # reported as undetermined instead
+            undetermined.update(cols)
             continue
         found += [tuple(cols[j] for j in sol) for sol in solutions]
-    return found, components, notes
+    return found, components, notes, undetermined
 
 
 def _zero_one_combinations(rows: torch.Tensor) -> list[tuple[int, ...]] | None:
@@ -261,7 +264,9 @@ def numeric_truth(model: nn.Module, inputs: tuple, seed: int = 0) -> Truth:
     mags = column_magnitudes(rows)
     individual = [i for i in range(len(names)) if mags[i] <= ZERO_REL]
     rest = [i for i in range(len(names)) if i not in individual]
-    vectors, components, truth.notes = zero_one_null_vectors(rows[:, rest], mags[rest]) if rest else ([], [], [])
+    vectors, components, truth.notes, undetermined = \
+        zero_one_null_vectors(rows[:, rest], mags[rest]) if rest else ([], [], [], set())
+    truth.undetermined = {names[rest[j]] for j in undetermined}
     ambiguous = int(((mags > ZERO_REL / 30) & (mags < ZERO_REL * 30)).sum())
     if ambiguous:
         truth.notes.append(f"{ambiguous} tensor(s) with a first-order effect within 30x of the zero threshold")
