@@ -22,7 +22,7 @@ class LRSchedule:
     base_lr: float
     total_iters: int
     decay: str = "step"  # one of DECAYS
-    milestones: tuple[int, ...] = ()  # iterations where the LR is multiplied by gamma ("step")
+    milestones: tuple[int, ...] = ()  # iterations where the LR is multiplied by gamma ("step"), sorted
     gamma: float = 0.1
     eta_min: float = 0.0  # floor of "cosine"/"linear" decay; end LR of "exp" (base*(eta_min/base)**frac)
     warmup_iters: int = 0
@@ -32,6 +32,12 @@ class LRSchedule:
     decay_start: int = 0  # iteration where "cosine"/"linear" decay begins (torch SequentialLR after warmup)
     decay_iters: int | None = None  # length of that decay; None: until total_iters
     warmup_blend: str = "multiply"  # one of WARMUP_BLENDS
+    # Cosine restarts and k-decay (timm CosineLRScheduler): cycle i lasts decay_iters * cycle_mul**i, peaks at
+    # base_lr * cycle_decay**i, and the phase is frac**k_decay; after cycle_limit cycles the LR stays at eta_min.
+    cycle_limit: int = 1
+    cycle_mul: float = 1.0
+    cycle_decay: float = 1.0
+    k_decay: float = 1.0
 
     def validate(self) -> None:
         if not (self.base_lr > 0 and math.isfinite(self.base_lr)):
@@ -42,8 +48,8 @@ class LRSchedule:
             raise ValueError(f"decay={self.decay!r} is not one of {', '.join(DECAYS)}")
         if self.warmup_method not in WARMUPS:
             raise ValueError(f"warmup_method={self.warmup_method!r} is not one of {', '.join(WARMUPS)}")
-        if list(self.milestones) != sorted(set(self.milestones)):
-            raise ValueError(f"milestones={list(self.milestones)} must be strictly increasing")
+        if list(self.milestones) != sorted(self.milestones):  # a repeated milestone decays twice there (timm)
+            raise ValueError(f"milestones={list(self.milestones)} must be strictly increasing (or repeated)")
         if self.milestones and (self.milestones[0] <= 0 or self.milestones[-1] >= self.total_iters):
             raise ValueError(f"milestones={list(self.milestones)} must lie inside (0, {self.total_iters}) iterations")
         if not (0 < self.gamma <= 1):
@@ -58,6 +64,15 @@ class LRSchedule:
             raise ValueError(f"warmup_blend={self.warmup_blend!r} is not one of {', '.join(WARMUP_BLENDS)}")
         if self.decay == "exp" and not 0 < self.eta_min <= self.base_lr:
             raise ValueError(f"exp decay needs 0 < eta_min={self.eta_min!r} <= lr={self.base_lr!r}")
+        if self.cycle_limit < 1 or self.cycle_mul <= 0 or self.cycle_decay <= 0 or self.k_decay <= 0:
+            raise ValueError(f"cycle_limit={self.cycle_limit!r} must be >= 1 and cycle_mul={self.cycle_mul!r}, "
+                             f"cycle_decay={self.cycle_decay!r}, k_decay={self.k_decay!r} > 0")
+        if self._cycled and self.decay != "cosine":
+            raise ValueError(f"cycles and k-decay apply to cosine decay only, not decay={self.decay!r}")
+
+    @property
+    def _cycled(self) -> bool:
+        return (self.cycle_limit, self.cycle_mul, self.cycle_decay, self.k_decay) != (1, 1.0, 1.0, 1.0)
 
     def _position(self, i: int) -> int:
         return (i // self.step_every) * self.step_every
@@ -76,11 +91,29 @@ class LRSchedule:
         if self.decay == "constant":
             return self.base_lr
         length = self.decay_iters if self.decay_iters is not None else self.total_iters - self.decay_start
+        if self._cycled:
+            return self._cosine_cycles(max(u - self.decay_start, 0), length)
         frac = min(max(u - self.decay_start, 0) / length, 1.0)
         if self.decay == "exp":
             return self.base_lr * (self.eta_min / self.base_lr) ** frac
         shape = 0.5 * (1.0 + math.cos(math.pi * frac)) if self.decay == "cosine" else 1.0 - frac
         return self.eta_min + (self.base_lr - self.eta_min) * shape
+
+    def _cosine_cycles(self, t: int, length: int) -> float:
+        """timm CosineLRScheduler._get_lr after warmup, with t and length in iterations (same operation order)."""
+        mul = self.cycle_mul
+        if mul != 1:
+            i = math.floor(math.log(1 - t / length * (1 - mul), mul))
+            t_i = mul ** i * length
+            t_curr = t - (1 - mul ** i) / (1 - mul) * length
+        else:
+            i, t_i = t // length, length
+            t_curr = t - length * i
+        if i >= self.cycle_limit:
+            return self.eta_min
+        peak = self.base_lr * self.cycle_decay ** i
+        k = self.k_decay
+        return self.eta_min + 0.5 * (peak - self.eta_min) * (1 + math.cos(math.pi * t_curr ** k / t_i ** k))
 
     def warmup_ramp(self, u: int) -> float:
         """LR during warmup when it replaces the decay ("ramp_to_*" blends)."""
