@@ -79,7 +79,8 @@ def timm_lrs(args: SimpleNamespace, world_size: int) -> tuple[list[float], int, 
     loader_len = math.ceil(size / world_size) // args.batch_size  # drop_last=True for training
     updates_per_epoch = (loader_len + args.grad_accum_steps - 1) // args.grad_accum_steps
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))], lr=args.lr)
-    scheduler, num_epochs = create_scheduler_v2(optimizer, **scheduler_kwargs(args), updates_per_epoch=updates_per_epoch)
+    scheduler, num_epochs = create_scheduler_v2(optimizer, **scheduler_kwargs(args),
+                                                updates_per_epoch=updates_per_epoch)
     lrs, num_updates = [], 0
     for epoch in range(num_epochs):
         for _ in range(updates_per_epoch):
@@ -127,8 +128,9 @@ def main() -> int:
         counts[kind] += 1
         worst = max(worst, diff) if kind != "refused" else worst
         print(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: {verdict}")
-    print(f"timm {torch.__version__=} | {counts['equal']} equal, {counts['differ']} differ, {counts['refused']} refused "
-          f"by explr, of {len(files)}; max |explr - timm| LR {worst:.3g} (rel tol {REL_TOL:g})")
+    print(f"torch {torch.__version__} | {counts['equal']} equal, {counts['differ']} differ, "
+          f"{counts['refused']} refused by explr, of {len(files)}; max |explr - timm| LR {worst:.3g} "
+          f"(rel tol {REL_TOL:g})")
     return 1 if counts["differ"] else 0
 
 

@@ -24,6 +24,7 @@ import json
 import math
 import os
 import pathlib
+from dataclasses import dataclass
 
 from explr.configs.adapter import DATASET_SIZES, ConfigFacts, ReadOptions, iters_per_epoch, validated_schedule
 from explr.configs.plan import DecayPolicy, TrainingPlan
@@ -37,15 +38,16 @@ S = "SOLVER"
 DEFAULTS = {
     "LR_SCHEDULER_NAME": "WarmupMultiStepLR", "MAX_ITER": 40000, "BASE_LR": 0.001, "BASE_LR_END": 0.0,
     "MOMENTUM": 0.9, "NESTEROV": False, "WEIGHT_DECAY": 0.0001, "WEIGHT_DECAY_NORM": 0.0, "GAMMA": 0.1,
-    "STEPS": (30000,), "WARMUP_FACTOR": 1.0 / 1000, "WARMUP_ITERS": 1000, "WARMUP_METHOD": "linear",
+    "STEPS": (30000,), "NUM_DECAYS": 3, "WARMUP_FACTOR": 1.0 / 1000, "WARMUP_ITERS": 1000, "WARMUP_METHOD": "linear",
     "RESCALE_INTERVAL": False, "IMS_PER_BATCH": 16, "REFERENCE_WORLD_SIZE": 0, "BIAS_LR_FACTOR": 1.0,
     "WEIGHT_DECAY_BIAS": None, "CLIP_GRADIENTS": {"ENABLED": False, "CLIP_TYPE": "value", "CLIP_VALUE": 1.0},
     "AMP": {"ENABLED": False},
 }
 NULLABLE = ("WEIGHT_DECAY_NORM", "WEIGHT_DECAY_BIAS")  # None: follow WEIGHT_DECAY (solver/build.py)
-SCHEDULERS = {"WarmupMultiStepLR": "step", "WarmupCosineLR": "cosine"}
-# Settings that change the optimizer in ways the plan cannot hold: key -> the value that means "off".
-UNMODELLED = {"BIAS_LR_FACTOR": 1.0, "RESCALE_INTERVAL": False, "REFERENCE_WORLD_SIZE": 0}
+SCHEDULERS = {"WarmupMultiStepLR": "step", "WarmupCosineLR": "cosine", "WarmupStepWithFixedGammaLR": "step"}
+WHERE_EPSILON = 1e-6  # fvcore ParamScheduler.WHERE_EPSILON: added to `where` before it is compared or floored
+# Settings that change the optimizer in ways the plan cannot hold: key -> (the value that means "off", why).
+UNMODELLED = {"BIAS_LR_FACTOR": (1.0, "gives biases their own LR (get_default_optimizer_params)")}
 
 
 class Detectron2Adapter:
@@ -65,8 +67,9 @@ class Detectron2Adapter:
         facts = ConfigFacts(load_with_bases(source))
         _refuse_unmodelled(facts)
         _check_optimizer(facts)
-        schedule = _schedule(facts)
-        ipe = _iters_per_epoch(facts, options)
+        scaled = _auto_scaled(facts, options)
+        schedule = _schedule(facts, scaled)
+        ipe = _iters_per_epoch(facts, options, scaled.batch_size)
         return TrainingPlan(
             format=self.name, path=str(source.path), optimizer="sgd",
             momentum=_solver(facts, "momentum", "MOMENTUM", float), dampening=0.0,
@@ -117,12 +120,11 @@ def _solver(facts: ConfigFacts, fact: str | None, key: str | tuple, kind: type):
 
 
 def _refuse_unmodelled(facts: ConfigFacts) -> None:
-    for key, off in UNMODELLED.items():
+    for key, (off, why) in UNMODELLED.items():
         value = _solver(facts, None, key, type(off))
         if value != off:
-            raise UnsupportedError(f"{facts.where((S, key))}: {S}.{key}={value!r} changes the LR or batch per "
-                                   "parameter group or world size, which explr does not model; "
-                                   f"set it to {json.dumps(off)}")
+            raise UnsupportedError(f"{facts.where((S, key))}: {S}.{key}={value!r} {why}, which explr's plan cannot "
+                                   f"hold; set it to {json.dumps(off)}")
 
 
 def _check_optimizer(facts: ConfigFacts) -> None:
@@ -133,44 +135,122 @@ def _check_optimizer(facts: ConfigFacts) -> None:
                                "build_optimizer (SGD); explr reads SGD configs only: remove the key or convert by hand")
 
 
-def _schedule(facts: ConfigFacts) -> LRSchedule:
+@dataclass(frozen=True, slots=True)
+class _Scaled:
+    """SOLVER values after DefaultTrainer.auto_scale_workers (engine/defaults.py) for the actual world size."""
+
+    base_lr: float
+    max_iter: int
+    warmup_iters: int
+    steps: tuple
+    batch_size: int
+
+
+def _auto_scaled(facts: ConfigFacts, options: ReadOptions) -> _Scaled:
+    base_lr, max_iter = _solver(facts, "lr", "BASE_LR", float), _solver(facts, "total_iters", "MAX_ITER", int)
+    warmup = _solver(facts, "warmup_iters", "WARMUP_ITERS", int)
+    batch = _solver(facts, "batch_size", "IMS_PER_BATCH", int)
+    steps = _solver(facts, "milestones", "STEPS", tuple)
+    reference = _solver(facts, None, "REFERENCE_WORLD_SIZE", int)
+    if reference == 0 or reference == options.num_devices:
+        return _Scaled(base_lr, max_iter, warmup, steps, batch)
+    if options.num_devices is None:
+        raise ConfigError(f"{facts.where((S, 'REFERENCE_WORLD_SIZE'))}: REFERENCE_WORLD_SIZE={reference} makes "
+                          "detectron2 rescale BASE_LR, MAX_ITER, STEPS and IMS_PER_BATCH to the number of GPUs; "
+                          "pass --num-devices N")
+    if reference < 0 or batch % reference:
+        raise facts.error((S, "REFERENCE_WORLD_SIZE"), f"is {reference}; IMS_PER_BATCH={batch} must be a multiple "
+                          "of it (detectron2 asserts this)")
+    scale = options.num_devices / reference
+    return _Scaled(base_lr * scale, int(round(max_iter / scale)), int(round(warmup / scale)),
+                   tuple(int(round(step / scale)) for step in steps), int(round(batch * scale)))
+
+
+def _schedule(facts: ConfigFacts, scaled: _Scaled) -> LRSchedule:
+    """build_lr_scheduler: LRMultiplier(WarmupParamScheduler(main)), stepped every iteration."""
     name = _solver(facts, "schedule", "LR_SCHEDULER_NAME", str)
     if name not in SCHEDULERS:
         raise facts.error((S, "LR_SCHEDULER_NAME"), f"is {name!r}; explr converts {', '.join(SCHEDULERS)}")
-    max_iter = _solver(facts, "total_iters", "MAX_ITER", int)
-    base_lr = _solver(facts, "lr", "BASE_LR", float)
+    max_iter, base_lr = scaled.max_iter, scaled.base_lr
     if max_iter <= 0 or base_lr <= 0:
         raise facts.error((S, "MAX_ITER" if max_iter <= 0 else "BASE_LR"), "must be > 0; fix it")
+    rescale = _solver(facts, None, "RESCALE_INTERVAL", bool)
+    warmup = _warmup_iters(facts, scaled)
     kwargs = dict(base_lr=base_lr, total_iters=max_iter, decay=SCHEDULERS[name], warmup_blend="ramp_to_decay",
-                  warmup_iters=_warmup_iters(facts, max_iter),
-                  warmup_factor=_solver(facts, "warmup_factor", "WARMUP_FACTOR", float),
+                  warmup_iters=warmup, warmup_factor=_solver(facts, "warmup_factor", "WARMUP_FACTOR", float),
                   warmup_method=_solver(facts, "warmup_method", "WARMUP_METHOD", str))
     if kwargs["warmup_method"] not in WARMUPS:
         raise facts.error((S, "WARMUP_METHOD"), f"is {kwargs['warmup_method']!r}; use one of {', '.join(WARMUPS)}")
     if kwargs["decay"] == "step":
-        kwargs.update(milestones=_steps(facts, max_iter), gamma=_solver(facts, "gamma", "GAMMA", float))
+        steps = _steps(facts, scaled) if name == "WarmupMultiStepLR" else _fixed_gamma_steps(facts, max_iter)
+        kwargs.update(milestones=_milestone_iters(steps, max_iter, warmup if rescale else 0),
+                      gamma=_solver(facts, "gamma", "GAMMA", float))
     else:
-        kwargs.update(eta_min=_solver(facts, "eta_min", "BASE_LR_END", float))
+        end = _solver(facts, "eta_min", "BASE_LR_END", float)
+        if not 0 <= end <= base_lr:  # build_lr_scheduler asserts 0 <= BASE_LR_END / BASE_LR <= 1
+            raise facts.error((S, "BASE_LR_END"), f"is {end}; it must lie in [0, BASE_LR={base_lr}]")
+        start = warmup if rescale else 0  # RESCALE_INTERVAL: the cosine runs over the iterations after warmup
+        kwargs.update(eta_min=end, decay_start=start, decay_iters=max_iter - start)
     return validated_schedule(LRSchedule(**kwargs), f"{facts.source.path}: the detectron2 schedule is invalid: ",
                               f"; fix the {S} keys")
 
 
-def _warmup_iters(facts: ConfigFacts, max_iter: int) -> int:
-    warmup = _solver(facts, "warmup_iters", "WARMUP_ITERS", int)
-    if not 0 <= warmup < max_iter:
-        raise facts.error((S, "WARMUP_ITERS"), f"is {warmup}; it must be in [0, MAX_ITER={max_iter})")
+def _first_iter(reached, max_iter: int) -> int:
+    """The first iteration i in [0, max_iter] where the monotone predicate `reached(i)` holds (max_iter if none)."""
+    lo, hi = 0, max_iter
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if reached(mid) else (mid + 1, hi)
+    return lo
+
+
+def _warmup_iters(facts: ConfigFacts, scaled: _Scaled) -> int:
+    """Iterations CompositeParamScheduler spends in warmup: while i / MAX_ITER + WHERE_EPSILON <= warmup length."""
+    warmup, max_iter = scaled.warmup_iters, scaled.max_iter
+    if warmup < 0:
+        raise facts.error((S, "WARMUP_ITERS"), f"is {warmup}; it must be >= 0")
+    length = min(warmup / max_iter, 1.0)
+    warmup = min(warmup, max_iter)  # WARMUP_ITERS >= MAX_ITER: the ramp spans the whole run
+    effective = _first_iter(lambda i: i / max_iter + WHERE_EPSILON > length, max_iter)
+    if effective != warmup and warmup:  # only when MAX_ITER >= 1e6: fvcore's epsilon shortens the ramp
+        raise UnsupportedError(f"{facts.where((S, 'WARMUP_ITERS'))}: with MAX_ITER={max_iter} fvcore's WHERE_EPSILON "
+                               f"ends the warmup at iteration {effective}, not {warmup}, mid-ramp; explr does not "
+                               "model that cut; use MAX_ITER < 1000000")
     return warmup
 
 
-def _steps(facts: ConfigFacts, max_iter: int) -> tuple[int, ...]:
-    steps = _solver(facts, "milestones", "STEPS", tuple)
+def _milestone_iters(steps: tuple[int, ...], max_iter: int, decay_start: int) -> tuple[int, ...]:
+    """Iterations where MultiStepParamScheduler's int((where + WHERE_EPSILON) * MAX_ITER) reaches each step."""
+    warmup_len = decay_start / max_iter
+    span = 1 - warmup_len if warmup_len + (1 - warmup_len) == 1.0 else 1.0 - warmup_len  # CompositeParamScheduler
+    start = (warmup_len + span) - span
+
+    def where(i: int) -> float:  # the main scheduler's time: fixed, or rescaled after warmup (RESCALE_INTERVAL)
+        return i / max_iter if not decay_start else (i / max_iter - start) / span
+
+    found = [_first_iter(lambda i, m=m: int((where(i) + WHERE_EPSILON) * max_iter) >= m, max_iter) for m in steps]
+    return tuple(i for i in found if i < max_iter)
+
+
+def _steps(facts: ConfigFacts, scaled: _Scaled) -> tuple[int, ...]:
+    steps, max_iter = scaled.steps, scaled.max_iter
     if any(not float(step).is_integer() or step <= 0 for step in steps) or list(steps) != sorted(set(steps)):
-        raise facts.error((S, "STEPS"), f"is {steps}; write strictly increasing iteration numbers > 0")
-    late = [int(step) for step in steps if step >= max_iter]
-    if late:  # detectron2 drops them with a warning; a typo here silently changes the schedule
-        raise facts.error((S, "STEPS"), f"has {late} at or past MAX_ITER={max_iter} (detectron2 ignores them); "
-                          "remove them or raise MAX_ITER")
-    return tuple(int(step) for step in steps)
+        raise facts.error((S, "STEPS"), f"is {_solver(facts, None, 'STEPS', tuple)}; write strictly increasing "
+                          "iteration numbers > 0")
+    if max_iter in steps:  # kept by build_lr_scheduler (x <= MAX_ITER), then rejected by MultiStepParamScheduler
+        raise facts.error((S, "STEPS"), f"has {max_iter} = MAX_ITER, which detectron2's MultiStepParamScheduler "
+                          "rejects (milestone >= num_updates); remove it")
+    # build_lr_scheduler drops steps past MAX_ITER with a warning; they never happen.
+    return tuple(int(step) for step in steps if step < max_iter)
+
+
+def _fixed_gamma_steps(facts: ConfigFacts, max_iter: int) -> tuple[int, ...]:
+    """StepWithFixedGammaParamScheduler: NUM_DECAYS decays at multiples of ceil(MAX_ITER / (NUM_DECAYS + 1))."""
+    decays = _solver(facts, "milestones", "NUM_DECAYS", int)
+    if decays <= 0 or max_iter < decays + 1:
+        raise facts.error((S, "NUM_DECAYS"), f"is {decays}; it must be > 0 and below MAX_ITER={max_iter}")
+    width = math.ceil(max_iter / float(decays + 1))
+    return tuple(width * (k + 1) for k in range(decays))
 
 
 def _decay(facts: ConfigFacts) -> DecayPolicy:
@@ -197,11 +277,10 @@ def _clip_norm(facts: ConfigFacts) -> float | None:
     return _solver(facts, "grad_clip_norm", ("CLIP_GRADIENTS", "CLIP_VALUE"), float)
 
 
-def _iters_per_epoch(facts: ConfigFacts, options: ReadOptions) -> int | None:
+def _iters_per_epoch(facts: ConfigFacts, options: ReadOptions, batch: int) -> int | None:
     """Nominal iterations per epoch, or None: detectron2's schedule is in iterations and does not need it."""
     if options.iters_per_epoch is not None:
         return iters_per_epoch(facts.source, options, batch_size=None)  # validates the flag
-    batch = _solver(facts, "batch_size", "IMS_PER_BATCH", int)
     if options.batch_size:
         batch = options.batch_size * (options.num_devices or 1)  # --batch-size is per device
     names = [options.dataset] if options.dataset else facts.get("dataset", ("DATASETS", "TRAIN"), list, [])

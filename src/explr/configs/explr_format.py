@@ -51,7 +51,7 @@ class ExplrFormat:
     def read(self, source: ConfigSource, options: ReadOptions) -> TrainingPlan:
         values = read_sections(source)
         opt, sched, train = values["optimizer"], values["schedule"], values["training"]
-        ipe = _iters_per_epoch(source, options, train)
+        ipe = None if _per_iteration_only(sched, train, options) else _iters_per_epoch(source, options, train)
         schedule = _schedule(source, opt, sched, train, ipe)
         locations = {f"{section}.{key}": source.location((section, key))
                      for section in KEYS for key in source.data.get(section) or {}}
@@ -60,7 +60,8 @@ class ExplrFormat:
             format=self.name, path=str(source.path), optimizer=opt["name"].lower(), momentum=opt["momentum"],
             dampening=opt["dampening"], nesterov=opt["nesterov"],
             decay=DecayPolicy(opt["weight_decay"], opt["weight_decay_norm"], opt["weight_decay_bias"]),
-            lr=schedule, iters_per_epoch=ipe, epochs=schedule.total_iters / ipe, precision=str(train["precision"]),
+            lr=schedule, iters_per_epoch=ipe, epochs=schedule.total_iters / ipe if ipe else None,
+            precision=str(train["precision"]),
             grad_clip_norm=train["grad_clip_norm"], ema=train["ema"],
             scheduler_interval="epoch" if schedule.step_every > 1 else "step", locations=locations)
 
@@ -123,6 +124,14 @@ def _typed(source: ConfigSource, keypath: tuple, value: Any, kind: Any) -> Any:
         raise ConfigError(f"{source.where(keypath)}: {'.'.join(keypath)}={value!r} must be "
                           f"{getattr(kind, '__name__', kind)}")
     return float(value) if kind is float else str(value) if kind is str else value
+
+
+def _per_iteration_only(sched: dict, train: dict, options: ReadOptions) -> bool:
+    """A plan all in iterations that gives no epoch length (detectron2 on a dataset of unknown size) needs none."""
+    stated = (train["iters_per_epoch"], train["epochs"], train["dataset"], train["dataset_size"], options.dataset,
+              options.dataset_size, options.iters_per_epoch)
+    return sched["unit"] == "iter" and sched["stepped_every"] == "iter" and bool(train["iters"]) and \
+        not any(value is not None for value in stated)
 
 
 def _iters_per_epoch(source: ConfigSource, options: ReadOptions, train: dict) -> int:

@@ -195,7 +195,8 @@ def _schedule(facts: ConfigFacts, lr: float, updates: int, per_update: bool) -> 
     """The timm scheduler as an LRSchedule in iterations (create_scheduler_v2 + train.py's stepping)."""
     sched = str(_required(facts, "schedule", "sched", str)).lower()
     if sched not in SCHEDULES:
-        raise UnsupportedError(f"{facts.where(('sched',))}: sched={sched!r} {REFUSED_SCHEDULES.get(sched, 'is unknown')}"
+        why = REFUSED_SCHEDULES.get(sched, "is unknown")
+        raise UnsupportedError(f"{facts.where(('sched',))}: sched={sched!r} {why}"
                                f"; explr converts timm's {', '.join(SCHEDULES)} schedulers")
     clock = _Clock(updates, per_update)
     epochs = _required(facts, "epochs", "epochs", int)

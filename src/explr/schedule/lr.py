@@ -54,8 +54,8 @@ class LRSchedule:
             raise ValueError(f"milestones={list(self.milestones)} must lie inside (0, {self.total_iters}) iterations")
         if not (0 < self.gamma <= 1):
             raise ValueError(f"gamma={self.gamma!r} must be in (0, 1]")
-        if not (0 <= self.warmup_iters < self.total_iters):
-            raise ValueError(f"warmup iterations={self.warmup_iters!r} must be in [0, {self.total_iters})")
+        if not (0 <= self.warmup_iters <= self.total_iters):  # == total: the whole run warms up (detectron2)
+            raise ValueError(f"warmup iterations={self.warmup_iters!r} must be in [0, {self.total_iters}]")
         if self.step_every <= 0:
             raise ValueError(f"step_every={self.step_every!r} must be > 0")
         if not (0 <= self.decay_start < self.total_iters) or (self.decay_iters is not None and self.decay_iters <= 0):
