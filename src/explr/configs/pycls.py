@@ -19,7 +19,7 @@ from __future__ import annotations
 from explr.configs.adapter import ConfigFacts, ReadOptions, iters_per_epoch, validated_schedule
 from explr.configs.plan import DecayPolicy, TrainingPlan
 from explr.configs.source import ConfigSource
-from explr.errors import ConfigError
+from explr.errors import ConfigError, UnsupportedError
 from explr.schedule.lr import LRSchedule
 
 # pycls/core/config.py defaults.
@@ -29,6 +29,8 @@ DEFAULTS = {
     ("OPTIM", "MOMENTUM"): 0.9, ("OPTIM", "DAMPENING"): 0.0, ("OPTIM", "NESTEROV"): True,
     ("OPTIM", "WEIGHT_DECAY"): 5e-4, ("OPTIM", "WARMUP_FACTOR"): 0.1, ("OPTIM", "WARMUP_EPOCHS"): 0,
     ("OPTIM", "EMA_UPDATE_PERIOD"): 0, ("BN", "USE_CUSTOM_WEIGHT_DECAY"): False, ("BN", "CUSTOM_WEIGHT_DECAY"): 0.0,
+    ("LN", "USE_CUSTOM_WEIGHT_DECAY"): False, ("LN", "CUSTOM_WEIGHT_DECAY"): 0.0,
+    ("OPTIM", "BIAS_USE_CUSTOM_WEIGHT_DECAY"): False, ("OPTIM", "BIAS_CUSTOM_WEIGHT_DECAY"): 0.0,
     ("TRAIN", "BATCH_SIZE"): 128, ("TRAIN", "DATASET"): "", ("TRAIN", "MIXED_PRECISION"): False, ("NUM_GPUS",): 1,
 }
 # LR_POLICY -> LRSchedule decay ("steps" multiplies by LR_MULT at STEPS; the others end at MIN_LR * BASE_LR).
@@ -121,10 +123,22 @@ def _step_epochs(facts: ConfigFacts, max_epoch: int) -> list[int]:
 
 
 def _decay(facts: ConfigFacts) -> DecayPolicy:
+    """construct_optimizer: names with "bn", then "ln", then "bias" get their custom decay when it is enabled."""
     wd = _get(facts, "weight_decay", ("OPTIM", "WEIGHT_DECAY"), float)
-    if not _get(facts, "weight_decay_norm", ("BN", "USE_CUSTOM_WEIGHT_DECAY"), bool):
-        return DecayPolicy(other=wd)
-    return DecayPolicy(other=wd, norm=_get(facts, "weight_decay_norm", ("BN", "CUSTOM_WEIGHT_DECAY"), float))
+    bn, ln = (_custom(facts, "weight_decay_norm", (part, "USE_CUSTOM_WEIGHT_DECAY"), (part, "CUSTOM_WEIGHT_DECAY"))
+              for part in ("BN", "LN"))
+    norm = wd if bn is None else bn
+    if (wd if ln is None else ln) != norm:
+        raise UnsupportedError(f"{facts.where(('LN', 'CUSTOM_WEIGHT_DECAY'))}: layer-norm parameters get another "
+                               f"weight decay than batch-norm ones ({norm}); explr's plan has one decay for all "
+                               "normalization layers: make LN.CUSTOM_WEIGHT_DECAY equal")
+    bias = _custom(facts, "weight_decay_bias", ("OPTIM", "BIAS_USE_CUSTOM_WEIGHT_DECAY"),
+                   ("OPTIM", "BIAS_CUSTOM_WEIGHT_DECAY"))
+    return DecayPolicy(other=wd, norm=None if bn is None and ln is None else norm, bias=bias)
+
+
+def _custom(facts: ConfigFacts, fact: str, switch: tuple, value: tuple) -> float | None:
+    return _get(facts, fact, value, float) if _get(facts, None, switch, bool) else None
 
 
 ADAPTER = PyclsAdapter()
