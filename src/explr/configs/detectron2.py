@@ -283,7 +283,7 @@ def _iters_per_epoch(facts: ConfigFacts, options: ReadOptions, batch: int) -> in
         return iters_per_epoch(facts.source, options, batch_size=None)  # validates the flag
     if options.batch_size:
         batch = options.batch_size * (options.num_devices or 1)  # --batch-size is per device
-    names = [options.dataset] if options.dataset else facts.get("dataset", ("DATASETS", "TRAIN"), list, [])
+    names = [options.dataset] if options.dataset else (facts.get("dataset", ("DATASETS", "TRAIN"), list, []) or [])
     sizes = [DATASET_SIZES.get(str(name).lower()) for name in names]  # DATASETS.TRAIN are concatenated
     size = options.dataset_size or (sum(sizes) if sizes and None not in sizes else None)
     return math.ceil(size / batch) if size and batch > 0 else None

@@ -151,7 +151,10 @@ def _lr(facts: ConfigFacts, options: ReadOptions) -> float:
         facts, None, "lr_base_size", int)
     opt = str(_get(facts, None, "opt", str)).lower()
     scale = _get(facts, None, "lr_base_scale", str) or ("sqrt" if "ada" in opt or "lamb" in opt else "linear")
-    return _get(facts, "lr", "lr_base", float) * (math.sqrt(ratio) if scale == "sqrt" else ratio)
+    lr = _get(facts, "lr", "lr_base", float) * (math.sqrt(ratio) if scale == "sqrt" else ratio)
+    if not lr > 0:
+        raise facts.error(("lr_base",), f"gives lr={lr!r} for the global batch; it must be > 0")
+    return lr
 
 
 def _required_batch(facts: ConfigFacts) -> int:
@@ -167,6 +170,9 @@ def _updates_per_epoch(facts: ConfigFacts, options: ReadOptions) -> int:
     name = str(dataset).rsplit("/", 1)[-1] if dataset else None  # "torch/cifar10" -> "cifar10"
     batch = facts.get("batch_size", ("batch_size",), int, None)
     batches = iters_per_epoch(facts.source, options, batch_size=batch, dataset=name, drop_last=True)
+    if batches <= 0:
+        raise ConfigError(f"{facts.source.path}: the train loader has no full batch per process (it drops the last "
+                          "partial one); check batch_size and the dataset size, or pass --iters-per-epoch N")
     if options.iters_per_epoch:
         return batches
     accum = _get(facts, None, "grad_accum_steps", int)
