@@ -111,13 +111,16 @@ def test_plan_formats_get_the_explr_plan_generically(tmp_path, monkeypatch):
 
 
 PLAN_FIXTURES = sorted(path for entry in formats.FORMATS if entry.writes == "plan"
-                       for path in (FIXTURES / "configs" / entry.name).rglob("*.yaml"))
+                       for path in (FIXTURES / "configs" / entry.name).rglob("*.yaml")
+                       if "DeepLab" not in path.parts)  # WarmupPolyLR: refused (tests/configs/test_detectron2_fvcore.py)
+# Real timm args.yaml often leave the dataset to a folder and lr to lr_base: say how many processes and samples.
+PLAN_OPTIONS = dict(num_devices=2, dataset_size=10_000)
 
 
 @pytest.mark.parametrize("path", PLAN_FIXTURES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_explr_plan_of_every_plan_format_fixture_reads_back_identically(path):
     """The generic plan path loses nothing any reader puts in a TrainingPlan (schedule, decay policy, SGD)."""
-    converted = convert(str(path), approximate=True)
+    converted = convert(str(path), approximate=True, **PLAN_OPTIONS)
     again = formats.entry_for("explr").adapter().read(
         ConfigSource.parse(write_converted(converted).text, "plan.yaml"), ReadOptions())
     assert again.lr == converted.plan.lr and again.decay == converted.plan.decay
