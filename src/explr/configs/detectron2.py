@@ -9,10 +9,15 @@ Semantics read from facebookresearch/detectron2 (main):
   get_default_optimizer_params: parameters of normalization modules get WEIGHT_DECAY_NORM, then every
   parameter named "bias" gets WEIGHT_DECAY_BIAS when it is not None (None: same as WEIGHT_DECAY) —
   so a set WEIGHT_DECAY_BIAS also applies to the biases of norm layers.
-- solver/build.py build_lr_scheduler + solver/lr_scheduler.py: LRMultiplier steps once per iteration;
-  the LR of iteration i is BASE_LR * WarmupParamScheduler(i / MAX_ITER): during WARMUP_ITERS a linear ramp
-  from WARMUP_FACTOR to the scheduler's value at the end of warmup ("ramp_to_decay"), then
-  MultiStepParamScheduler (GAMMA ** number of STEPS <= i) or CosineParamScheduler(1 -> BASE_LR_END/BASE_LR).
+- solver/build.py build_lr_scheduler + solver/lr_scheduler.py: LRMultiplier steps once per iteration; the LR of
+  iteration i is BASE_LR * WarmupParamScheduler(main)(i / MAX_ITER), main being MultiStepParamScheduler (STEPS
+  <= MAX_ITER kept, later ones dropped with a warning), CosineParamScheduler(1 -> BASE_LR_END/BASE_LR) or
+  StepWithFixedGammaParamScheduler (NUM_DECAYS); warmup is a linear (or constant) ramp from WARMUP_FACTOR to the
+  main value at the end of warmup, over min(WARMUP_ITERS / MAX_ITER, 1); RESCALE_INTERVAL runs main over the
+  iterations after warmup. fvcore adds WHERE_EPSILON = 1e-6 to `where` before flooring it, which the milestone
+  iterations here reproduce. tests/configs/test_detectron2_fvcore.py checks this against fvcore's own classes.
+- engine/defaults.py DefaultTrainer.auto_scale_workers: REFERENCE_WORLD_SIZE != 0 rescales IMS_PER_BATCH, BASE_LR,
+  MAX_ITER, WARMUP_ITERS and STEPS to the actual number of GPUs (--num-devices).
 
 Iterations per epoch: detectron2 counts iterations (MAX_ITER, STEPS, WARMUP_ITERS), so the LR schedule
 needs none. It is reported when known (--iters-per-epoch, or the size of DATASETS.TRAIN[0] /

@@ -1,17 +1,22 @@
 """timm training arguments (train.py `--config FILE`, or the args.yaml train.py writes) -> TrainingPlan.
 
-Semantics read from huggingface/pytorch-image-models:
-- train.py: the YAML sets argparse defaults (so "1e-4" strings are type-converted); the LR scheduler
-  is created by create_scheduler_v2 with updates_per_epoch = ceil(len(loader) / grad_accum_steps),
-  the train loader drops the last partial batch (timm/data/loader.py: drop_last=is_training); when
-  `lr` is unset it is lr_base * global_batch / lr_base_size (sqrt scaling for 'ada*'/'lamb' opts).
-- timm/scheduler/scheduler_factory.py: lengths are in epochs; with sched_on_updates they are all
-  multiplied by updates_per_epoch and the scheduler is stepped per update, else once per epoch (the
-  LR of epoch e is _get_lr(e): train.py calls step(epoch + 1) at the end of each epoch).
-- step_lr.py / multistep_lr.py / cosine_lr.py: warmup is a linear ramp from warmup_lr to lr that
-  replaces the decay (warmup_blend "ramp_to_base"); step: lr * decay_rate ** (t // decay_t);
-  multistep: lr * decay_rate ** bisect_right(milestones, t); cosine: lr_min + (lr - lr_min)/2 *
-  (1 + cos(pi t / epochs)), then lr_min for cooldown_epochs (trained epochs = epochs + cooldown).
+Semantics read from huggingface/pytorch-image-models (timm 1.0.x); benchmarks/frameworks/timm_oracle.py checks
+every timm fixture against timm's own create_scheduler_v2, LR per update:
+- train.py: the YAML sets argparse defaults (so "1e-4" strings are type-converted); when `lr` is unset (null or 0)
+  it is lr_base * batch_ratio, batch_ratio = batch_size x world size x grad_accum_steps / lr_base_size, square-rooted
+  for 'ada*'/'lamb' optimizers unless lr_base_scale says otherwise. updates_per_epoch = ceil(len(loader) /
+  grad_accum_steps); the train loader drops the last partial batch. train_one_epoch calls
+  step_update(num_updates) after every update and main() step(epoch + 1) after every epoch, so the LR of epoch
+  (or update) t > 0 is _get_lr(t) and t = 0 keeps the LR the scheduler was built with.
+- scheduler_factory.py create_scheduler_v2: lengths are in epochs, times updates_per_epoch with sched_on_updates;
+  trained epochs = num_epochs (+ warmup_epochs with warmup_prefix) for step/multistep/constant, and
+  get_cycle_length() + cooldown_epochs for cosine.
+- step_lr.py / multistep_lr.py / cosine_lr.py: warmup is a linear ramp from warmup_lr to lr that replaces the decay;
+  with warmup_prefix the decay's clock starts after warmup. step: lr * decay_rate ** (t // decay_t); multistep:
+  lr * decay_rate ** bisect_right(milestones, t + 1), i.e. milestone m applies at t = m - 1 (timm keeps this on
+  purpose); cosine: restarts (lr_cycle_limit/mul/decay) and k-decay, lr_min after the last cycle.
+- Refused: lr_noise (random noise per step), sched plateau (metric-driven), tanh/poly/wsd/rsqrt (not modelled),
+  layer_decay (LR per layer), aug_repeats/epoch_repeats (samples per epoch).
 - timm/optim/optim_factory.py: 'sgd' and 'nesterov' build SGD(nesterov=True), 'momentum' nesterov=False;
   param_groups_weight_decay gives no decay to biases and to every parameter with ndim <= 1.
   Known gap: DecayPolicy has no kind for 1-D parameters that are neither norm nor bias (layer scales):
