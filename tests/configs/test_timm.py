@@ -191,3 +191,9 @@ def test_lr_from_lr_base_and_the_global_batch(tmp_path):
     assert read(write(tmp_path, text), num_devices=4).lr.base_lr == pytest.approx(0.1 * 100 * 4 * 2 / 256)
     adam = text.replace("opt: momentum", "opt: adamw")  # 'ada' optimizers scale by the square root
     assert read(write(tmp_path, adam), num_devices=4).lr.base_lr == pytest.approx(0.1 * math.sqrt(100 * 4 * 2 / 256))
+
+
+def test_real_plateau_config_is_refused_naming_the_metric(fixtures_dir):
+    path = fixtures_dir / "configs/timm/real/pytorch-image-models/train.yaml"
+    with pytest.raises(UnsupportedError, match=r"train.yaml:27: sched='plateau' decays when the eval metric"):
+        read(path, dataset_size=1000)
