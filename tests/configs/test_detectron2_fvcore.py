@@ -199,3 +199,18 @@ def test_deeplab_poly_schedule_is_refused_naming_it():
     with pytest.raises(ConfigError, match=r"Base-DeepLabV3-OS16-Semantic.yaml:22: SOLVER.LR_SCHEDULER_NAME is "
                                           r"'WarmupPolyLR'"):
         ADAPTER.read(ConfigSource.load(path), ReadOptions())
+
+
+def test_base_list_merges_in_order_like_fvcore(tmp_path):
+    """fvcore load_yaml_with_base: `_BASE_: [a, b]` merges b over a (with its own bases), the child over both."""
+    (tmp_path / "root.yaml").write_text("SOLVER:\n  BASE_LR: 0.5\n  GAMMA: 0.5\n  MAX_ITER: 800\n")
+    (tmp_path / "a.yaml").write_text("SOLVER:\n  BASE_LR: 0.1\n  STEPS: (100,)\n  WARMUP_ITERS: 10\n")
+    (tmp_path / "b.yaml").write_text("_BASE_: root.yaml\nSOLVER:\n  STEPS: (200, 300)\n")
+    config = tmp_path / "cfg.yaml"
+    config.write_text("_BASE_: [a.yaml, b.yaml]\nSOLVER:\n  WARMUP_ITERS: 20\n")
+    cfg = load(config)
+    plan = ADAPTER.read(ConfigSource.load(config), ReadOptions())
+    assert (cfg.SOLVER.BASE_LR, cfg.SOLVER.STEPS, cfg.SOLVER.WARMUP_ITERS) == (0.5, (200, 300), 20)  # fvcore decides
+    lrs = detectron2_lrs(cfg)
+    assert plan.total_iters == len(lrs) == 800
+    assert all(abs(plan.lr.lr_at(i) - lr) <= REL * lr for i, lr in enumerate(lrs))

@@ -84,29 +84,38 @@ class Detectron2Adapter:
             grad_clip_norm=_clip_norm(facts), ema=False, scheduler_interval="step", locations=facts.locations)
 
 
-def load_with_bases(source: ConfigSource) -> list[ConfigSource]:
-    """The config followed by its `_BASE_` chain (most specific first); missing or cyclic bases are errors."""
-    chain, seen = [source], [pathlib.Path(source.path).resolve()]
-    while BASE_KEY in chain[-1].data:
-        child = chain[-1]
-        base = child.data[BASE_KEY]
-        where = child.where((BASE_KEY,))
-        if not isinstance(base, str) or not base.strip():
-            raise ConfigError(f"{where}: {BASE_KEY} must be the path of a YAML file, not {base!r}")
-        if base.startswith(("http://", "https://")):
-            raise ConfigError(f"{where}: {BASE_KEY} {base!r} is a URL; download it and point {BASE_KEY} at the file")
-        path = pathlib.Path(os.path.expanduser(base))
-        path = pathlib.Path(os.path.normpath(path if path.is_absolute() else pathlib.Path(child.path).parent / path))
-        if path.resolve() in seen:
-            cycle = " -> ".join(str(p) for p in [*seen, path.resolve()])
-            raise ConfigError(f"{where}: {BASE_KEY} {base!r} makes an inheritance cycle ({cycle}); "
-                              f"remove one {BASE_KEY}")
-        if not path.is_file():
-            raise ConfigError(f"{where}: {BASE_KEY} file {path} does not exist (resolved relative to "
-                              f"{pathlib.Path(child.path).parent}); fix the path")
-        chain.append(ConfigSource.load(path))
-        seen.append(path.resolve())
-    return chain
+def load_with_bases(source: ConfigSource, ancestry: tuple[pathlib.Path, ...] = ()) -> list[ConfigSource]:
+    """The config followed by its `_BASE_` files, highest priority first; missing or cyclic bases are errors.
+
+    fvcore's load_yaml_with_base: `_BASE_` is one path or a list; bases of a list are merged in order (a later
+    one overrides an earlier one, each with its own bases under it) and the child is merged over them all.
+    """
+    ancestry = (*ancestry, pathlib.Path(source.path).resolve())
+    if BASE_KEY not in source.data:
+        return [source]
+    bases = source.data[BASE_KEY]
+    layers = [source]
+    for base in reversed(bases) if isinstance(bases, list) else [bases]:
+        path = _base_path(source, base, ancestry)
+        layers += load_with_bases(ConfigSource.load(path), ancestry)
+    return layers
+
+
+def _base_path(child: ConfigSource, base: object, ancestry: tuple[pathlib.Path, ...]) -> pathlib.Path:
+    where = child.where((BASE_KEY,))
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{where}: {BASE_KEY} must be the path of a YAML file or a list of them, not {base!r}")
+    if base.startswith(("http://", "https://")):
+        raise ConfigError(f"{where}: {BASE_KEY} {base!r} is a URL; download it and point {BASE_KEY} at the file")
+    path = pathlib.Path(os.path.expanduser(base))
+    path = pathlib.Path(os.path.normpath(path if path.is_absolute() else pathlib.Path(child.path).parent / path))
+    if path.resolve() in ancestry:
+        cycle = " -> ".join(str(p) for p in [*ancestry, path.resolve()])
+        raise ConfigError(f"{where}: {BASE_KEY} {base!r} makes an inheritance cycle ({cycle}); remove one {BASE_KEY}")
+    if not path.is_file():
+        raise ConfigError(f"{where}: {BASE_KEY} file {path} does not exist (resolved relative to "
+                          f"{pathlib.Path(child.path).parent}); fix the path")
+    return path
 
 
 def _default(key: str | tuple) -> object:
