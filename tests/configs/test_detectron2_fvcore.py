@@ -11,9 +11,14 @@ import pathlib
 import pytest
 import torch
 from fvcore.common.config import CfgNode
-from fvcore.common.param_scheduler import (CompositeParamScheduler, ConstantParamScheduler, CosineParamScheduler,
-                                           LinearParamScheduler, MultiStepParamScheduler,
-                                           StepWithFixedGammaParamScheduler)
+from fvcore.common.param_scheduler import (
+    CompositeParamScheduler,
+    ConstantParamScheduler,
+    CosineParamScheduler,
+    LinearParamScheduler,
+    MultiStepParamScheduler,
+    StepWithFixedGammaParamScheduler,
+)
 
 from explr.configs.adapter import ReadOptions
 from explr.configs.detectron2 import ADAPTER
