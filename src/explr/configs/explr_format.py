@@ -150,8 +150,8 @@ def _iters_per_epoch(source: ConfigSource, options: ReadOptions, train: dict) ->
                            num_devices=train["num_devices"], drop_last=train["drop_last"])
 
 
-def _total_iters(source: ConfigSource, train: dict, ipe: int) -> int:
-    from_epochs = round(train["epochs"] * ipe) if train["epochs"] else None
+def _total_iters(source: ConfigSource, train: dict, ipe: int | None) -> int:
+    from_epochs = round(train["epochs"] * ipe) if train["epochs"] and ipe else None
     if train["iters"] and from_epochs and train["iters"] != from_epochs:
         raise ConfigError(f"{source.where(('training', 'iters'))}: training.iters={train['iters']} contradicts "
                           f"training.epochs={train['epochs']:g} ({from_epochs} iterations at {ipe}/epoch); keep one")
@@ -162,11 +162,12 @@ def _total_iters(source: ConfigSource, train: dict, ipe: int) -> int:
     return total
 
 
-def _schedule(source: ConfigSource, opt: dict, sched: dict, train: dict, ipe: int) -> LRSchedule:
+def _schedule(source: ConfigSource, opt: dict, sched: dict, train: dict, ipe: int | None) -> LRSchedule:
+    """`ipe` None only for plans all in iterations (_per_iteration_only), where no length is scaled by it."""
     unit = sched["unit"]
     if unit not in UNITS:
         raise ConfigError(f"{source.where(('schedule', 'unit'))}: unit={unit!r} must be one of {', '.join(UNITS)}")
-    scale = ipe if unit == "epoch" else 1
+    scale = ipe if unit == "epoch" and ipe else 1
     total = _total_iters(source, train, ipe)
     step_every = {"iter": 1, "epoch": ipe}.get(sched["stepped_every"])
     if step_every is None and not str(sched["stepped_every"]).isdigit():
