@@ -10,7 +10,8 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-DECAYS = ("step", "cosine", "linear", "constant", "exp")
+DECAYS = ("step", "cosine", "linear", "constant", "exp", "poly")
+CYCLED = ("cosine", "poly")  # the decays that take timm's restarts and k-decay
 WARMUPS = ("linear", "constant")
 # How warmup combines with the decay: "multiply" scales the decayed LR (torch chained, pycls);
 # "ramp_to_base" replaces it by a ramp from warmup_factor*base_lr to base_lr (timm schedulers);
@@ -39,6 +40,7 @@ class LRSchedule:
     cycle_mul: float = 1.0
     cycle_decay: float = 1.0
     k_decay: float = 1.0
+    power: float = 1.0  # "poly" (timm PolyLRScheduler): eta_min + (peak - eta_min) * (1 - frac**k_decay) ** power
 
     def validate(self) -> None:
         if not (self.base_lr > 0 and math.isfinite(self.base_lr)):
@@ -68,12 +70,15 @@ class LRSchedule:
         if self.cycle_limit < 1 or self.cycle_mul <= 0 or self.cycle_decay <= 0 or self.k_decay <= 0:
             raise ValueError(f"cycle_limit={self.cycle_limit!r} must be >= 1 and cycle_mul={self.cycle_mul!r}, "
                              f"cycle_decay={self.cycle_decay!r}, k_decay={self.k_decay!r} > 0")
-        if self._cycled and self.decay != "cosine":
-            raise ValueError(f"cycles and k-decay apply to cosine decay only, not decay={self.decay!r}")
+        if self._cycled and self.decay not in CYCLED:
+            raise ValueError(f"cycles and k-decay apply to {' and '.join(CYCLED)} decay only, not decay={self.decay!r}")
+        if self.power <= 0:
+            raise ValueError(f"power={self.power!r} must be > 0")
 
     @property
     def _cycled(self) -> bool:
-        return (self.cycle_limit, self.cycle_mul, self.cycle_decay, self.k_decay) != (1, 1.0, 1.0, 1.0)
+        return self.decay == "poly" or (self.cycle_limit, self.cycle_mul, self.cycle_decay, self.k_decay) != (
+            1, 1.0, 1.0, 1.0)
 
     def _position(self, i: int) -> int:
         return (i // self.step_every) * self.step_every
@@ -93,15 +98,15 @@ class LRSchedule:
             return self.base_lr
         length = self.decay_iters if self.decay_iters is not None else self.total_iters - self.decay_start
         if self._cycled:
-            return self._cosine_cycles(max(u - self.decay_start, 0), length)
+            return self._cycled_decay(max(u - self.decay_start, 0), length)
         frac = min(max(u - self.decay_start, 0) / length, 1.0)
         if self.decay == "exp":
             return self.base_lr * (self.eta_min / self.base_lr) ** frac
         shape = 0.5 * (1.0 + math.cos(math.pi * frac)) if self.decay == "cosine" else 1.0 - frac
         return self.eta_min + (self.base_lr - self.eta_min) * shape
 
-    def _cosine_cycles(self, t: int, length: int) -> float:
-        """timm CosineLRScheduler._get_lr after warmup, with t and length in iterations (same operation order)."""
+    def _cycled_decay(self, t: int, length: int) -> float:
+        """timm Cosine/PolyLRScheduler._get_lr after warmup, t and length in iterations (same operation order)."""
         mul = self.cycle_mul
         if mul != 1:
             i = math.floor(math.log(1 - t / length * (1 - mul), mul))
@@ -114,6 +119,8 @@ class LRSchedule:
             return self.eta_min
         peak = self.base_lr * self.cycle_decay ** i
         k = self.k_decay
+        if self.decay == "poly":
+            return self.eta_min + (peak - self.eta_min) * (1 - t_curr ** k / t_i ** k) ** self.power
         return self.eta_min + 0.5 * (peak - self.eta_min) * (1 + math.cos(math.pi * t_curr ** k / t_i ** k))
 
     def warmup_ramp(self, u: int) -> float:

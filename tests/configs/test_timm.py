@@ -143,7 +143,7 @@ BASE = "opt: momentum\nlr: 0.1\nweight_decay: 5.0e-4\nsched: multistep\ndecay_mi
     (("weight_decay: 5.0e-4\n", ""), ConfigError, r"weight_decay` is missing; timm's default changed"),
     (("sched: multistep\n", ""), ConfigError, r"`sched` is missing"),
     (("sched: multistep\n", "sched: tanh\n"), UnsupportedError,
-     r"args.yaml:4: sched='tanh' is not modelled by explr; explr converts timm's step, multistep, cosine, constant"),
+     r"args.yaml:4: sched='tanh' is not modelled by explr; explr converts timm's step, multistep, cosine, poly, constant"),
     (("sched: multistep\n", "sched: plateau\n"), UnsupportedError,
      r"sched='plateau' decays when the eval metric stops improving"),
     (("opt: momentum\n", "opt: lookahead_sgd\n"), ConfigError, r"args.yaml:1: opt is 'lookahead_sgd'"),
@@ -197,3 +197,13 @@ def test_real_plateau_config_is_refused_naming_the_metric(fixtures_dir):
     path = fixtures_dir / "configs/timm/real/pytorch-image-models/train.yaml"
     with pytest.raises(UnsupportedError, match=r"train.yaml:27: sched='plateau' decays when the eval metric"):
         read(path, dataset_size=1000)
+
+
+def test_poly_schedule_is_timms_polynomial_after_the_warmup_prefix(fixtures_dir):
+    """PolyLRScheduler._get_lr: lr_min + (lr - lr_min) * (1 - t / t_initial) ** power, power = decay_rate."""
+    plan = read(fixtures_dir / "configs/timm/variants/poly_epochs.yaml")
+    ipe = 50_000 // 128
+    assert (plan.total_iters, plan.lr.decay, plan.lr.power) == (22 * ipe, "poly", 0.9)
+    ref = timm_train_lrs(lambda t: 1e-4 + t * (0.1 - 1e-4) / 2 if t < 2 else 0.1 * (1 - (t - 2) / 20) ** 0.9,
+                         22, ipe, False, initial=1e-4)
+    assert all(plan.lr.lr_at(i) == pytest.approx(want, rel=1e-12, abs=1e-15) for i, want in enumerate(ref))

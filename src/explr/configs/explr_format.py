@@ -30,7 +30,8 @@ KEYS: dict[str, dict[str, tuple[Any, Any]]] = {
                  "gamma": (float, 0.1), "eta_min": (float, 0.0), "warmup": (int, 0), "warmup_factor": (float, 0.0),
                  "warmup_method": (str, "linear"), "warmup_blend": (str, "multiply"), "decay_start": (int, 0),
                  "decay_length": (int, None), "stepped_every": (str, "iter"), "cycle_limit": (int, 1),
-                 "cycle_mul": (float, 1.0), "cycle_decay": (float, 1.0), "k_decay": (float, 1.0)},
+                 "cycle_mul": (float, 1.0), "cycle_decay": (float, 1.0), "k_decay": (float, 1.0),
+                 "power": (float, 1.0)},
     "training": {"epochs": (float, None), "iters": (int, None), "iters_per_epoch": (int, None),
                  "dataset": (str, None), "dataset_size": (int, None), "batch_size": (int, None),
                  "num_devices": (int, None), "drop_last": (bool, None), "precision": (str, "32"),
@@ -39,7 +40,7 @@ KEYS: dict[str, dict[str, tuple[Any, Any]]] = {
              "deviations": (list, None)},
 }
 UNITS = ("epoch", "iter")
-CYCLE_KEYS = ("cycle_limit", "cycle_mul", "cycle_decay", "k_decay")  # schedule keys named as LRSchedule's fields
+SHAPE_KEYS = ("cycle_limit", "cycle_mul", "cycle_decay", "k_decay", "power")  # named as LRSchedule's fields
 
 
 class ExplrFormat:
@@ -185,7 +186,7 @@ def _schedule(source: ConfigSource, opt: dict, sched: dict, train: dict, ipe: in
         step_every=step_every or int(sched["stepped_every"]),
         decay_start=sched["decay_start"] * scale,
         decay_iters=sched["decay_length"] * scale if sched["decay_length"] else None,
-        **{key: sched[key] for key in CYCLE_KEYS})
+        **{key: sched[key] for key in SHAPE_KEYS})
     validated_schedule(schedule, f"{source.where(('schedule',)) if 'schedule' in source.data else source.path}: ")
     return schedule
 
@@ -198,7 +199,7 @@ def plan_document(plan: TrainingPlan) -> dict:
                 "warmup_method": lr.warmup_method, "warmup_blend": lr.warmup_blend, "decay_start": lr.decay_start,
                 "decay_length": lr.decay_iters,
                 "stepped_every": {1: "iter", ipe: "epoch"}.get(lr.step_every, str(lr.step_every)),
-                **{key: getattr(lr, key) for key in CYCLE_KEYS}}
+                **{key: getattr(lr, key) for key in SHAPE_KEYS}}
     optimizer = {"name": plan.optimizer, "lr": lr.base_lr, "momentum": plan.momentum, "dampening": plan.dampening,
                  "nesterov": plan.nesterov, "weight_decay": plan.decay.other,
                  "weight_decay_norm": plan.decay.norm, "weight_decay_bias": plan.decay.bias}
