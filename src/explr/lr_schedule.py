@@ -10,8 +10,9 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-DECAYS = ("step", "cosine", "linear", "constant", "exp", "poly")
-CYCLED = ("cosine", "poly")  # the decays that take timm's restarts and k-decay
+DECAYS = ("step", "cosine", "linear", "constant", "exp", "poly", "tanh")
+CYCLED = ("cosine", "poly", "tanh")  # the decays that take timm's restarts (and, but tanh, k-decay)
+TANH_BOUNDS = (-7.0, 3.0)  # timm TanhLRScheduler's lb, ub defaults (create_scheduler_v2 never sets them)
 WARMUPS = ("linear", "constant")
 # How warmup combines with the decay: "multiply" scales the decayed LR (torch chained, pycls);
 # "ramp_to_base" replaces it by a ramp from warmup_factor*base_lr to base_lr (timm schedulers);
@@ -77,7 +78,7 @@ class LRSchedule:
 
     @property
     def _cycled(self) -> bool:
-        return self.decay == "poly" or (self.cycle_limit, self.cycle_mul, self.cycle_decay, self.k_decay) != (
+        return self.decay in ("poly", "tanh") or (self.cycle_limit, self.cycle_mul, self.cycle_decay, self.k_decay) != (
             1, 1.0, 1.0, 1.0)
 
     def _position(self, i: int) -> int:
@@ -106,7 +107,7 @@ class LRSchedule:
         return self.eta_min + (self.base_lr - self.eta_min) * shape
 
     def _cycled_decay(self, t: int, length: int) -> float:
-        """timm Cosine/PolyLRScheduler._get_lr after warmup, t and length in iterations (same operation order)."""
+        """timm Cosine/Poly/TanhLRScheduler._get_lr after warmup, t and length in iterations (same operations)."""
         mul = self.cycle_mul
         if mul != 1:
             i = math.floor(math.log(1 - t / length * (1 - mul), mul))
@@ -121,6 +122,10 @@ class LRSchedule:
         k = self.k_decay
         if self.decay == "poly":
             return self.eta_min + (peak - self.eta_min) * (1 - t_curr ** k / t_i ** k) ** self.power
+        if self.decay == "tanh":
+            lb, ub = TANH_BOUNDS
+            tr = t_curr / t_i
+            return self.eta_min + 0.5 * (peak - self.eta_min) * (1 - math.tanh(lb * (1. - tr) + ub * tr))
         return self.eta_min + 0.5 * (peak - self.eta_min) * (1 + math.cos(math.pi * t_curr ** k / t_i ** k))
 
     def warmup_ramp(self, u: int) -> float:

@@ -142,8 +142,8 @@ BASE = "opt: momentum\nlr: 0.1\nweight_decay: 5.0e-4\nsched: multistep\ndecay_mi
 @pytest.mark.parametrize("edit, error, match", [
     (("weight_decay: 5.0e-4\n", ""), ConfigError, r"weight_decay` is missing; timm's default changed"),
     (("sched: multistep\n", ""), ConfigError, r"`sched` is missing"),
-    (("sched: multistep\n", "sched: tanh\n"), UnsupportedError,
-     r"args.yaml:4: sched='tanh' is not modelled by explr; explr converts timm's step, multistep, cosine, poly, constant"),
+    (("sched: multistep\n", "sched: wsd\n"), UnsupportedError,
+     r"args.yaml:4: sched='wsd' is not modelled by explr; explr converts timm's step, multistep, cosine, poly, tanh, constant"),
     (("sched: multistep\n", "sched: plateau\n"), UnsupportedError,
      r"sched='plateau' decays when the eval metric stops improving"),
     (("opt: momentum\n", "opt: lookahead_sgd\n"), ConfigError, r"args.yaml:1: opt is 'lookahead_sgd'"),

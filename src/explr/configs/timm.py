@@ -10,13 +10,13 @@ every timm fixture against timm's own create_scheduler_v2, LR per update:
   (or update) t > 0 is _get_lr(t) and t = 0 keeps the LR the scheduler was built with.
 - scheduler_factory.py create_scheduler_v2: lengths are in epochs, times updates_per_epoch with sched_on_updates;
   trained epochs = num_epochs (+ warmup_epochs with warmup_prefix) for step/multistep/constant, and
-  get_cycle_length() + cooldown_epochs for cosine and poly.
+  get_cycle_length() + cooldown_epochs for cosine, poly and tanh.
 - step_lr.py / multistep_lr.py / cosine_lr.py: warmup is a linear ramp from warmup_lr to lr that replaces the decay;
   with warmup_prefix the decay's clock starts after warmup. step: lr * decay_rate ** (t // decay_t); multistep:
   lr * decay_rate ** bisect_right(milestones, t + 1), i.e. milestone m applies at t = m - 1 (timm keeps this on
-  purpose); cosine and poly (power = decay_rate): restarts (lr_cycle_limit/mul/decay) and k-decay, lr_min after
-  the last cycle.
-- Refused: lr_noise (random noise per step), sched plateau (metric-driven), tanh/wsd/rsqrt (not modelled),
+  purpose); cosine, poly (power = decay_rate) and tanh (its warmup ramps to the tanh value at the end of
+  warmup): restarts (lr_cycle_limit/mul/decay), k-decay (not tanh), lr_min after the last cycle.
+- Refused: lr_noise (random noise per step), sched plateau (metric-driven), wsd/rsqrt (not modelled),
   layer_decay (LR per layer), aug_repeats/epoch_repeats (samples per epoch).
 - timm/optim/optim_factory.py: 'sgd' and 'nesterov' build SGD(nesterov=True), 'momentum' nesterov=False;
   param_groups_weight_decay gives no decay to biases and to every parameter with ndim <= 1.
@@ -56,10 +56,11 @@ OPTIMIZERS = {
                                          "rmsproptf", "lamb", "lars", "adabelief", "adafactor", "lion", "adagrad",
                                          "adadelta", "novograd", "adan", "madgrad")},
 }
-SCHEDULES = ("step", "multistep", "cosine", "poly", "constant")
+SCHEDULES = ("step", "multistep", "cosine", "poly", "tanh", "constant")
+CYCLED = ("cosine", "poly", "tanh")  # timm's cycle schedulers (get_cycle_length)
 REFUSED_SCHEDULES = {
     "plateau": "decays when the eval metric stops improving, so the schedule is not known before training",
-    "tanh": "is not modelled by explr", "wsd": "is not modelled by explr",
+    "wsd": "is not modelled by explr",
     "rsqrt": "is not modelled by explr", "none": "leaves the LR to the optimizer (no scheduler)",
 }
 # Cosine restarts and k-decay (train.py defaults; stable across versions).
@@ -222,8 +223,10 @@ def _schedule(facts: ConfigFacts, lr: float, updates: int, per_update: bool) -> 
     shift = warmup * clock.t_per_epoch if prefix else 0  # timm subtracts warmup_t from t after warmup
     kwargs = dict(base_lr=lr, step_every=clock.step_every, warmup_blend="ramp_to_base",
                   warmup_iters=warmup * updates, warmup_factor=warmup_lr / lr)
-    if sched in ("cosine", "poly"):
+    if sched in CYCLED:
         kwargs.update(_cycled(facts, clock, epochs, shift, sched))
+        if sched == "tanh" and not prefix:  # TanhLRScheduler ramps to _get_lr(warmup_t), not to lr
+            kwargs.update(warmup_blend="ramp_to_decay")
     else:  # step, multistep and constant: num_epochs (+ warmup_epochs with warmup_prefix), no cooldown
         total_t = (epochs + (warmup if prefix else 0)) * clock.t_per_epoch
         ticks = [] if sched == "constant" else _step_ticks(facts, clock, shift) if sched == "step" else \
@@ -237,7 +240,7 @@ def _schedule(facts: ConfigFacts, lr: float, updates: int, per_update: bool) -> 
 
 
 def _cycled(facts: ConfigFacts, clock: _Clock, epochs: int, shift: int, sched: str) -> dict:
-    """Cosine/PolyLRScheduler: t_initial = epochs, restarts, k-decay; trained t = get_cycle_length() + cooldown.
+    """Cosine/Poly/TanhLRScheduler: t_initial = epochs, restarts, k-decay; trained t = get_cycle_length() + cooldown.
 
     poly's power is decay_rate (create_scheduler_v2 passes power=decay_rate)."""
     cooldown = _required(facts, "cooldown_epochs", "cooldown_epochs", int)
@@ -254,9 +257,11 @@ def _cycled(facts: ConfigFacts, clock: _Clock, epochs: int, shift: int, sched: s
         if cycles["lr_cycle_limit"] > 1 else {}
     if sched == "poly":
         cycled["power"] = _get(facts, "gamma", "decay_rate", float)
+    if sched != "tanh":  # TanhLRScheduler takes no k_decay
+        cycled["k_decay"] = cycles["lr_k_decay"]
     return dict(decay=sched, eta_min=_required(facts, "eta_min", "min_lr", float),
                 decay_start=shift * clock.step_every, decay_iters=t_initial * clock.step_every,
-                total_iters=trained_epochs * clock.updates, k_decay=cycles["lr_k_decay"], **cycled)
+                total_iters=trained_epochs * clock.updates, **cycled)
 
 
 def _ticks_before(ticks: list[int], total_t: int) -> list[int]:
