@@ -207,3 +207,18 @@ def test_poly_schedule_is_timms_polynomial_after_the_warmup_prefix(fixtures_dir)
     ref = timm_train_lrs(lambda t: 1e-4 + t * (0.1 - 1e-4) / 2 if t < 2 else 0.1 * (1 - (t - 2) / 20) ** 0.9,
                          22, ipe, False, initial=1e-4)
     assert all(plan.lr.lr_at(i) == pytest.approx(want, rel=1e-12, abs=1e-15) for i, want in enumerate(ref))
+
+
+def test_tanh_warmup_ramps_to_the_tanh_value_at_its_end(fixtures_dir):
+    """TanhLRScheduler: warmup_steps aim at _get_lr(warmup_t) unless warmup_prefix; then lr_min + 0.5 * (lr - lr_min)
+    * (1 - tanh(lb * (1 - t / T) + ub * t / T)) with lb, ub = -7, 3, and lr_min for cooldown_epochs after T."""
+    plan = read(fixtures_dir / "configs/timm/variants/tanh_warmup.yaml")
+    ipe = 50_000 // 128
+
+    def tanh_lr(t):
+        return 1e-5 + 0.5 * (0.1 - 1e-5) * (1 - math.tanh(-7 * (1 - t / 30) + 3 * t / 30)) if t < 30 else 1e-5
+
+    ref = timm_train_lrs(lambda t: 1e-4 + t * (tanh_lr(3) - 1e-4) / 3 if t < 3 else tanh_lr(t), 35, ipe, False,
+                         initial=1e-4)
+    assert plan.total_iters == 35 * ipe
+    assert all(plan.lr.lr_at(i) == pytest.approx(want, rel=1e-12) for i, want in enumerate(ref))
