@@ -250,7 +250,11 @@ def _cycled(facts: ConfigFacts, clock: _Clock, epochs: int, shift: int, sched: s
         raise facts.error(("lr_cycle_mul",), f"/ lr_cycle_decay / lr_k_decay are {list(cycles.values())[1:]}; "
                           "they must be > 0")
     limit, mul = max(1, cycles["lr_cycle_limit"]), cycles["lr_cycle_mul"]
-    length = t_initial * limit if mul == 1.0 else int(math.floor(-t_initial * (mul ** limit - 1) / (1 - mul)))
+    try:  # get_cycle_length()
+        length = t_initial * limit if mul == 1.0 else int(math.floor(-t_initial * (mul ** limit - 1) / (1 - mul)))
+    except (OverflowError, ValueError):
+        raise facts.error(("lr_cycle_limit",), f"is {limit} with lr_cycle_mul={mul}: the cycles never end; "
+                          "lower them") from None
     trained_t = length + shift + cooldown * clock.t_per_epoch
     trained_epochs = trained_t if not clock.per_update else trained_t // clock.updates
     cycled = dict(cycle_limit=cycles["lr_cycle_limit"], cycle_mul=mul, cycle_decay=cycles["lr_cycle_decay"]) \
