@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from explr.configs.adapter import ReadOptions, iters_per_epoch, validated_schedule
+from explr.configs.adapter import (LENGTH_FLAGS, ReadOptions, flag_length, iters_per_epoch, late_milestones,
+                                   validated_schedule)
 from explr.configs.source import ConfigSource
 from explr.errors import ConfigError
 from explr.lr_schedule import LRSchedule
@@ -53,7 +54,10 @@ class ExplrFormat:
         values = read_sections(source)
         opt, sched, train = values["optimizer"], values["schedule"], values["training"]
         ipe = None if _per_iteration_only(sched, train, options) else _iters_per_epoch(source, options, train)
-        schedule = _schedule(source, opt, sched, train, ipe)
+        given = flag_length(options, ipe or 0)  # no ipe: no --epochs either (_per_iteration_only)
+        if given is not None:  # --epochs / --total-iters replace the config's length
+            train = {**train, "iters": given, "epochs": None}
+        schedule, late = _schedule(source, opt, sched, train, ipe)
         locations = {f"{section}.{key}": source.location((section, key))
                      for section in KEYS for key in source.data.get(section) or {}}
         locations.update({short: locations[long] for short, long in _FACT_KEYS.items() if long in locations})
@@ -64,7 +68,8 @@ class ExplrFormat:
             lr=schedule, iters_per_epoch=ipe, epochs=schedule.total_iters / ipe if ipe else None,
             precision=str(train["precision"]),
             grad_clip_norm=train["grad_clip_norm"], ema=train["ema"],
-            scheduler_interval="epoch" if schedule.step_every > 1 else "step", locations=locations)
+            scheduler_interval="epoch" if schedule.step_every > 1 else "step", ignored_milestones=late,
+            locations=locations)
 
     def rewrite(self, converted) -> tuple[str, list[str]]:
         """Append the `texp:` section; the rest of the file stays byte for byte."""
@@ -130,7 +135,7 @@ def _typed(source: ConfigSource, keypath: tuple, value: Any, kind: Any) -> Any:
 def _per_iteration_only(sched: dict, train: dict, options: ReadOptions) -> bool:
     """A plan all in iterations that gives no epoch length (detectron2 on a dataset of unknown size) needs none."""
     stated = (train["iters_per_epoch"], train["epochs"], train["dataset"], train["dataset_size"], options.dataset,
-              options.dataset_size, options.iters_per_epoch)
+              options.dataset_size, options.iters_per_epoch, options.epochs)
     return sched["unit"] == "iter" and sched["stepped_every"] == "iter" and bool(train["iters"]) and \
         not any(value is not None for value in stated)
 
@@ -159,11 +164,11 @@ def _total_iters(source: ConfigSource, train: dict, ipe: int | None) -> int:
     total = train["iters"] or from_epochs
     if not total:
         raise ConfigError(f"{source.where(('training',)) if 'training' in source.data else source.path}: "
-                          "set training.epochs or training.iters (the length of training)")
+                          f"set training.epochs or training.iters (the length of training), or {LENGTH_FLAGS}")
     return total
 
 
-def _schedule(source: ConfigSource, opt: dict, sched: dict, train: dict, ipe: int | None) -> LRSchedule:
+def _schedule(source: ConfigSource, opt: dict, sched: dict, train: dict, ipe: int | None) -> tuple[LRSchedule, tuple]:
     """`ipe` None only for plans all in iterations (_per_iteration_only), where no length is scaled by it."""
     unit = sched["unit"]
     if unit not in UNITS:
@@ -174,10 +179,6 @@ def _schedule(source: ConfigSource, opt: dict, sched: dict, train: dict, ipe: in
     if step_every is None and not str(sched["stepped_every"]).isdigit():
         raise ConfigError(f"{source.where(('schedule', 'stepped_every'))}: must be iter, epoch or a number of "
                           "iterations")
-    late = [m for m in sched["milestones"] if m * scale >= total]
-    if late:
-        raise ConfigError(f"{source.where(('schedule', 'milestones'))}: milestone {late[0]} ({unit}) is at or past "
-                          f"the end of training ({total / scale:g} {unit}s); remove it or train longer")
     schedule = LRSchedule(
         base_lr=opt["lr"], total_iters=total, decay=sched["decay"],
         milestones=tuple(round(m * scale) for m in sched["milestones"]), gamma=sched["gamma"],
@@ -187,8 +188,8 @@ def _schedule(source: ConfigSource, opt: dict, sched: dict, train: dict, ipe: in
         decay_start=sched["decay_start"] * scale,
         decay_iters=sched["decay_length"] * scale if sched["decay_length"] else None,
         **{key: sched[key] for key in SHAPE_KEYS})
-    validated_schedule(schedule, f"{source.where(('schedule',)) if 'schedule' in source.data else source.path}: ")
-    return schedule
+    where = f"{source.where(('schedule',)) if 'schedule' in source.data else source.path}: "
+    return validated_schedule(schedule, where), late_milestones(schedule)  # late ones ignored, as torch does
 
 
 def plan_document(plan: TrainingPlan) -> dict:
