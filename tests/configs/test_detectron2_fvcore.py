@@ -179,6 +179,13 @@ def test_solver_options_match_fvcore_every_iteration(tmp_path, variant):
     assert not bad, f"first differing iteration {bad[0]}: explr {plan.lr.lr_at(bad[0])!r}, fvcore {lrs[bad[0]]!r}"
 
 
+def test_steps_past_max_iter_are_dropped_and_reported(tmp_path):
+    config = tmp_path / "cfg.yaml"
+    config.write_text("SOLVER:\n  MAX_ITER: 1000\n  STEPS: (300, 999, 5000, 90000)\n")
+    plan = ADAPTER.read(ConfigSource.load(config), ReadOptions())
+    assert plan.lr.milestones == (300, 999) and plan.ignored_milestones == (5000, 90000)  # build_lr_scheduler warns
+
+
 def test_reference_world_size_needs_the_number_of_devices(tmp_path):
     config = tmp_path / "cfg.yaml"
     config.write_text("SOLVER:\n  REFERENCE_WORLD_SIZE: 8\n  IMS_PER_BATCH: 16\n")

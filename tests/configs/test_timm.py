@@ -171,6 +171,7 @@ def test_multistep_milestones_apply_one_epoch_early_and_late_ones_are_ignored(tm
     """timm: milestone m takes effect at epoch m - 1; one that would take effect after the last epoch never does."""
     plan = read(write(tmp_path, BASE.replace("[3, 6]", "[1, 3, 8, 9]")))
     assert plan.lr.milestones == (1 * 500, 2 * 500, 7 * 500)  # milestone 1 still waits for epoch 1 (initial LR)
+    assert plan.ignored_milestones == (8 * 500,)  # milestone 9 would apply at epoch 8, after the last one (EXP209)
     assert plan.lr.lr_at(0) == 0.1 and plan.lr.lr_at(7 * 500) == pytest.approx(0.1 * 0.1 ** 3, rel=1e-15)
 
 

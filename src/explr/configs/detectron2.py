@@ -73,7 +73,7 @@ class Detectron2Adapter:
         _refuse_unmodelled(facts)
         _check_optimizer(facts)
         scaled = _auto_scaled(facts, options)
-        schedule = _schedule(facts, scaled)
+        schedule, late = _schedule(facts, scaled)
         ipe = _iters_per_epoch(facts, options, scaled.batch_size)
         return TrainingPlan(
             format=self.name, path=str(source.path), optimizer="sgd",
@@ -81,7 +81,8 @@ class Detectron2Adapter:
             nesterov=_solver(facts, "nesterov", "NESTEROV", bool), decay=_decay(facts), lr=schedule,
             iters_per_epoch=ipe, epochs=schedule.total_iters / ipe if ipe else None,
             precision="16-mixed" if _solver(facts, "precision", ("AMP", "ENABLED"), bool) else "32",
-            grad_clip_norm=_clip_norm(facts), ema=False, scheduler_interval="step", locations=facts.locations)
+            grad_clip_norm=_clip_norm(facts), ema=False, scheduler_interval="step", ignored_milestones=late,
+            locations=facts.locations)
 
 
 def load_with_bases(source: ConfigSource, ancestry: tuple[pathlib.Path, ...] = ()) -> list[ConfigSource]:
@@ -180,8 +181,9 @@ def _auto_scaled(facts: ConfigFacts, options: ReadOptions) -> _Scaled:
                    tuple(int(round(step / scale)) for step in steps), int(round(batch * scale)))
 
 
-def _schedule(facts: ConfigFacts, scaled: _Scaled) -> LRSchedule:
-    """build_lr_scheduler: LRMultiplier(WarmupParamScheduler(main)), stepped every iteration."""
+def _schedule(facts: ConfigFacts, scaled: _Scaled) -> tuple[LRSchedule, tuple[int, ...]]:
+    """build_lr_scheduler: LRMultiplier(WarmupParamScheduler(main)), stepped every iteration; and the STEPS past
+    MAX_ITER, which build_lr_scheduler drops with a warning (EXP209)."""
     name = _solver(facts, "schedule", "LR_SCHEDULER_NAME", str)
     if name not in SCHEDULERS:
         raise facts.error((S, "LR_SCHEDULER_NAME"), f"is {name!r}; explr converts {', '.join(SCHEDULERS)}")
@@ -195,8 +197,10 @@ def _schedule(facts: ConfigFacts, scaled: _Scaled) -> LRSchedule:
                   warmup_method=_solver(facts, "warmup_method", "WARMUP_METHOD", str))
     if kwargs["warmup_method"] not in WARMUPS:
         raise facts.error((S, "WARMUP_METHOD"), f"is {kwargs['warmup_method']!r}; use one of {', '.join(WARMUPS)}")
+    late: tuple[int, ...] = ()
     if kwargs["decay"] == "step":
         steps = _steps(facts, scaled) if name == "WarmupMultiStepLR" else _fixed_gamma_steps(facts, max_iter)
+        late = tuple(int(step) for step in scaled.steps if step > max_iter) if name == "WarmupMultiStepLR" else ()
         kwargs.update(milestones=_milestone_iters(steps, max_iter, warmup if rescale else 0),
                       gamma=_solver(facts, "gamma", "GAMMA", float))
     else:
@@ -205,8 +209,9 @@ def _schedule(facts: ConfigFacts, scaled: _Scaled) -> LRSchedule:
             raise facts.error((S, "BASE_LR_END"), f"is {end}; it must lie in [0, BASE_LR={base_lr}]")
         start = warmup if rescale else 0  # RESCALE_INTERVAL: the cosine runs over the iterations after warmup
         kwargs.update(eta_min=end, decay_start=start, decay_iters=max_iter - start)
-    return validated_schedule(LRSchedule(**kwargs), f"{facts.source.path}: the detectron2 schedule is invalid: ",
-                              f"; fix the {S} keys")
+    schedule = validated_schedule(LRSchedule(**kwargs), f"{facts.source.path}: the detectron2 schedule is invalid: ",
+                                  f"; fix the {S} keys")
+    return schedule, late
 
 
 def _first_iter(reached, max_iter: int) -> int:

@@ -29,7 +29,7 @@ import json
 import math
 from dataclasses import dataclass
 
-from explr.configs.adapter import ConfigFacts, ReadOptions, iters_per_epoch, validated_schedule
+from explr.configs.adapter import ConfigFacts, ReadOptions, iters_per_epoch, late_milestones, validated_schedule
 from explr.configs.source import ConfigSource
 from explr.errors import ConfigError, UnsupportedError
 from explr.lr_schedule import LRSchedule
@@ -96,7 +96,7 @@ class TimmAdapter:
         family, nesterov = _optimizer(facts)
         updates = _updates_per_epoch(facts, options)
         per_update = _get(facts, "scheduler_interval", "sched_on_updates", bool)
-        schedule = _schedule(facts, _lr(facts, options), updates, per_update)
+        schedule, late = _schedule(facts, _lr(facts, options), updates, per_update)
         wd = _required(facts, "weight_decay", "weight_decay", float)
         return TrainingPlan(
             format=self.name, path=str(source.path), optimizer=family,
@@ -105,7 +105,7 @@ class TimmAdapter:
             lr=schedule, iters_per_epoch=updates, epochs=schedule.total_iters / updates,
             precision=_precision(facts), grad_clip_norm=_clip_norm(facts),
             ema=_get(facts, "ema", "model_ema", bool), scheduler_interval="step" if per_update else "epoch",
-            locations=facts.locations)
+            ignored_milestones=late, locations=facts.locations)
 
 
 def _get(facts: ConfigFacts, fact: str | None, key: str, kind: type):
@@ -204,8 +204,9 @@ class _Clock:
         return 1 if self.per_update else self.updates
 
 
-def _schedule(facts: ConfigFacts, lr: float, updates: int, per_update: bool) -> LRSchedule:
-    """The timm scheduler as an LRSchedule in iterations (create_scheduler_v2 + train.py's stepping)."""
+def _schedule(facts: ConfigFacts, lr: float, updates: int, per_update: bool) -> tuple[LRSchedule, tuple[int, ...]]:
+    """The timm scheduler as an LRSchedule in iterations (create_scheduler_v2 + train.py's stepping), and the
+    milestones that would take effect at or after the end (training stops first: EXP209)."""
     sched = str(_required(facts, "schedule", "sched", str)).lower()
     if sched not in SCHEDULES:
         why = REFUSED_SCHEDULES.get(sched, "is unknown")
@@ -233,10 +234,11 @@ def _schedule(facts: ConfigFacts, lr: float, updates: int, per_update: bool) -> 
             _multistep_ticks(facts, clock, shift)
         first = max(warmup * clock.t_per_epoch, 1)  # t=0 keeps the LR the scheduler was built with
         kwargs.update(decay="constant" if sched == "constant" else "step", total_iters=total_t * clock.step_every,
-                      milestones=tuple(max(t, first) * clock.step_every for t in _ticks_before(ticks, total_t)))
+                      milestones=tuple(max(t, first) * clock.step_every for t in ticks))
         if sched != "constant":
             kwargs.update(gamma=_get(facts, "gamma", "decay_rate", float))
-    return _validated(facts, LRSchedule(**kwargs))
+    schedule = LRSchedule(**kwargs)
+    return _validated(facts, schedule), late_milestones(schedule)
 
 
 def _cycled(facts: ConfigFacts, clock: _Clock, epochs: int, shift: int, sched: str) -> dict:
@@ -266,11 +268,6 @@ def _cycled(facts: ConfigFacts, clock: _Clock, epochs: int, shift: int, sched: s
     return dict(decay=sched, eta_min=_required(facts, "eta_min", "min_lr", float),
                 decay_start=shift * clock.step_every, decay_iters=t_initial * clock.step_every,
                 total_iters=trained_epochs * clock.updates, **cycled)
-
-
-def _ticks_before(ticks: list[int], total_t: int) -> list[int]:
-    """Decays timm would apply at or after the end never happen (the training loop stops first)."""
-    return [t for t in ticks if t < total_t]
 
 
 def _step_ticks(facts: ConfigFacts, clock: _Clock, shift: int) -> list[int]:
