@@ -6,6 +6,9 @@ when nothing matches), and how `explr convert` writes the result:
 
 - "rewrite": the adapter also has `rewrite(source, converted) -> str` and the converted config is
   written back in the same format (explr, Lightning CLI, Hydra);
+- "inherit": a new config that inherits the user's file and overrides the optimizer and schedule with
+  explr's registered classes (mmengine: `_base_ = ['./orig.py']`); the adapter's
+  `rewrite(converted, path)` needs the output path to point back at the original;
 - "plan": the framework's own code builds the optimizer, so the converted schedule is written as
   an explr-native plan next to the config (timm, detectron2, pycls) — `configs/convert.py` does
   this generically for every such row.
@@ -44,6 +47,8 @@ FORMATS: tuple[FormatEntry, ...] = (
                 "plan"),
     FormatEntry("pycls", "explr.configs.pycls", "`OPTIM.BASE_LR`/`OPTIM.LR_POLICY`/`OPTIM.MAX_EPOCH`", "plan"),
     FormatEntry("timm", "explr.configs.timm", "top-level `opt` and `sched` (timm train.py arguments)", "plan"),
+    FormatEntry("mmengine", "explr.configs.mmengine", "a Python config (.py) read by mmengine's Config.fromfile",
+                "inherit"),
 )
 
 

@@ -40,6 +40,8 @@ class ConfigSource:
             raise ConfigError(f"{path}: no such file; pass the path of a training config") from None
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+        if path.suffix == ".py":  # a Python config (mmengine): its own adapter executes it; no YAML tree
+            return cls(path, text, {})
         return cls.parse(text, path)
 
     @classmethod

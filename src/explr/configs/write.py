@@ -2,8 +2,9 @@
 
 "rewrite" formats (configs/formats.py) edit the user's file surgically (configs/rewrite.py) through
 their adapter's `rewrite(converted) -> (text, notes)`; "plan" formats get the explr-native plan,
-generically. Output goes to stdout, `-o FILE`, or — only with --in-place — over the input (for
-"plan" formats: next to it, as NAME.explr.yaml). Every write is atomic (temp file + os.replace).
+generically; "inherit" formats (mmengine) get a new config that inherits the input. Output goes to
+stdout, `-o FILE`, or — only with --in-place — over the input (for "plan" formats: next to it, as
+NAME.explr.yaml; for "inherit" formats: NAME_explr.py). Every write is atomic (temp file + os.replace).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from explr.errors import ConfigError
 
 USE_PLAN = ("optimizer, scheduler = explr.integrations.build(model, {path!r}, example_inputs=batch)  # replaces "
             "the framework's optimizer + scheduler; the LR then follows every optimizer.step()")
+SIDE_FILES = {"plan": ".explr.yaml", "inherit": "_explr.py"}  # --in-place output next to the input, by `writes`
 DIFF_LINES = 40  # --check shows this much of the diff: enough to see what changed, short in a CI log
 
 
@@ -71,8 +73,9 @@ def destination(converted: ConvertedPlan, output: str | None, in_place: bool) ->
         return path
     if not in_place:
         return None
-    if converted.detected.entry.writes == "plan":
-        return converted.source.path.with_name(converted.source.path.stem + ".explr.yaml")
+    writes = converted.detected.entry.writes
+    if writes in SIDE_FILES:  # never over the input: a plan next to it, or a config that inherits it
+        return converted.source.path.with_name(converted.source.path.stem + SIDE_FILES[writes])
     return converted.source.path
 
 
@@ -83,13 +86,16 @@ def converted_output(converted: ConvertedPlan, output: str | None = None, in_pla
         use_path = str(path) if path else f"{converted.source.path.stem}.explr.yaml"
         note = f"{converted.detected.name} builds its optimizer in code: " + USE_PLAN.format(path=use_path)
         return Written(plan_text(converted, use_path), path, [note])
-    text, notes = converted.detected.adapter.rewrite(converted)
+    if converted.detected.entry.writes == "inherit":
+        text, notes = converted.detected.adapter.rewrite(converted, path)
+    else:
+        text, notes = converted.detected.adapter.rewrite(converted)
     return Written(text, path, notes)
 
 
 def committed_output(converted: ConvertedPlan, output: str | None) -> Written:
     """What `convert -o OUTPUT` would write (plan formats: `--in-place`, NAME.explr.yaml), for --check."""
-    if output is None and converted.detected.entry.writes != "plan":
+    if output is None and converted.detected.entry.writes not in SIDE_FILES:
         raise ConfigError(f"{converted.source.path}: --check compares with the committed converted "
                           f"{converted.detected.name} config: pass -o COMMITTED_FILE")
     return converted_output(converted, output, in_place=output is None)

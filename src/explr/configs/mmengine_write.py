@@ -1,0 +1,73 @@
+"""The converted mmengine config: inherit the original, override optim_wrapper and param_scheduler.
+
+    _base_ = ['./faster-rcnn_r50_fpn_1x_coco.py']
+    custom_imports = dict(imports=['explr.integrations.mmengine'], allow_failed_imports=False)
+    optim_wrapper = dict(constructor='ExplrOptimWrapperConstructor', explr=dict(lock='model.explr.lock'))
+    param_scheduler = [dict(type='ExplrTEXPScheduler', by_epoch=False, schedule=dict(base_lr=0.02, ...))]
+
+mmengine merges `optim_wrapper` into the inherited dict (optimizer, paramwise_cfg and clip_grad stay)
+and replaces the `param_scheduler` list. explr's classes live in explr/integrations/mmengine.py.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Any
+
+from explr.configs.mmengine import CONSTRUCTOR, INTEGRATION, SCHEDULER, auto_scale_note
+from explr.errors import ConfigError
+
+
+def python_literal(value: Any) -> str:
+    """`value` as Python source: dicts as dict(k=v), the rest by repr (floats round-trip exactly)."""
+    if isinstance(value, dict):
+        return "dict(" + ", ".join(f"{k}={python_literal(v)}" for k, v in value.items()) + ")"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(python_literal(v) for v in value) + "]"
+    return repr(value)
+
+
+def explr_settings(converted) -> dict:
+    """Which parameters are SI (a lock path, or the names) and whether the run is approximate."""
+    si = converted.si
+    if si.how == "audit-at-start":
+        raise ConfigError(f"{converted.source.path}: the mmengine output must know the scale-invariant parameters "
+                          "before training: pass --lock FILE (from `explr audit --lock`) or --model SPEC")
+    settings: dict = {"lock": si.lock} if si.how == "lock" else {"si": list(si.names or ())}
+    if not converted.exact:
+        settings["approximate"] = True
+    return settings
+
+
+def base_path(source: pathlib.Path, output: pathlib.Path | None) -> str:
+    """`source` relative to the directory of `output` (stdout: the file is meant to sit next to the source)."""
+    start = (output.parent if output is not None else source.parent).resolve()
+    relative = pathlib.Path(os.path.relpath(source.resolve(), start)).as_posix()
+    return relative if relative.startswith("../") else "./" + relative
+
+
+def converted_config(converted, output: pathlib.Path | None, cfg: Any) -> tuple[str, list[str]]:
+    """The text of the converted config and the notes for the user."""
+    from explr.integrations.scheduler import schedule_args  # lazy, as the other writers: the runtime's own spelling
+
+    imports = list((cfg.get("custom_imports") or {}).get("imports", []))
+    schedule = {"type": SCHEDULER, "by_epoch": False, "schedule": schedule_args(converted.plan.lr)}
+    if not converted.exact:
+        schedule["approximate"] = True
+    verdict = "exact" if converted.exact else "approximate: " + "; ".join(converted.not_exact_because)
+    lines = [
+        f"# Converted by explr from {converted.source.path.name}: weight decay + LR schedule -> TEXP ({verdict}).",
+        "# Train with your usual command on this file, e.g. python tools/train.py THIS_FILE",
+        f"_base_ = [{base_path(converted.source.path, output)!r}]",
+        f"custom_imports = {python_literal({'imports': imports + [INTEGRATION], 'allow_failed_imports': False})}",
+        f"optim_wrapper = {python_literal({'constructor': CONSTRUCTOR, 'explr': explr_settings(converted)})}",
+        f"param_scheduler = [{python_literal(schedule)}]",
+    ]
+    notes = [f"run it with your usual tools/train.py: it inherits {converted.source.path.name} and imports "
+             f"{INTEGRATION} (pip install explr on the training machine)"]
+    if output is None:
+        notes.append(f"save it next to {converted.source.path.name}: _base_ points there")
+    scale = auto_scale_note(cfg, converted.plan.lr.base_lr)
+    if scale:
+        notes.append(scale)
+    return "\n".join(lines) + "\n", notes

@@ -1,0 +1,97 @@
+"""mmengine: the classes a converted OpenMMLab config names (configs/mmengine_write.py).
+
+- `ExplrOptimWrapperConstructor` (OPTIM_WRAPPER_CONSTRUCTORS): mmengine's DefaultOptimWrapperConstructor
+  builds the original param groups (paramwise_cfg, custom_keys, lr/decay multipliers, exactly as
+  mmengine does); explr then splits each group into its scale-invariant part (weight decay 0, tagged
+  for TEXP, original decay kept for the phantom) and the rest. Which parameters are SI comes from
+  `explr=dict(lock=PATH)` or `explr=dict(si=[names])` in `optim_wrapper`.
+- `ExplrTEXPScheduler` (PARAM_SCHEDULERS): explr.TEXP as an mmengine parameter scheduler, stepped
+  per iteration by ParamSchedulerHook. Each group follows the converted schedule times its own
+  initial LR / base LR (lr_mult, bias_lr_mult and auto_scale_lr keep their ratio).
+
+Importing this module registers both (the converted config's `custom_imports` does it).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from mmengine.optim import BaseOptimWrapper, DefaultOptimWrapperConstructor
+from mmengine.optim.scheduler.param_scheduler import INF, _ParamScheduler
+from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS, PARAM_SCHEDULERS
+from torch import nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LambdaLR
+
+from explr.errors import ConfigError
+from explr.integrations.scheduler import bind_si_groups, schedule_from_args
+from explr.schedule.groups import SI_TAG
+from explr.schedule.runtime import TEXP
+
+SETTINGS = ("si", "lock", "approximate")
+
+
+@OPTIM_WRAPPER_CONSTRUCTORS.register_module(force=True)
+class ExplrOptimWrapperConstructor(DefaultOptimWrapperConstructor):
+    """DefaultOptimWrapperConstructor, then the SI parameters of every group split off for TEXP."""
+
+    def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: dict | None = None):
+        optim_wrapper_cfg = dict(optim_wrapper_cfg)
+        self.explr = dict(optim_wrapper_cfg.pop("explr", None) or {})
+        unknown = sorted(set(self.explr) - set(SETTINGS))
+        if unknown or not ("si" in self.explr) ^ ("lock" in self.explr):
+            raise ConfigError(f"{type(self).__name__}: optim_wrapper.explr needs exactly one of si=[names] or "
+                              f"lock=PATH (got {sorted(self.explr)}); run `explr convert` again")
+        super().__init__(optim_wrapper_cfg, paramwise_cfg)
+
+    def __call__(self, model: nn.Module) -> BaseOptimWrapper:
+        wrapper = super().__call__(model)
+        module = model.module if hasattr(model, "module") else model  # DDP wrappers, as the parent does
+        bind_si_groups(wrapper.optimizer, module, si=self.explr.get("si"), lock=self.explr.get("lock"))
+        return wrapper
+
+
+def _torch_optimizer(optimizer: Any):
+    return optimizer.optimizer if isinstance(optimizer, BaseOptimWrapper) else optimizer
+
+
+@PARAM_SCHEDULERS.register_module(force=True)
+class ExplrTEXPScheduler(_ParamScheduler):
+    """explr.TEXP, stepped after every iteration: SI groups on η_t/(s_{t-1}s_t), the others on η_t."""
+
+    def __init__(self, optimizer: Any, schedule: dict, approximate: bool = False, by_epoch: bool = False,
+                 begin: int = 0, end: int = INF, last_step: int = -1, epoch_length: int | None = None,
+                 verbose: bool = False):
+        if by_epoch:
+            raise ConfigError(f"{type(self).__name__}: by_epoch must be False (TEXP steps every iteration)")
+        if not any(g.get(SI_TAG) for g in optimizer.param_groups):
+            raise ConfigError(f"{type(self).__name__}: no param group is split for TEXP; set "
+                              f"optim_wrapper.constructor='{ExplrOptimWrapperConstructor.__name__}'")
+        self.schedule = schedule_from_args(schedule)
+        self.approximate = approximate
+        self.texp: TEXP | None = None
+        super().__init__(optimizer, "lr", begin=0, end=INF, last_step=last_step, by_epoch=False, verbose=verbose)
+
+    def _group_schedule(self, opt: Any) -> LambdaLR:
+        """Each group's original LR: the schedule scaled by its initial LR (lr_mult, auto_scale_lr)."""
+        if not isinstance(opt, Optimizer):  # explr.TEXP tells a factory from an LR function this way
+            raise TypeError(f"{opt!r} is not an optimizer")
+        base = self.schedule.base_lr
+        return LambdaLR(opt, lambda i: self.schedule.lr_at(i) / base)
+
+    def step(self) -> None:
+        """The first call (from __init__) starts TEXP at iteration 0; each later one moves one iteration."""
+        if self.texp is None:
+            self.texp = TEXP(_torch_optimizer(self.optimizer), self._group_schedule, approximate=self.approximate)
+        else:
+            self.texp.step()
+        self._global_step += 1
+        self.last_step += 1
+        self._last_value = [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self) -> dict:
+        return {"texp": self.texp.state_dict(), "last_step": self.last_step, "_global_step": self._global_step}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.texp.load_state_dict(state_dict["texp"])
+        self.last_step, self._global_step = state_dict["last_step"], state_dict["_global_step"]
+        self._last_value = [group["lr"] for group in self.optimizer.param_groups]
