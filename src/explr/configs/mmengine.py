@@ -178,23 +178,21 @@ class _Facts:
         key = "max_epochs" if LOOPS[kind] else "max_iters"
         if not isinstance(train.get(key), int) or train[key] <= 0:
             raise self.error("train_cfg", f"train_cfg.{key} must be an integer > 0")
-        return Loop(LOOPS[kind], train[key], self.iters_per_epoch(options, required=LOOPS[kind]))
+        return Loop(LOOPS[kind], train[key], self.iters_per_epoch(options))  # the summary speaks in epochs
 
     def _batch(self) -> int | None:
         loader = self.cfg.get("train_dataloader") or {}
         return loader.get("batch_size") if isinstance(loader, dict) else None
 
-    def iters_per_epoch(self, options: ReadOptions, required: bool) -> int | None:
+    def iters_per_epoch(self, options: ReadOptions) -> int:
         loader = self.cfg.get("train_dataloader") or {}
         dataset = (loader.get("dataset") or {}).get("type") if isinstance(loader, dict) else None
         known = options.iters_per_epoch or options.dataset_size or options.dataset or DATASET_SIZES.get(
             str(dataset).lower())
         if not known:
-            if required:
-                raise self.error("train_dataloader", f"cannot tell iterations per epoch: the size of dataset "
-                                                     f"{dataset!r} is unknown; pass --iters-per-epoch N (or "
-                                                     "--dataset-size N and --num-devices N)")
-            return None
+            raise self.error("train_dataloader", f"cannot tell iterations per epoch: the size of dataset {dataset!r} "
+                                                 "is unknown; pass --iters-per-epoch N (or --dataset-size N and "
+                                                 "--num-devices N)")
         if options.iters_per_epoch is None and options.num_devices is None:
             raise self.error("train_dataloader", "iterations per epoch depend on the number of GPUs (mmengine "
                                                  "splits each epoch across them); pass --num-devices N or "
