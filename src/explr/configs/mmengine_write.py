@@ -46,6 +46,11 @@ def base_path(source: pathlib.Path, output: pathlib.Path | None) -> str:
     return relative if relative.startswith("../") else "./" + relative
 
 
+def _schedulers(cfg: Any) -> list:
+    schedulers = cfg.get("param_scheduler") or []
+    return [schedulers] if isinstance(schedulers, dict) else list(schedulers)
+
+
 def converted_config(converted, output: pathlib.Path | None, cfg: Any) -> tuple[str, list[str]]:
     """The text of the converted config and the notes for the user."""
     from explr.integrations.scheduler import schedule_args  # lazy, as the other writers: the runtime's own spelling
@@ -54,6 +59,8 @@ def converted_config(converted, output: pathlib.Path | None, cfg: Any) -> tuple[
     schedule = {"type": SCHEDULER, "by_epoch": False, "schedule": schedule_args(converted.plan.lr)}
     if not converted.exact:
         schedule["approximate"] = True
+    if any("eta_min_ratio" in spec for spec in _schedulers(cfg)):  # a floor relative to each group's LR
+        schedule["scale_eta_min"] = True
     verdict = "exact" if converted.exact else "approximate: " + "; ".join(converted.not_exact_because)
     lines = [
         f"# Converted by explr from {converted.source.path.name}: weight decay + LR schedule -> TEXP ({verdict}).",

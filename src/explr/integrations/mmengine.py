@@ -6,13 +6,14 @@
   for TEXP, original decay kept for the phantom) and the rest. Which parameters are SI comes from
   `explr=dict(lock=PATH)` or `explr=dict(si=[names])` in `optim_wrapper`.
 - `ExplrTEXPScheduler` (PARAM_SCHEDULERS): explr.TEXP as an mmengine parameter scheduler, stepped
-  per iteration by ParamSchedulerHook. Each group follows the converted schedule times its own
-  initial LR / base LR (lr_mult, bias_lr_mult and auto_scale_lr keep their ratio).
+  per iteration by ParamSchedulerHook. Each group follows the converted schedule from its own
+  initial LR (lr_mult, bias_lr_mult, auto_scale_lr), eta_min kept absolute as mmengine keeps it.
 
 Importing this module registers both (the converted config's `custom_imports` does it).
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from mmengine.optim import BaseOptimWrapper, DefaultOptimWrapperConstructor
@@ -58,7 +59,8 @@ def _torch_optimizer(optimizer: Any):
 class ExplrTEXPScheduler(_ParamScheduler):
     """explr.TEXP, stepped after every iteration: SI groups on η_t/(s_{t-1}s_t), the others on η_t."""
 
-    def __init__(self, optimizer: Any, schedule: dict, approximate: bool = False, by_epoch: bool = False,
+    def __init__(self, optimizer: Any, schedule: dict, approximate: bool = False, scale_eta_min: bool = False,
+                 by_epoch: bool = False,
                  begin: int = 0, end: int = INF, last_step: int = -1, epoch_length: int | None = None,
                  verbose: bool = False):
         if by_epoch:
@@ -67,16 +69,25 @@ class ExplrTEXPScheduler(_ParamScheduler):
             raise ConfigError(f"{type(self).__name__}: no param group is split for TEXP; set "
                               f"optim_wrapper.constructor='{ExplrOptimWrapperConstructor.__name__}'")
         self.schedule = schedule_from_args(schedule)
-        self.approximate = approximate
+        self.approximate, self.scale_eta_min = approximate, scale_eta_min
         self.texp: TEXP | None = None
         super().__init__(optimizer, "lr", begin=0, end=INF, last_step=last_step, by_epoch=False, verbose=verbose)
 
     def _group_schedule(self, opt: Any) -> LambdaLR:
-        """Each group's original LR: the schedule scaled by its initial LR (lr_mult, auto_scale_lr)."""
+        """Each group's original LR, as mmengine's chained schedulers give it: the schedule from the group's
+        own initial LR (lr_mult, auto_scale_lr) with eta_min absolute (CosineAnnealingLR, PolyLR) unless the
+        config gave a ratio (eta_min_ratio; ExponentialLR's floor is a ratio too)."""
         if not isinstance(opt, Optimizer):  # explr.TEXP tells a factory from an LR function this way
             raise TypeError(f"{opt!r} is not an optimizer")
-        base = self.schedule.base_lr
-        return LambdaLR(opt, lambda i: self.schedule.lr_at(i) / base)
+        base = self.schedule
+        proportional = self.scale_eta_min or base.decay == "exp"
+        lambdas = []
+        for group in opt.param_groups:
+            initial = float(group["lr"])
+            eta_min = base.eta_min * initial / base.base_lr if proportional else base.eta_min
+            own = dataclasses.replace(base, base_lr=initial, eta_min=eta_min)
+            lambdas.append(lambda i, own=own, initial=initial: own.lr_at(i) / initial)
+        return LambdaLR(opt, lambdas)
 
     def step(self) -> None:
         """The first call (from __init__) starts TEXP at iteration 0; each later one moves one iteration."""
