@@ -177,3 +177,39 @@ def test_written_config_inherits_the_original(tmp_path):
     assert cfg.optim_wrapper.explr.si == ["conv1.weight"] and "_base_ = ['../" in written.text
     with pytest.raises(ConfigError, match="already converted"):
         explr.convert(str(out), si=[], iters_per_epoch=45)
+
+
+def run_cli(capsys, *args):
+    from explr.cli import main
+
+    code = main(["convert", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_writes_next_to_the_original_only_when_asked(tmp_path, capsys):
+    from tests.configs.texp_harness import MODEL
+
+    original = write_config(tmp_path, SCHEDULES["step-constant"], "train.py")
+    code, out, err = run_cli(capsys, str(original), "--model", MODEL, "--iters-per-epoch", "4", "--in-place")
+    written = tmp_path / "train_explr.py"
+    assert code == 0 and out == "" and f"written to {written}" in err and "mmengine config" in err
+    assert original.read_text() == SCHEDULES["step-constant"]  # the input is never overwritten
+    cfg = Config.fromfile(str(written))
+    assert cfg.optim_wrapper.optimizer.weight_decay == 5e-4 and "conv1.weight" in cfg.optim_wrapper.explr.si
+    assert run_cli(capsys, str(original), "--model", MODEL, "--iters-per-epoch", "4", "--check")[0] == 0
+
+
+@pytest.mark.parametrize("text, args, message", [
+    ("raise ValueError('bad value')\n", ["--iters-per-epoch", "4"],
+     "mmengine could not load this config: ValueError: bad value"),
+    (SCHEDULES["step-constant"], ["--iters-per-epoch", "4"], "pass --lock FILE"),  # SI unknown before training
+    (OPTIM + "train_cfg = dict(by_epoch=True, max_epochs=3)\nparam_scheduler = dict(type='OneCycleLR')\n",
+     ["--iters-per-epoch", "4"], "param_scheduler type 'OneCycleLR' is not modelled"),
+])
+def test_cli_bad_input_is_one_line_exit_2_nothing_written(tmp_path, capsys, text, args, message):
+    original = write_config(tmp_path, text, "train.py")
+    out_file = tmp_path / "out.py"
+    code, out, err = run_cli(capsys, str(original), *args, "-o", str(out_file))
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not out_file.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["train.py"]
