@@ -44,7 +44,7 @@ def load_config(path: pathlib.Path) -> Any:
         raise ConfigError(f"{path}: reading mmengine configs needs mmengine: pip install 'explr[mmengine]'") from None
     try:
         return Config.fromfile(str(path))
-    except Exception as exc:  # the config is user code: whatever it raises is the user's error to fix
+    except Exception as exc:  # noqa: BLE001 - the config is user code: whatever it raises is the user's error to fix
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise ConfigError(f"{path}: mmengine could not load this config: {type(exc).__name__}: {first}") from None
 
@@ -101,11 +101,6 @@ class MMEngineAdapter:
             precision=facts.precision(wrapper),
             grad_clip_norm=float(clip.get("max_norm", clip.get("clip_value", 0.0))) if clip else None,
             scheduler_interval="step" if schedule.step_every == 1 else "epoch", locations=facts.locations())
-
-    def rewrite(self, converted, path: pathlib.Path | None) -> tuple[str, list[str]]:
-        from explr.configs.mmengine_write import converted_config
-
-        return converted_config(converted, path, load_config(converted.source.path))
 
 
 class _Facts:

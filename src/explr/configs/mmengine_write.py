@@ -10,12 +10,12 @@ and replaces the `param_scheduler` list. explr's classes live in explr/integrati
 """
 from __future__ import annotations
 
-import os
 import pathlib
 from typing import Any
 
-from explr.configs.mmengine import CONSTRUCTOR, INTEGRATION, SCHEDULER, auto_scale_note
-from explr.errors import ConfigError
+from explr.configs.framework_write import si_settings
+from explr.configs.mmengine import CONSTRUCTOR, INTEGRATION, SCHEDULER, auto_scale_note, load_config
+from explr.configs.write import base_path
 
 
 def python_literal(value: Any) -> str:
@@ -27,32 +27,14 @@ def python_literal(value: Any) -> str:
     return repr(value)
 
 
-def explr_settings(converted) -> dict:
-    """Which parameters are SI (a lock path, or the names) and whether the run is approximate."""
-    si = converted.si
-    if si.how == "audit-at-start":
-        raise ConfigError(f"{converted.source.path}: the mmengine output must know the scale-invariant parameters "
-                          "before training: pass --lock FILE (from `explr audit --lock`) or --model SPEC")
-    settings: dict = {"lock": si.lock} if si.how == "lock" else {"si": list(si.names or ())}
-    if not converted.exact:
-        settings["approximate"] = True
-    return settings
-
-
-def base_path(source: pathlib.Path, output: pathlib.Path | None) -> str:
-    """`source` relative to the directory of `output` (stdout: the file is meant to sit next to the source)."""
-    start = (output.parent if output is not None else source.parent).resolve()
-    relative = pathlib.Path(os.path.relpath(source.resolve(), start)).as_posix()
-    return relative if relative.startswith("../") else "./" + relative
-
-
 def _schedulers(cfg: Any) -> list:
     schedulers = cfg.get("param_scheduler") or []
     return [schedulers] if isinstance(schedulers, dict) else list(schedulers)
 
 
-def converted_config(converted, output: pathlib.Path | None, cfg: Any) -> tuple[str, list[str]]:
+def converted_config(converted, output: pathlib.Path | None) -> tuple[str, list[str]]:
     """The text of the converted config and the notes for the user."""
+    cfg = load_config(converted.source.path)
     from explr.integrations.scheduler import schedule_args  # lazy, as the other writers: the runtime's own spelling
 
     imports = list((cfg.get("custom_imports") or {}).get("imports", []))
@@ -67,7 +49,7 @@ def converted_config(converted, output: pathlib.Path | None, cfg: Any) -> tuple[
         "# Train with your usual command on this file, e.g. python tools/train.py THIS_FILE",
         f"_base_ = [{base_path(converted.source.path, output)!r}]",
         f"custom_imports = {python_literal({'imports': imports + [INTEGRATION], 'allow_failed_imports': False})}",
-        f"optim_wrapper = {python_literal({'constructor': CONSTRUCTOR, 'explr': explr_settings(converted)})}",
+        f"optim_wrapper = {python_literal({'constructor': CONSTRUCTOR, 'explr': si_settings(converted)})}",
         f"param_scheduler = [{python_literal(schedule)}]",
     ]
     notes = [f"run it with your usual tools/train.py: it inherits {converted.source.path.name} and imports "
