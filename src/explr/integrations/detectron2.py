@@ -22,31 +22,14 @@ from explr.configs.detectron2 import ADAPTER
 from explr.configs.source import ConfigSource
 from explr.errors import ConfigError
 from explr.integrations.native import build_from_plan
+from explr.integrations.yacs import add_explr_config, si_source
 
-
-def add_explr_config(cfg: Any) -> None:
-    """Declare cfg.EXPLR (as detectron2 projects declare their keys), so merge_from_file accepts it."""
-    node = type(cfg)()
-    node.LOCK = ""  # a lock file from `explr audit --lock`, or
-    node.PARAMS = []  # the scale-invariant parameter names
-    node.APPROXIMATE = False  # convert a setup with no exact equivalent (Nesterov, clipping, ...)
-    cfg.EXPLR = node
+__all__ = ["ExplrTrainerMixin", "add_explr_config", "plan_of"]
 
 
 def plan_of(cfg: Any):
     """The TrainingPlan of a merged detectron2 cfg (its SOLVER keys), read by explr's detectron2 reader."""
     return ADAPTER.read(ConfigSource.parse(cfg.dump(), "<detectron2 cfg>"), ReadOptions())
-
-
-def si_source(node: Any) -> dict:
-    """si= / lock= for the runtime from the EXPLR node; exactly one must be set."""
-    if node is None:
-        raise ConfigError("cfg.EXPLR is missing: call explr.integrations.detectron2.add_explr_config(cfg) before "
-                          "merge_from_file, and merge the config `explr convert` wrote")
-    if bool(node.LOCK) == bool(node.PARAMS):
-        raise ConfigError("cfg.EXPLR needs exactly one of LOCK (a lock file) and PARAMS (SI parameter names); "
-                          "merge the config `explr convert` wrote")
-    return {"lock": node.LOCK} if node.LOCK else {"si": list(node.PARAMS)}
 
 
 class ExplrTrainerMixin:
