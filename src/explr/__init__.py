@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "audit": ("explr.audit", None),
     "check": ("explr.check", None),
-    "AuditReport": ("explr.audit.report", "AuditReport"),
+    "AuditReport": ("explr.audit_report", "AuditReport"),
     "TEXP": ("explr.schedule.runtime", "TEXP"),
     "param_groups": ("explr.schedule.groups", "param_groups"),
     "convert": ("explr.configs.api", "convert"),

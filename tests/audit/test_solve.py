@@ -6,7 +6,7 @@ from fractions import Fraction
 import pytest
 
 from explr.audit import solve as solver
-from explr.audit.degrees import Constraint, Origin
+from explr.audit.transfer import Constraint, Origin
 
 O = Origin("mix", "operator.add", "m")
 

@@ -5,7 +5,7 @@ import pytest
 
 from explr.check.api import CheckOptions, check
 from explr.errors import ExplrError, UnsupportedError
-from explr.schedule.lr import LRSchedule
+from explr.lr_schedule import LRSchedule
 from tests.check.helpers import DEMO_CONFIG, FIXTURES, IPE, audited, plan
 
 FAST = CheckOptions(steps=12, batch_size=6)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from explr.audit.report import AuditReport, ParamVerdict, Verification
+from explr.audit_report import AuditReport, ParamVerdict, Verification
 from explr.cli import audit as audit_cli
 from explr.cli import main
 from explr.rules.registry import finding

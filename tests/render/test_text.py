@@ -1,5 +1,5 @@
 """The rich text renderer: grouped table, findings, verification and summary; no cut names off a TTY."""
-from explr.audit.report import AuditReport, Group, ParamVerdict, Verification
+from explr.audit_report import AuditReport, Group, ParamVerdict, Verification
 from explr.render.text import render_text
 from explr.rules.registry import finding
 

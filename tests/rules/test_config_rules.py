@@ -4,11 +4,11 @@ import math
 
 import pytest
 
-from explr.configs.plan import DecayPolicy, TrainingPlan
 from explr.findings import Location
+from explr.lr_schedule import LRSchedule
+from explr.plan import DecayPolicy, TrainingPlan
 from explr.rules.config import CONFIG_CHECKS, config_findings
 from explr.rules.registry import RULES
-from explr.schedule.lr import LRSchedule
 from explr.schedule.phantom import SGDHyper, trace
 
 IPE = 391  # CIFAR-10 at batch 128

@@ -3,9 +3,16 @@ import math
 
 import pytest
 
-from explr.schedule.closed_form import (alpha, growth_per_epoch, growth_per_step, log_inverse_scale_estimate,
-                                        momentum_free_converted_lr, momentum_free_scale, phase_table)
-from explr.schedule.lr import LRSchedule, schedule_from_epochs
+from explr.lr_schedule import LRSchedule, schedule_from_epochs
+from explr.schedule.closed_form import (
+    alpha,
+    growth_per_epoch,
+    growth_per_step,
+    log_inverse_scale_estimate,
+    momentum_free_converted_lr,
+    momentum_free_scale,
+    phase_table,
+)
 from explr.schedule.phantom import SGDHyper, converted_lrs, trace
 
 BLOG = SGDHyper(momentum=0.9, weight_decay=5e-4)

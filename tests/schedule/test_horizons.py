@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
+from explr.lr_schedule import LRSchedule, schedule_from_epochs
 from explr.schedule.horizons import Assumptions, horizons
-from explr.schedule.lr import LRSchedule, schedule_from_epochs
 from explr.schedule.phantom import SGDHyper, trace
 
 HYPER = SGDHyper(0.9, 0.0, 5e-4)

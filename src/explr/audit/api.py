@@ -5,15 +5,15 @@ numeric confirmation (explr.audit.verify) and the model rules (explr.rules.model
 """
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 
 from explr.audit import explain
 from explr.audit.capture import Capture, capture, tensor_leaves
-from explr.audit.degrees import Constraint, Ctx, Origin, analyse
-from explr.audit.report import AuditReport, Verification
+from explr.audit.degrees import analyse
 from explr.audit.solve import Solution, solve
+from explr.audit.transfer import Constraint, Ctx, Origin
+from explr.audit_report import AuditReport, Verification
 from explr.errors import LoadError, TraceError, quote_error
 from explr.model_copy import private_copy
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from torch import fx
 
-from explr.audit.degrees import Call, conservative, rule
 from explr.audit.forms import ZERO, ZERO_DEG, Deg, Term, f_add
 from explr.audit.rules_basic import keys_of
+from explr.audit.transfer import Call, conservative, rule
 
 
 # -- products: degrees add; a bias is constant over every dim but its own

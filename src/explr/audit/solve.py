@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from explr.audit.degrees import Constraint, Origin
+from explr.audit.transfer import Constraint, Origin
 
 SEARCH_BUDGET = 50_000  # branch-and-bound nodes per component
 

@@ -20,7 +20,7 @@ from typing import Any
 from torch import nn
 
 from explr.audit.numeric import TINY_EPS, TOLERANCE, ScalingProbe, UnverifiableError, draw_factor, is_meta
-from explr.audit.report import AuditReport, Verification
+from explr.audit_report import AuditReport, Verification
 from explr.findings import Finding
 from explr.rules.registry import finding
 

@@ -16,18 +16,17 @@ from torch import nn
 
 from explr.check import setups
 from explr.check.compress import Compression, compress
-from explr.check.data import (Batch, check_first_batch, resolve_data_function, synthetic_batches,
-                              user_batches)
+from explr.check.data import Batch, check_first_batch, resolve_data_function, synthetic_batches, user_batches
 from explr.check.diagnose import Evidence, diagnose
 from explr.check.evalmode import RECALIBRATION_BATCHES, compare_eval_mode
 from explr.check.report import TrajectoryReport
 from explr.check.runner import RunnerOptions, run_lockstep
 from explr.check.tolerance import NOISE_MULTIPLIER, needs_noise_floor, tolerance_for
 from explr.configs.adapter import ReadOptions
-from explr.configs.plan import TrainingPlan
 from explr.configs.convert import analysis_of, convert, deviations
 from explr.errors import ConfigError, ExplrError, UnsupportedError
 from explr.model_copy import private_copy
+from explr.plan import TrainingPlan
 from explr.schedule.analysis import ScheduleAnalysis
 from explr.schedule.groups import SI_TAG
 
@@ -84,7 +83,7 @@ def read_converted(config: str | TrainingPlan, fmt: str | None, options: ReadOpt
 
 def _si_and_audit(model: nn.Module, inputs: tuple, si: Any, name: str) -> tuple[Any, set[str] | None]:
     """The SI set to convert (an AuditReport, or names taken as given) and the audit's proven set, if any."""
-    from explr.audit.report import AuditReport
+    from explr.audit_report import AuditReport
 
     if isinstance(si, AuditReport):
         return si, set(si.si_names)

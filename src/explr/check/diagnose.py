@@ -16,8 +16,8 @@ from explr.check.data import Batch
 from explr.check.report import Diagnosis, StepRecord
 from explr.check.runner import probe_output, rel_deviation
 from explr.check.tolerance import MAX_CONCLUSIVE
-from explr.configs.plan import TrainingPlan
 from explr.model_copy import private_copy
+from explr.plan import TrainingPlan
 
 JUMP_FACTOR = 100.0  # a deviation this many times its running maximum counts as a jump
 SCALE = 2.9  # the factor of the numeric scale-invariance test (THEORY.md §2)

@@ -14,11 +14,11 @@ import torch
 from torch import nn
 
 from explr.check.runner import ExactSchedule, Run
-from explr.configs.plan import TrainingPlan
 from explr.errors import UnsupportedError
+from explr.lr_schedule import LRSchedule
 from explr.model_copy import private_copy
+from explr.plan import TrainingPlan
 from explr.schedule.groups import ORIGINAL_WD, SI_TAG, param_groups
-from explr.schedule.lr import LRSchedule
 from explr.schedule.phantom import SGDHyper, trace
 from explr.schedule.runtime import TEXP
 

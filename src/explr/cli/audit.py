@@ -17,7 +17,7 @@ from explr.findings import Finding, Severity
 from explr.render import emit, render
 
 if TYPE_CHECKING:
-    from explr.audit.report import AuditReport
+    from explr.audit_report import AuditReport
     from explr.load import LoadedModel
 
 

@@ -17,7 +17,7 @@ from explr.settings import Settings, load_settings
 if TYPE_CHECKING:
     from torch import nn
 
-    from explr.audit.report import AuditReport
+    from explr.audit_report import AuditReport
     from explr.lock import LockFile
 
 
@@ -39,7 +39,8 @@ def open_lock(path: Path | None, write_to: Path | None = None) -> LockFile | Non
 def apply_rules(report: AuditReport, model: nn.Module, settings: Settings, lock: LockFile | None) -> None:
     """Add the lock comparison (EXP301) to the report, print its diff to stderr, then apply the selection."""
     if lock is not None:
-        from explr.lock import lock_diff, lock_findings
+        from explr.lock import lock_diff
+        from explr.rules.lock import lock_findings
         lines = lock_diff(lock, report, model)
         if lines:
             print(f"explr: the model differs from {lock.path}:", file=sys.stderr)

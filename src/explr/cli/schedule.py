@@ -13,9 +13,9 @@ from rich.table import Table
 
 from explr.cli.app import app
 from explr.errors import ConfigError, ExplrError
+from explr.lr_schedule import DECAYS, schedule_from_epochs
 from explr.schedule.analysis import ScheduleAnalysis, analyze
 from explr.schedule.horizons import Assumptions
-from explr.schedule.lr import DECAYS, schedule_from_epochs
 from explr.schedule.phantom import SGDHyper
 
 _HORIZON_LABELS = {

@@ -11,11 +11,11 @@ import math
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
-from explr.configs.plan import TrainingPlan
 from explr.configs.source import ConfigSource, KeyPath
 from explr.errors import ConfigError
-from explr.schedule.lr import LRSchedule
 from explr.findings import Location
+from explr.lr_schedule import LRSchedule
+from explr.plan import TrainingPlan
 
 # Training-set sizes of well-known datasets (train split), keyed by lower-case name.
 DATASET_SIZES = {

@@ -15,10 +15,10 @@ from typing import Any
 
 from explr.configs.adapter import ReadOptions
 from explr.configs.formats import Detected, detect
-from explr.configs.plan import TrainingPlan
 from explr.configs.source import ConfigSource
 from explr.errors import ConfigError, UnsupportedError
 from explr.findings import Finding
+from explr.plan import TrainingPlan
 from explr.rules.config import config_findings
 from explr.schedule.analysis import ScheduleAnalysis, analyze
 from explr.schedule.closed_form import phase_table

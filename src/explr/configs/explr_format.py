@@ -14,10 +14,10 @@ import dataclasses
 from typing import Any
 
 from explr.configs.adapter import ReadOptions, iters_per_epoch, validated_schedule
-from explr.configs.plan import DecayPolicy, TrainingPlan
 from explr.configs.source import ConfigSource
 from explr.errors import ConfigError
-from explr.schedule.lr import LRSchedule
+from explr.lr_schedule import LRSchedule
+from explr.plan import DecayPolicy, TrainingPlan
 
 VERSION = 1
 REQUIRED = object()
@@ -65,7 +65,7 @@ class ExplrFormat:
     def rewrite(self, converted) -> tuple[str, list[str]]:
         """Append the `texp:` section; the rest of the file stays byte for byte."""
         from explr.configs.rewrite import Rewriter
-        from explr.configs.write import texp_section
+        from explr.configs.texp_args import texp_section
 
         source = converted.source
         if "texp" in source.data:

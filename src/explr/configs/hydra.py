@@ -11,12 +11,12 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from explr.configs.adapter import ReadOptions
-from explr.configs.plan import TrainingPlan
 from explr.configs.source import ConfigSource, KeyPath
 from explr.configs.torch_plan import Training, build_torch_plan
 from explr.configs.torch_spec import ClassSpec
 from explr.configs.training_keys import averaging_path, training_facts
 from explr.errors import ConfigError
+from explr.plan import TrainingPlan
 
 INTEGRATION = "explr.integrations.hydra"
 _CALL_ARGS = {"params", "optimizer"}  # filled in by user code at call time
@@ -97,8 +97,8 @@ class HydraFormat:
         """The scheduler node -> explr's TEXPScheduler (the optimizer stays as written); a callback when the
         config has a Lightning-style `callbacks` mapping, else a note on the one line that binds it."""
         from explr.configs.rewrite import Rewriter
-        from explr.configs.write import si_init_args
-        from explr.integrations.scheduler import schedule_args
+        from explr.configs.texp_args import si_init_args
+        from explr.lr_schedule import schedule_args
 
         source, rewriter = converted.source, Rewriter(converted.source)
         opt_path, sched_path = find_torch_nodes(source)

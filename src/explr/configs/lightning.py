@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from explr.configs.adapter import ReadOptions
-from explr.configs.plan import TrainingPlan
 from explr.configs.hydra import targets
 from explr.configs.source import ConfigSource, KeyPath
 from explr.configs.torch_plan import Training, build_torch_plan
 from explr.configs.torch_spec import ClassSpec
 from explr.configs.training_keys import averaging_path, training_facts
 from explr.errors import ConfigError
+from explr.plan import TrainingPlan
 
 INTEGRATION = "explr.integrations.lightning"
 
@@ -65,8 +65,8 @@ class LightningFormat:
     def rewrite(self, converted) -> tuple[str, list[str]]:
         """lr_scheduler -> explr's TEXPScheduler (the optimizer stays as written), ExplrCallback added."""
         from explr.configs.rewrite import Rewriter
-        from explr.configs.write import si_init_args
-        from explr.integrations.scheduler import schedule_args
+        from explr.configs.texp_args import si_init_args
+        from explr.lr_schedule import schedule_args
 
         source, rewriter = converted.source, Rewriter(converted.source)
         scheduler = {"class_path": f"{INTEGRATION}.TEXPScheduler",

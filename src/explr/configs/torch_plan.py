@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from explr.configs.adapter import validated_schedule
-from explr.configs.plan import DecayPolicy, TrainingPlan
 from explr.configs.source import ConfigSource, KeyPath
 from explr.configs.torch_spec import ClassSpec, Facts, StepContext, in_iterations, read_optimizer, read_scheduler
 from explr.errors import ConfigError
 from explr.findings import Location
-from explr.schedule.lr import LRSchedule
+from explr.lr_schedule import LRSchedule
+from explr.plan import DecayPolicy, TrainingPlan
 
 
 @dataclass(slots=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from explr.configs.convert import ConvertedPlan
 from explr.configs.explr_format import plan_document
 from explr.configs.rewrite import render
+from explr.configs.texp_args import texp_section
 from explr.errors import ConfigError
 
 USE_PLAN = ("optimizer, scheduler = explr.integrations.build(model, {path!r}, example_inputs=batch)  # replaces "
@@ -29,32 +30,6 @@ class Written:
     text: str
     path: pathlib.Path | None  # None: stdout
     notes: list[str]  # what the user has to know or do (stderr)
-
-
-def si_init_args(converted: ConvertedPlan) -> dict:
-    """How the runtime learns which parameters are SI, as constructor arguments of TEXPScheduler."""
-    si = converted.si
-    if si.how == "lock":
-        args: dict = {"lock": si.lock}
-    else:
-        args = {"si": list(si.names)} if si.names else {"si": "audit"}
-    if not converted.exact:
-        args["approximate"] = True
-    return args
-
-
-def texp_section(converted: ConvertedPlan) -> dict:
-    """The `texp:` section of an explr-format document."""
-    si = converted.si
-    section: dict = {"si": "audit" if si.how == "audit-at-start" else si.how}
-    if si.lock:
-        section["lock"] = si.lock
-    if si.names and si.how != "lock":
-        section["params"] = list(si.names)
-    section["exact"] = converted.exact
-    if converted.not_exact_because:
-        section["deviations"] = list(converted.not_exact_because)
-    return section
 
 
 def plan_text(converted: ConvertedPlan, use_path: str) -> str:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from explr.audit.report import AuditReport
+from explr.audit_report import AuditReport
 from explr.fileio import write_atomic
 
 

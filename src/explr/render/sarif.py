@@ -18,7 +18,7 @@ from typing import Iterable
 from urllib.parse import quote
 
 from explr import __version__
-from explr.audit.report import AuditReport
+from explr.audit_report import AuditReport
 from explr.findings import Finding, Location, Severity
 from explr.rules.docs import anchor, rule_markdown, rule_text
 from explr.rules.registry import RULES

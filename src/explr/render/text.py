@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from explr.audit.report import AuditReport, ParamVerdict, Verification
+from explr.audit_report import AuditReport, ParamVerdict, Verification
 from explr.findings import Severity
 
 SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}

@@ -9,11 +9,11 @@ from __future__ import annotations
 import functools
 from typing import Iterator
 
-from explr.configs.plan import TrainingPlan
 from explr.findings import Finding, Location
+from explr.lr_schedule import LRSchedule
+from explr.plan import TrainingPlan
 from explr.rules.registry import Checks, finding
 from explr.schedule.horizons import Assumptions, Horizon, horizons
-from explr.schedule.lr import LRSchedule
 from explr.schedule.phantom import SGDHyper, trace
 
 CONFIG_CHECKS: Checks[TrainingPlan] = Checks("config")

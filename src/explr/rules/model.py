@@ -11,7 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Iterator
 
-from explr.audit.report import AuditReport
+from explr.audit_report import AuditReport
 from explr.findings import Finding, Location
 from explr.rules.registry import Checks, finding
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from explr.schedule.lr import LRSchedule
+from explr.lr_schedule import LRSchedule
 from explr.schedule.phantom import SGDHyper, Trace
 
 

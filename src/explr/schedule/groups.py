@@ -13,9 +13,9 @@ from typing import Any
 
 from torch import nn
 
-from explr.audit.report import AuditReport
-from explr.configs.plan import DecayPolicy
+from explr.audit_report import AuditReport
 from explr.errors import ConfigError, ExplrError
+from explr.plan import DecayPolicy
 
 SI_TAG = "explr_si"
 ORIGINAL_WD = "explr_weight_decay"

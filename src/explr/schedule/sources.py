@@ -16,7 +16,7 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from explr.errors import ConfigError, UnsupportedError
-from explr.schedule.lr import LRSchedule
+from explr.lr_schedule import LRSchedule
 
 _KINDS = "an LRSchedule, a function i -> lr, or a factory opt -> torch LR scheduler"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from explr.findings import Location
-from explr.schedule.lr import LRSchedule
+from explr.lr_schedule import LRSchedule
 
 
 @dataclass(frozen=True, slots=True)
