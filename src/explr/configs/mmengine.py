@@ -24,7 +24,7 @@ from typing import Any
 
 from explr.configs.adapter import DATASET_SIZES, ReadOptions, iters_per_epoch, validated_schedule
 from explr.configs.mmengine_schedule import Loop, schedule_from
-from explr.configs.plan import DecayPolicy, TrainingPlan
+from explr.plan import DecayPolicy, TrainingPlan
 from explr.configs.source import ConfigSource
 from explr.errors import ConfigError, UnsupportedError
 from explr.findings import Location

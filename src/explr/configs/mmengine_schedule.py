@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from explr.errors import UnsupportedError
-from explr.schedule.lr import LRSchedule
+from explr.lr_schedule import LRSchedule
 
 INF = int(1e9)  # mmengine's "no end"
 WARMUPS = ("LinearLR", "ConstantLR")

@@ -16,6 +16,7 @@ from typing import Any
 from explr.configs.framework_write import si_settings
 from explr.configs.mmengine import CONSTRUCTOR, INTEGRATION, SCHEDULER, auto_scale_note, load_config
 from explr.configs.write import base_path
+from explr.lr_schedule import schedule_args
 
 
 def python_literal(value: Any) -> str:
@@ -35,8 +36,6 @@ def _schedulers(cfg: Any) -> list:
 def converted_config(converted, output: pathlib.Path | None) -> tuple[str, list[str]]:
     """The text of the converted config and the notes for the user."""
     cfg = load_config(converted.source.path)
-    from explr.integrations.scheduler import schedule_args  # lazy, as the other writers: the runtime's own spelling
-
     imports = list((cfg.get("custom_imports") or {}).get("imports", []))
     schedule = {"type": SCHEDULER, "by_epoch": False, "schedule": schedule_args(converted.plan.lr)}
     if not converted.exact:
