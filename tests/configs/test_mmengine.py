@@ -72,7 +72,7 @@ def test_faster_rcnn_1x_is_read_with_its_bases():
 
 @pytest.mark.parametrize("path, ipe", [(FASTER_RCNN, 45), (FASTER_RCNN, 42), (RESNET50, 3)])
 def test_lr_per_iteration_matches_mmengine_on_real_configs(path, ipe):
-    assert_same_lrs(path, ipe)  # ipe 45: the warmup (499 iters) overlaps milestone 8 (360); 42: both milestones inside it
+    assert_same_lrs(path, ipe)  # ipe 45: the 499-iteration warmup overlaps milestone 8 (360); 42: both milestones
 
 
 def write_config(tmp_path: pathlib.Path, text: str, name: str = "cfg.py") -> pathlib.Path:

@@ -78,8 +78,16 @@ AGGRESSIVE = ("optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.2, momentum=
               "dict(type='CosineAnnealingLR', by_epoch=True, begin=1, T_max=5, eta_min=1e-3)]\n")
 
 
-@pytest.mark.parametrize("original, ipe, epochs", [(None, 45, 12), (AGGRESSIVE, 5, 6)],
-                         ids=["faster-rcnn-1x", "cosine-paramwise"])
+LAZY_IMPORT = ("from mmengine.optim import OptimWrapper\nfrom mmengine.optim.scheduler import LinearLR, MultiStepLR\n"
+               "from mmengine.runner import EpochBasedTrainLoop\nfrom torch.optim import SGD\n\n"
+               "optim_wrapper = dict(type=OptimWrapper, optimizer=dict(type=SGD, lr=0.1, momentum=0.9, "
+               "weight_decay=5e-3))\ntrain_cfg = dict(type=EpochBasedTrainLoop, max_epochs=12)\n"
+               "param_scheduler = [dict(type=LinearLR, start_factor=0.001, by_epoch=False, begin=0, end=50), "
+               "dict(type=MultiStepLR, by_epoch=True, milestones=[8, 11], begin=0, end=12)]\n")
+
+
+@pytest.mark.parametrize("original, ipe, epochs", [(None, 45, 12), (AGGRESSIVE, 5, 6), (LAZY_IMPORT, 5, 12)],
+                         ids=["faster-rcnn-1x", "cosine-paramwise", "pure-python-style"])
 def test_converted_config_trains_the_same_network(tmp_path, original, ipe, epochs):
     path = FASTER_RCNN if original is None else write(tmp_path, original)
     converted = explr.convert(str(path), model=MODEL, iters_per_epoch=ipe)
@@ -97,6 +105,8 @@ def test_converted_config_trains_the_same_network(tmp_path, original, ipe, epoch
     assert first_lrs == pytest.approx([converted.plan.lr.lr_at(i) for i in range(ipe * epochs)], rel=1e-12)
     grown = [lr for lrs in converted_run.lrs[-1:] for lr in lrs]
     assert max(grown) > max(original_run.lrs[-1])  # SI groups did run on the growing TEXP LR
+    with pytest.raises(ConfigError, match="already converted"):
+        explr.convert(str(out), si=[], iters_per_epoch=ipe)
 
 
 def test_resuming_a_converted_run_from_an_mmengine_checkpoint_continues_it_exactly(tmp_path, monkeypatch):
@@ -109,7 +119,8 @@ def test_resuming_a_converted_run_from_an_mmengine_checkpoint_continues_it_exact
     write_converted(explr.convert(str(path), model=MODEL, iters_per_epoch=5), str(out))
     data, net = batches(5), fixture_model()
     whole = train(Config.fromfile(str(out)), copy.deepcopy(net), data, tmp_path / "whole", 6)
-    train(Config.fromfile(str(out)), copy.deepcopy(net), data, tmp_path / "first", 3, checkpoint=dict(type="CheckpointHook", interval=3))
+    train(Config.fromfile(str(out)), copy.deepcopy(net), data, tmp_path / "first", 3,
+          checkpoint=dict(type="CheckpointHook", interval=3))
     rest = train(Config.fromfile(str(out)), copy.deepcopy(net), data, tmp_path / "rest", 6,
                  resume=str(tmp_path / "first" / "epoch_3.pth"))
     assert len(rest.outputs) == 15 and rest.lrs[0] == whole.lrs[15]

@@ -36,8 +36,8 @@ def timm_sgd(model: torch.nn.Module, args) -> torch.optim.SGD:
     """timm create_optimizer_v2(opt='momentum'): param_groups_weight_decay + SGD(nesterov=False)."""
     decay = [p for n, p in model.named_parameters() if p.ndim > 1 and not n.endswith(".bias")]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1 or n.endswith(".bias")]
-    return torch.optim.SGD([{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": args.weight_decay}],
-                           lr=args.lr, momentum=args.momentum, nesterov=False)
+    groups = [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": args.weight_decay}]
+    return torch.optim.SGD(groups, lr=args.lr, momentum=args.momentum, nesterov=False)
 
 
 def converted_args(tmp_path) -> argparse.Namespace:

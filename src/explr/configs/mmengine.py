@@ -24,10 +24,10 @@ from typing import Any
 
 from explr.configs.adapter import DATASET_SIZES, ReadOptions, iters_per_epoch, validated_schedule
 from explr.configs.mmengine_schedule import Loop, schedule_from
-from explr.plan import DecayPolicy, TrainingPlan
 from explr.configs.source import ConfigSource
 from explr.errors import ConfigError, UnsupportedError
 from explr.findings import Location
+from explr.plan import DecayPolicy, TrainingPlan
 
 CONSTRUCTOR = "ExplrOptimWrapperConstructor"
 SCHEDULER = "ExplrTEXPScheduler"
@@ -47,6 +47,13 @@ def load_config(path: pathlib.Path) -> Any:
     except Exception as exc:  # noqa: BLE001 - the config is user code: whatever it raises is the user's error to fix
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise ConfigError(f"{path}: mmengine could not load this config: {type(exc).__name__}: {first}") from None
+
+
+def named(spec: Any) -> Any:
+    """`spec` with its `type` as a name: pure-Python configs (lazy imports) give the class itself."""
+    if isinstance(spec, dict) and isinstance(spec.get("type"), type):
+        return {**spec, "type": spec["type"].__name__}
+    return spec
 
 
 def definitions(path: pathlib.Path) -> dict[str, Location]:
@@ -124,22 +131,23 @@ class _Facts:
         return {fact: self.defined[name] for name, facts in keys.items() if name in self.defined for fact in facts}
 
     def optim_wrapper(self) -> tuple[dict, dict]:
-        wrapper = self.cfg.get("optim_wrapper")
+        wrapper = named(self.cfg.get("optim_wrapper"))
         if not isinstance(wrapper, dict) or not isinstance(wrapper.get("optimizer"), dict):
             raise self.error("optim_wrapper", "optim_wrapper.optimizer is missing; mmengine needs "
                                               "optim_wrapper = dict(optimizer=dict(type='SGD', lr=...))")
-        if wrapper.get("constructor") == CONSTRUCTOR:
+        constructor = named({"type": wrapper.get("constructor", "DefaultOptimWrapperConstructor")})["type"]
+        if constructor == CONSTRUCTOR:
             raise self.error("optim_wrapper", "this config is already converted by explr; convert the original")
-        if wrapper.get("constructor", "DefaultOptimWrapperConstructor") != "DefaultOptimWrapperConstructor":
-            raise self.error("optim_wrapper", f"optim_wrapper.constructor={wrapper['constructor']!r}: explr "
-                                              "wraps DefaultOptimWrapperConstructor only", UnsupportedError)
+        if constructor != "DefaultOptimWrapperConstructor":
+            raise self.error("optim_wrapper", f"optim_wrapper.constructor={constructor!r}: explr wraps "
+                                              "DefaultOptimWrapperConstructor only", UnsupportedError)
         if wrapper.get("type", "OptimWrapper") not in WRAPPERS:
             raise self.error("optim_wrapper", f"optim_wrapper.type={wrapper['type']!r} is not modelled; explr "
                                               f"reads {', '.join(WRAPPERS)}", UnsupportedError)
         if int(wrapper.get("accumulative_counts", 1)) != 1:
             raise self.error("optim_wrapper", "optim_wrapper.accumulative_counts > 1 steps the optimizer less "
                                               "often than the schedulers; explr does not model it", UnsupportedError)
-        optimizer = wrapper["optimizer"]
+        optimizer = named(wrapper["optimizer"])
         if not isinstance(optimizer.get("type"), str) or "lr" not in optimizer:
             raise self.error("optim_wrapper", "optim_wrapper.optimizer needs type='SGD' (a name) and lr")
         return wrapper, optimizer
@@ -157,13 +165,13 @@ class _Facts:
         schedulers = self.cfg.get("param_scheduler")
         if schedulers is None:
             return []
-        schedulers = [schedulers] if isinstance(schedulers, dict) else list(schedulers)
+        schedulers = [named(s) for s in ([schedulers] if isinstance(schedulers, dict) else list(schedulers))]
         if not all(isinstance(s, dict) and isinstance(s.get("type"), str) for s in schedulers):
             raise self.error("param_scheduler", "param_scheduler must be dict(type='...', ...) or a list of them")
         return schedulers
 
     def loop(self, options: ReadOptions) -> Loop:
-        train = self.cfg.get("train_cfg")
+        train = named(self.cfg.get("train_cfg"))
         if not isinstance(train, dict):
             raise self.error("train_cfg", "train_cfg is missing; set dict(type='EpochBasedTrainLoop', max_epochs=N)")
         kind = train.get("type") or ("EpochBasedTrainLoop" if train.get("by_epoch", False) else "IterBasedTrainLoop")

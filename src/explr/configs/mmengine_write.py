@@ -16,6 +16,7 @@ from typing import Any
 from explr.configs.framework_write import si_settings
 from explr.configs.mmengine import CONSTRUCTOR, INTEGRATION, SCHEDULER, auto_scale_note, load_config
 from explr.configs.write import base_path
+from explr.errors import ConfigError
 from explr.lr_schedule import schedule_args
 
 
@@ -33,28 +34,62 @@ def _schedulers(cfg: Any) -> list:
     return [schedulers] if isinstance(schedulers, dict) else list(schedulers)
 
 
-def converted_config(converted, output: pathlib.Path | None) -> tuple[str, list[str]]:
-    """The text of the converted config and the notes for the user."""
-    cfg = load_config(converted.source.path)
-    imports = list((cfg.get("custom_imports") or {}).get("imports", []))
-    schedule = {"type": SCHEDULER, "by_epoch": False, "schedule": schedule_args(converted.plan.lr)}
+def scheduler_spec(converted, cfg: Any, scheduler: Any) -> dict:
+    schedule = {"type": scheduler, "by_epoch": False, "schedule": schedule_args(converted.plan.lr)}
     if not converted.exact:
         schedule["approximate"] = True
     if any("eta_min_ratio" in spec for spec in _schedulers(cfg)):  # a floor relative to each group's LR
         schedule["scale_eta_min"] = True
+    return schedule
+
+
+def base_module(source: pathlib.Path, output: pathlib.Path | None) -> str:
+    """`source` as the relative module a pure-Python config imports in `with read_base():` (".orig")."""
+    parts = base_path(source, output).removesuffix(".py").split("/")
+    ups = sum(part == ".." for part in parts)
+    names = [part for part in parts if part not in ("..", ".")]
+    if not all(name.isidentifier() for name in names):
+        raise ConfigError(f"{source}: a pure-Python (lazy import) config is imported by module name, and "
+                          f"{'/'.join(names)} is not one; rename it or write the output next to it")
+    return "." * (ups + 1) + ".".join(names)
+
+
+def _header(converted) -> list[str]:
     verdict = "exact" if converted.exact else "approximate: " + "; ".join(converted.not_exact_because)
-    lines = [
-        f"# Converted by explr from {converted.source.path.name}: weight decay + LR schedule -> TEXP ({verdict}).",
-        "# Train with your usual command on this file, e.g. python tools/train.py THIS_FILE",
-        f"_base_ = [{base_path(converted.source.path, output)!r}]",
-        f"custom_imports = {python_literal({'imports': imports + [INTEGRATION], 'allow_failed_imports': False})}",
-        f"optim_wrapper = {python_literal({'constructor': CONSTRUCTOR, 'explr': si_settings(converted)})}",
-        f"param_scheduler = [{python_literal(schedule)}]",
-    ]
+    return [f"# Converted by explr from {converted.source.path.name}: weight decay + LR schedule -> TEXP ({verdict}).",
+            "# Train with your usual command on this file, e.g. python tools/train.py THIS_FILE"]
+
+
+def lazy_import_text(converted, output: pathlib.Path | None, cfg: Any) -> list[str]:
+    """mmengine's pure-Python style: `with read_base()` imports the original, classes instead of names."""
+    spec = python_literal(scheduler_spec(converted, cfg, SCHEDULER)).replace(f"type={SCHEDULER!r}", f"type={SCHEDULER}")
+    return [*_header(converted), "from mmengine.config import read_base", "", "with read_base():",
+            f"    from {base_module(converted.source.path, output)} import *", "",
+            f"from {INTEGRATION} import {CONSTRUCTOR}, {SCHEDULER}", "",
+            f"optim_wrapper.update(explr={python_literal(si_settings(converted))}, constructor={CONSTRUCTOR})",
+            f"param_scheduler = [{spec}]"]
+
+
+def inheriting_text(converted, output: pathlib.Path | None, cfg: Any) -> list[str]:
+    """mmengine's classic style: `_base_` inheritance, registry names, custom_imports."""
+    imports = list((cfg.get("custom_imports") or {}).get("imports", []))
+    return [*_header(converted), f"_base_ = [{base_path(converted.source.path, output)!r}]",
+            f"custom_imports = {python_literal({'imports': imports + [INTEGRATION], 'allow_failed_imports': False})}",
+            f"optim_wrapper = {python_literal({'constructor': CONSTRUCTOR, 'explr': si_settings(converted)})}",
+            f"param_scheduler = [{python_literal(scheduler_spec(converted, cfg, SCHEDULER))}]"]
+
+
+def converted_config(converted, output: pathlib.Path | None) -> tuple[str, list[str]]:
+    """The text of the converted config and the notes for the user."""
+    from mmengine.config import Config
+
+    cfg = load_config(converted.source.path)
+    lazy = Config._is_lazy_import(str(converted.source.path))  # mmengine's own test of the style
+    lines = (lazy_import_text if lazy else inheriting_text)(converted, output, cfg)
     notes = [f"run it with your usual tools/train.py: it inherits {converted.source.path.name} and imports "
              f"{INTEGRATION} (pip install explr on the training machine)"]
     if output is None:
-        notes.append(f"save it next to {converted.source.path.name}: _base_ points there")
+        notes.append(f"save it next to {converted.source.path.name}: it imports that file by relative path")
     scale = auto_scale_note(cfg, converted.plan.lr.base_lr)
     if scale:
         notes.append(scale)

@@ -66,5 +66,5 @@ def construct_optimizer(model: nn.Module, cfg: Any = None, iters_per_epoch: int 
 
 
 def _restore(optimizer: torch.optim.Optimizer, texp: TEXP) -> None:
-    for group, lr in zip(optimizer.param_groups, texp.get_last_lr()):
+    for group, lr in zip(optimizer.param_groups, texp.get_last_lr(), strict=True):
         group["lr"] = lr
