@@ -18,7 +18,7 @@ SRC = Path(explr.__file__).resolve().parent
 FLOORS: list[tuple[str, tuple[str, ...]]] = [
     ("core types", (
         "explr",  # the root package: its public names are lazy strings, it imports nothing
-        "explr._callable_module", "explr.errors", "explr.findings", "explr.fileio",
+        "explr._callable_module", "explr.errors", "explr.findings", "explr.fileio", "explr.wording",
         "explr.plan", "explr.lr_schedule", "explr.audit_report",
         # Tools over torch that need nothing above errors and the value types, used from every
         # floor: copying a model, loading one from a file, the lock file (param_groups reads it).

@@ -15,6 +15,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -70,7 +71,7 @@ def lock_json(report: AuditReport, model: nn.Module) -> str:
     """The lock file text: one parameter/module/group per line, so that `git diff` stays readable."""
     structure = Structure.of(model)
     head = {"schema": SCHEMA, "model": report.model, "fingerprint": structure.sha256}
-    lists = {
+    lists: dict[str, list[Any]] = {
         "si": report.si_names,
         "groups": [list(g.members) for g in report.groups],
         "parameters": [[n, list(s)] for n, s in structure.parameters.items()],

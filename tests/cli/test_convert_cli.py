@@ -129,3 +129,22 @@ def test_check_with_in_place_is_a_usage_error_and_writes_nothing(tmp_path, capsy
     assert main(["convert", str(config), "--check", "--in-place"]) == 2
     assert "drop --in-place" in capsys.readouterr().err
     assert config.read_text() == before
+
+
+def test_approximate_output_does_not_advise_approximate(capsys, tmp_path):
+    path = tmp_path / "nesterov.yaml"
+    path.write_text("trainer: {max_epochs: 3}\nmodel: {}\noptimizer:\n  class_path: torch.optim.SGD\n"
+                    "  init_args: {lr: 0.1, momentum: 0.9, nesterov: true, weight_decay: 5.0e-4}\n")
+    code, out, err = run(capsys, str(path), "--iters-per-epoch", "5", "--approximate", "-o", str(tmp_path / "o.yaml"))
+    assert code == 0 and "conversion: approximate" in err and "Nesterov" in err
+    assert "--approximate" not in out + err
+    code, out, err = run(capsys, str(path), "--iters-per-epoch", "5", "--approximate", "--json")
+    assert code == 0 and "--approximate" not in out + err and json.loads(out)["exact"] is False
+
+
+def test_huge_growth_warns_with_the_renormalization_fix(capsys, tmp_path):
+    path = tmp_path / "long.yaml"
+    path.write_text("trainer: {max_epochs: 430}\nmodel: {}\noptimizer:\n  class_path: torch.optim.SGD\n"
+                    "  init_args: {lr: 0.1, momentum: 0.9, weight_decay: 5.0e-4}\n")
+    code, _, err = run(capsys, str(path), "--iters-per-epoch", "391", "-o", str(tmp_path / "out.yaml"))
+    assert code == 0 and "warning: SI weight norms grow by 4.8e+36" in err and "renormalize=(low, high)" in err

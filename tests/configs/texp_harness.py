@@ -2,7 +2,7 @@
 
 A written Lightning/Hydra config is instantiated the way the framework does it (import the class,
 call it with its arguments) and trained next to the original weight-decay run; in float64 with a
-negligible BatchNorm eps the two networks must agree at every step (THEORY.md §3).
+negligible BatchNorm eps the two networks must agree at every step (docs/theory.md §3).
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def fixture_model() -> torch.nn.Module:
     model = load_model(MODEL).model.double()
     for module in model.modules():
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.eps = 1e-30  # THEORY: invariance holds up to eps/σ²; make it negligible
+            module.eps = 1e-30  # docs/theory.md §1: invariance holds up to eps/σ²; make it negligible
     return model.train()
 
 

@@ -65,7 +65,7 @@ def test_log_inverse_scale_estimate_is_close_to_exact():
     schedule = schedule_from_epochs(0.1, 391, 200, (100, 150))
     run = trace(schedule.lr_at, BLOG, schedule.total_iters)
     assert log_inverse_scale_estimate(run.lrs, BLOG) == pytest.approx(-math.log(run.s_final), rel=1e-2)
-    assert run.s_final == pytest.approx(1e-9, rel=0.3)  # THEORY §4: ~1e-9 for CIFAR-10, 200 epochs
+    assert run.s_final == pytest.approx(1e-9, rel=0.3)  # docs/theory.md §4: ~1e-9 for CIFAR-10, 200 epochs
 
 
 @pytest.mark.parametrize("kwargs, message", [

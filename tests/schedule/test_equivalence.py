@@ -1,4 +1,4 @@
-"""Trajectory equivalence (THEORY.md §3): weight decay + schedule vs TEXP, same init and data, float64."""
+"""Trajectory equivalence (docs/theory.md §3): weight decay + schedule vs TEXP, same init and data, float64."""
 import warnings
 
 import pytest

@@ -1,4 +1,4 @@
-"""Transfer rules for elementwise, shape, arithmetic and linear-algebra ops (THEORY.md §2).
+"""Transfer rules for elementwise, shape, arithmetic and linear-algebra ops (docs/theory.md §2).
 
 Each rule is a small pure function of a `Call`; keys are registered in transfer.TABLE.
 """

@@ -1,4 +1,4 @@
-"""Transfer rules for products: linear, conv, matmul, embedding and attention (THEORY.md §2).
+"""Transfer rules for products: linear, conv, matmul, embedding and attention (docs/theory.md §2).
 
 Degrees of factors add; a bias is a separate term, constant over every dim but its own, so a
 following BatchNorm can cancel it while a LayerNorm over its dim cannot.

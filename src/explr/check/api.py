@@ -29,6 +29,7 @@ from explr.model_copy import private_copy
 from explr.plan import TrainingPlan
 from explr.schedule.analysis import ScheduleAnalysis
 from explr.schedule.groups import SI_TAG
+from explr.wording import plural
 
 DEFAULT_STEPS = 200
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -142,7 +143,7 @@ def _eps_note(base: nn.Module, si: Any, options: CheckOptions) -> list[str]:
         return ["normalization eps kept: deviations include its O(eps/σ²) blur of scale invariance"]
     extra = {n.module for n in getattr(si, "normalizers", ())}
     count = setups.tighten_norm_eps(base, extra)
-    return [f"normalization eps set to {setups.EXACT_EPS:g} in both runs ({count} layers) so the check measures the "
+    return [f"normalization eps set to {setups.EXACT_EPS:g} in both runs ({plural(count, 'layer')}) so the check measures the "
             "conversion, not the O(eps/σ²) blur of scale invariance the theory accepts (--keep-eps to keep it)"] if count else []
 
 

@@ -38,7 +38,7 @@ def nesterov(plan: TrainingPlan) -> Iterator[Finding]:
     if plan.nesterov and plan.optimizer == "sgd":  # other optimizers: EXP202 already
         yield finding("EXP201", "Nesterov momentum (nesterov=true) has no exact exponential-LR equivalent: its "
                                 "look-ahead gradient term would need a second LR, so the converted run deviates; use "
-                                "plain momentum or convert with --approximate", location=where(plan, "nesterov"))
+                                "plain momentum for an exact conversion", location=where(plan, "nesterov"))
 
 
 @CONFIG_CHECKS.register("EXP202")
@@ -46,16 +46,16 @@ def non_sgd_optimizer(plan: TrainingPlan) -> Iterator[Finding]:
     if plan.optimizer != "sgd":
         yield finding("EXP202", f"optimizer {plan.optimizer!r} has no exact exponential-LR equivalent (only SGD "
                                 "has): its moment estimates mix gradients of different scales, so the converted run "
-                                "(LR η/s_t, s_t = Π(1-ηλ)) only approximates the weight-decay run; use SGD or convert "
-                                "with --approximate", location=where(plan, "optimizer"))
+                                "(LR η/s_t, s_t = Π(1-ηλ)) only approximates the weight-decay run; use SGD for an exact "
+                                "conversion", location=where(plan, "optimizer"))
 
 
 @CONFIG_CHECKS.register("EXP203")
 def gradient_clipping(plan: TrainingPlan) -> Iterator[Finding]:
     if plan.grad_clip_norm is not None and plan.grad_clip_norm > 0:
         yield finding("EXP203", f"gradient-norm clipping at {plan.grad_clip_norm:g}: converted SI gradients shrink "
-                                "like s_t, so the clip acts differently than in the original run; remove it or "
-                                "convert with --approximate", location=where(plan, "grad_clip_norm"))
+                                "like s_t, so the clip acts differently than in the original run; remove it (or clip "
+                                "only the non-SI parameters)", location=where(plan, "grad_clip_norm"))
 
 
 @CONFIG_CHECKS.register("EXP204")
@@ -63,7 +63,7 @@ def weight_averaging(plan: TrainingPlan) -> Iterator[Finding]:
     if plan.ema:
         yield finding("EXP204", "weight EMA/SWA averages converted iterates of different scale (theta/s_t); the "
                                 "average differs from the original run's: recompute BatchNorm statistics and "
-                                "average only non-SI parameters, or convert with --approximate",
+                                "average only non-SI parameters",
                       location=where(plan, "ema"))
 
 
@@ -126,6 +126,8 @@ def _horizons_of(schedule: LRSchedule, hyper: SGDHyper) -> dict[str, Horizon]:
 
 
 def _when(horizon: Horizon, plan: TrainingPlan) -> str:
+    if horizon.step is None:
+        return "no step (the LR ends at 0)"
     if plan.iters_per_epoch:
         return f"step {horizon.step} (epoch {horizon.step / plan.iters_per_epoch:.1f})"
     return f"step {horizon.step}"
