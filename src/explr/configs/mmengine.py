@@ -41,7 +41,7 @@ def load_config(path: pathlib.Path) -> Any:
     try:
         from mmengine.config import Config
     except ImportError:
-        raise ConfigError(f"{path}: reading mmengine configs needs mmengine: pip install 'explr[mmengine]'") from None
+        raise ConfigError(f"{path}: reading mmengine configs needs mmengine: pip install mmengine (or explr's [mmengine] extra)") from None
     try:
         return Config.fromfile(str(path))
     except Exception as exc:  # noqa: BLE001 - the config is user code: whatever it raises is the user's error to fix
@@ -209,10 +209,11 @@ class _Facts:
         auto = self.cfg.get("auto_scale_lr") or {}
         if not auto.get("enable", False):
             return lr
-        if options.num_devices is None or not self._batch():
+        batch = self._batch()
+        if options.num_devices is None or not batch:
             raise self.error("auto_scale_lr", "auto_scale_lr is enabled: the LR depends on the world size; pass "
                                               "--num-devices N (and the config needs train_dataloader.batch_size)")
-        return lr * float(options.num_devices * self._batch()) / float(auto["base_batch_size"])
+        return lr * float(options.num_devices * batch) / float(auto["base_batch_size"])
 
 
 def auto_scale_note(cfg: Any, lr: float) -> str | None:
@@ -223,7 +224,7 @@ def auto_scale_note(cfg: Any, lr: float) -> str | None:
     if not auto or not batch or "base_batch_size" not in auto:
         return None
     state = "enabled (the converted LR includes it)" if auto.get("enable") else "off"
-    per_gpu = lr * batch / float(auto["base_batch_size"]) if not auto.get("enable") else None
+    per_gpu = lr * int(batch) / float(auto["base_batch_size"]) if not auto.get("enable") else None
     implied = f"; --auto-scale-lr would train with lr = {per_gpu:g} × number of GPUs" if per_gpu else ""
     return (f"auto_scale_lr is {state}: base_batch_size {auto['base_batch_size']}, batch_size {batch} per GPU"
             f"{implied}; explr's scheduler follows the optimizer's LR as built, so it stays exact "

@@ -52,7 +52,7 @@ class Loop:
 
     by_epoch: bool
     length: int  # epochs or iterations
-    iters_per_epoch: int | None
+    iters_per_epoch: int
 
     @property
     def total_iters(self) -> int:
@@ -73,9 +73,6 @@ def span_of(cfg: dict, loop: Loop, where: str) -> Span:
     by_epoch = bool(cfg.get("by_epoch", True))
     if by_epoch and not loop.by_epoch:
         raise _refuse(where, f"{kind} has by_epoch=True inside an IterBasedTrainLoop; set by_epoch=False")
-    if by_epoch and loop.iters_per_epoch is None:
-        raise _refuse(where, f"{kind} is stepped per epoch: pass --iters-per-epoch N (or --dataset-size N "
-                             "and --num-devices N)")
     begin, end = int(cfg.get("begin", 0)), int(cfg.get("end", loop.length))
     args = {k: v for k, v in cfg.items() if k not in ("type", "by_epoch", "begin", "end", "convert_to_iter_based")}
     if not by_epoch:
@@ -117,7 +114,7 @@ def _milestones(span: Span, total_iters: int, where: str) -> tuple[int, ...]:
     last = _last_step(span, total_iters)
     if span.kind == "StepLR":
         size = int(span.args["step_size"]) * span.scale
-        steps = range(size, last + 1, size) if size > 0 else ()
+        steps = list(range(size, last + 1, size)) if size > 0 else []
     else:
         marks = [int(m) * span.scale for m in span.args.get("milestones", ())]
         if len(set(marks)) != len(marks):

@@ -87,7 +87,7 @@ def converted_config(converted, output: pathlib.Path | None) -> tuple[str, list[
     lazy = Config._is_lazy_import(str(converted.source.path))  # mmengine's own test of the style
     lines = (lazy_import_text if lazy else inheriting_text)(converted, output, cfg)
     notes = [f"run it with your usual tools/train.py: it inherits {converted.source.path.name} and imports "
-             f"{INTEGRATION} (pip install explr on the training machine)"]
+             f"{INTEGRATION} (explr must be installed where you train)"]
     if output is None:
         notes.append(f"save it next to {converted.source.path.name}: it imports that file by relative path")
     scale = auto_scale_note(cfg, converted.plan.lr.base_lr)

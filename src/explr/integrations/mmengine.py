@@ -14,6 +14,7 @@ Importing this module registers both (the converted config's `custom_imports` do
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from mmengine.optim import BaseOptimWrapper, DefaultOptimWrapperConstructor
@@ -24,7 +25,8 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 from explr.errors import ConfigError
-from explr.integrations.scheduler import bind_si_groups, schedule_from_args
+from explr.integrations.scheduler import bind_si_groups, schedule_from_args, unwrapped
+from explr.lr_schedule import LRSchedule
 from explr.schedule.groups import SI_TAG
 from explr.schedule.runtime import TEXP
 
@@ -46,9 +48,13 @@ class ExplrOptimWrapperConstructor(DefaultOptimWrapperConstructor):
 
     def __call__(self, model: nn.Module) -> BaseOptimWrapper:
         wrapper = super().__call__(model)
-        module = model.module if hasattr(model, "module") else model  # DDP wrappers, as the parent does
-        bind_si_groups(wrapper.optimizer, module, si=self.explr.get("si"), lock=self.explr.get("lock"))
+        bind_si_groups(wrapper.optimizer, unwrapped(model), si=self.explr.get("si"), lock=self.explr.get("lock"))
         return wrapper
+
+
+def _factor(schedule: LRSchedule) -> Callable[[int], float]:
+    """LambdaLR's multiplier of the group's initial LR: the group's own schedule over its base."""
+    return lambda i: schedule.lr_at(i) / schedule.base_lr
 
 
 def _torch_optimizer(optimizer: Any):
@@ -81,12 +87,11 @@ class ExplrTEXPScheduler(_ParamScheduler):
             raise TypeError(f"{opt!r} is not an optimizer")
         base = self.schedule
         proportional = self.scale_eta_min or base.decay == "exp"
-        lambdas = []
+        lambdas: list[Callable[[int], float]] = []
         for group in opt.param_groups:
             initial = float(group["lr"])
             eta_min = base.eta_min * initial / base.base_lr if proportional else base.eta_min
-            own = dataclasses.replace(base, base_lr=initial, eta_min=eta_min)
-            lambdas.append(lambda i, own=own, initial=initial: own.lr_at(i) / initial)
+            lambdas.append(_factor(dataclasses.replace(base, base_lr=initial, eta_min=eta_min)))
         return LambdaLR(opt, lambdas)
 
     def step(self) -> None:
@@ -99,10 +104,15 @@ class ExplrTEXPScheduler(_ParamScheduler):
         self.last_step += 1
         self._last_value = [group["lr"] for group in self.optimizer.param_groups]
 
+    def _started(self) -> TEXP:
+        if self.texp is None:  # __init__ starts it: only a half-built scheduler gets here
+            raise ConfigError(f"{type(self).__name__}: not started")
+        return self.texp
+
     def state_dict(self) -> dict:
-        return {"texp": self.texp.state_dict(), "last_step": self.last_step, "_global_step": self._global_step}
+        return {"texp": self._started().state_dict(), "last_step": self.last_step, "_global_step": self._global_step}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.texp.load_state_dict(state_dict["texp"])
+        self._started().load_state_dict(state_dict["texp"])
         self.last_step, self._global_step = state_dict["last_step"], state_dict["_global_step"]
         self._last_value = [group["lr"] for group in self.optimizer.param_groups]

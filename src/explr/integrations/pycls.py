@@ -20,7 +20,7 @@ from explr.configs.adapter import ReadOptions
 from explr.configs.pycls import ADAPTER
 from explr.configs.source import ConfigSource
 from explr.errors import ConfigError
-from explr.integrations.scheduler import bind_si_groups
+from explr.integrations.scheduler import bind_si_groups, unwrapped
 from explr.integrations.yacs import add_explr_config, si_source
 from explr.schedule.runtime import TEXP
 
@@ -57,11 +57,10 @@ def construct_optimizer(model: nn.Module, cfg: Any = None, iters_per_epoch: int 
     plan = ADAPTER.read(ConfigSource.parse(cfg.dump(), "<pycls cfg>"), ReadOptions(iters_per_epoch=iters_per_epoch))
     node = cfg.get("EXPLR")
     optimizer = pycls_optimizer(model, cfg)
-    bind_si_groups(optimizer, model.module if hasattr(model, "module") else model, **si_source(node))
+    bind_si_groups(optimizer, unwrapped(model), **si_source(node))
     texp = TEXP(optimizer, plan.lr, approximate=bool(node.APPROXIMATE))
     optimizer.register_step_pre_hook(lambda *_: _restore(optimizer, texp))  # undo optim.set_lr
     optimizer.register_step_post_hook(lambda *_: texp.step())
-    optimizer._explr_texp = texp
     return optimizer
 
 

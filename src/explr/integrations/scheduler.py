@@ -66,6 +66,12 @@ def _prefix_for(model: nn.Module, names: list[str]) -> str:
     return prefixes[0] + "."
 
 
+def unwrapped(model: nn.Module) -> nn.Module:
+    """The module inside a DistributedDataParallel-style wrapper (its `.module`), else `model` itself."""
+    inner = getattr(model, "module", model)
+    return inner if isinstance(inner, nn.Module) else model
+
+
 def si_names(model: nn.Module, si: Any, lock: str | None,
              example_inputs: Any) -> tuple[list[str], list[tuple[str, ...]], Any]:
     """(SI names, joint groups, the lock or None), as audited or recorded for `model` or its sub-network."""

@@ -21,7 +21,7 @@ from explr.configs.adapter import ReadOptions
 from explr.configs.source import ConfigSource
 from explr.configs.timm import ADAPTER
 from explr.errors import ConfigError
-from explr.integrations.scheduler import bind_si_groups
+from explr.integrations.scheduler import bind_si_groups, unwrapped
 from explr.schedule.runtime import TEXP
 
 
@@ -67,8 +67,7 @@ def create_scheduler(optimizer: torch.optim.Optimizer, model: nn.Module, args: A
     plan = plan_of(args, updates_per_epoch)
     if any(g.get("lr_scale", 1.0) != 1.0 for g in optimizer.param_groups):
         raise ConfigError("timm args: layer_decay / lr_scale groups are not modelled by explr; drop layer_decay")
-    module = model.module if hasattr(model, "module") else model  # DDP
-    bind_si_groups(optimizer, module, si=settings.get("si"), lock=settings.get("lock"))
+    bind_si_groups(optimizer, unwrapped(model), si=settings.get("si"), lock=settings.get("lock"))
     scheduler = TimmTEXP(optimizer, plan.lr, approximate=bool(settings.get("approximate", False)))
     return scheduler, round(plan.total_iters / updates_per_epoch)
 
