@@ -143,6 +143,14 @@ def test_paramwise_cfg_and_clip_grad_and_amp(tmp_path):
     assert (plan.grad_clip_norm, plan.precision, plan.lr.decay) == (35.0, "bf16-mixed", "constant")
 
 
+def test_ema_hook_is_not_exact(tmp_path):
+    path = write_config(tmp_path, f"_base_ = ['{RESNET50}']\ncustom_hooks = [dict(type='EMAHook', momentum=1e-4)]\n")
+    with pytest.raises(UnsupportedError, match="EXP204") as caught:
+        explr.convert(str(path), si=[], iters_per_epoch=10)
+    assert str(caught.value).startswith(f"{path}:2:")
+    assert explr.convert(str(path), si=[], iters_per_epoch=10, approximate=True).plan.ema
+
+
 def test_iterations_per_epoch_from_the_dataloader_or_asked_for():
     with pytest.raises(ConfigError, match="CocoDataset.*--iters-per-epoch"):
         explr.convert(str(FASTER_RCNN), si=[])

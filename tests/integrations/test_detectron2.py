@@ -94,5 +94,9 @@ def test_misuse_is_a_clear_error(tmp_path):
     add_explr_config(cfg)
     with pytest.raises(ConfigError, match="exactly one of LOCK"):
         Trainer.build_optimizer(cfg, torch.nn.Linear(2, 2))
+    cfg.EXPLR.PARAMS = ["weight"]
+    cfg.SOLVER.CLIP_GRADIENTS.ENABLED, cfg.SOLVER.CLIP_GRADIENTS.CLIP_TYPE = True, "norm"
+    with pytest.raises(ConfigError, match="CLIP_GRADIENTS is enabled"):  # never a silently unclipped run
+        Trainer.build_optimizer(cfg, torch.nn.Linear(2, 2))
     with pytest.raises(ConfigError, match="put the mixin first"):
         Trainer.build_lr_scheduler(cfg, torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1))

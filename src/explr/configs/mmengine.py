@@ -107,6 +107,7 @@ class MMEngineAdapter:
             lr=schedule, iters_per_epoch=ipe, epochs=schedule.total_iters / ipe if ipe else None,
             precision=facts.precision(wrapper),
             grad_clip_norm=float(clip.get("max_norm", clip.get("clip_value", 0.0))) if clip else None,
+            ema=facts.has_ema(),
             scheduler_interval="step" if schedule.step_every == 1 else "epoch", locations=facts.locations())
 
 
@@ -127,7 +128,7 @@ class _Facts:
         keys = {"optim_wrapper": ("optimizer", "lr", "momentum", "weight_decay", "nesterov", "grad_clip_norm",
                                   "precision"),
                 "param_scheduler": ("schedule", "milestones", "gamma", "warmup_iters"),
-                "train_cfg": ("total_iters", "epochs"), "train_dataloader": ("batch_size",)}
+                "train_cfg": ("total_iters", "epochs"), "train_dataloader": ("batch_size",), "custom_hooks": ("ema",)}
         return {fact: self.defined[name] for name, facts in keys.items() if name in self.defined for fact in facts}
 
     def optim_wrapper(self) -> tuple[dict, dict]:
@@ -151,6 +152,11 @@ class _Facts:
         if not isinstance(optimizer.get("type"), str) or "lr" not in optimizer:
             raise self.error("optim_wrapper", "optim_wrapper.optimizer needs type='SGD' (a name) and lr")
         return wrapper, optimizer
+
+    def has_ema(self) -> bool:
+        """mmengine averages weights with EMAHook (its ExponentialMovingAverage/momentum variants) in custom_hooks."""
+        hooks = self.cfg.get("custom_hooks") or []
+        return any("EMA" in str(named(hook).get("type", "")) for hook in hooks if isinstance(hook, dict))
 
     def precision(self, wrapper: dict) -> str:
         precision = WRAPPERS[wrapper.get("type", "OptimWrapper")]

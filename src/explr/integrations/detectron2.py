@@ -37,8 +37,11 @@ class ExplrTrainerMixin:
 
     @classmethod
     def build_optimizer(cls, cfg: Any, model: nn.Module) -> torch.optim.Optimizer:
-        node = cfg.get("EXPLR")
-        optimizer, _ = build_from_plan(model, plan_of(cfg), approximate=bool(node and node.APPROXIMATE),
+        node, plan = cfg.get("EXPLR"), plan_of(cfg)
+        if plan.grad_clip_norm is not None:  # detectron2 wraps its optimizer to clip; this one would not
+            raise ConfigError("ExplrTrainerMixin: SOLVER.CLIP_GRADIENTS is enabled, and the mixin's optimizer does "
+                              "not clip; disable it (clipping is not exact after conversion anyway)")
+        optimizer, _ = build_from_plan(model, plan, approximate=bool(node and node.APPROXIMATE),
                                        where="cfg.SOLVER", **si_source(node))
         return optimizer
 
