@@ -127,6 +127,15 @@ def test_resuming_a_converted_run_from_an_mmengine_checkpoint_continues_it_exact
     assert (rest.outputs[-1] - whole.outputs[-1]).abs().max().item() <= 1e-9
 
 
+def test_a_dataloader_of_another_length_than_converted_for_is_refused(tmp_path):
+    """Epochs were turned into iterations at convert time: another GPU count must not shift the milestones."""
+    path = write(tmp_path, AGGRESSIVE)
+    out = tmp_path / "converted_explr.py"
+    write_converted(explr.convert(str(path), model=MODEL, iters_per_epoch=5), str(out))
+    with pytest.raises(ConfigError, match="converted for 5 iterations per epoch, but the train dataloader has 4"):
+        train(Config.fromfile(str(out)), fixture_model(), batches(4), tmp_path / "run", 1)
+
+
 def test_constructor_splits_mmengine_groups_and_keeps_their_decay():
     net = Classifier(fixture_model())
     constructor = ExplrOptimWrapperConstructor(

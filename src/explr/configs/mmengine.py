@@ -56,6 +56,11 @@ def named(spec: Any) -> Any:
     return spec
 
 
+def loop_type(train: dict) -> str:
+    """The train loop mmengine's Runner builds from train_cfg: its type, or by_epoch's choice."""
+    return train.get("type") or ("EpochBasedTrainLoop" if train.get("by_epoch", False) else "IterBasedTrainLoop")
+
+
 def definitions(path: pathlib.Path) -> dict[str, Location]:
     """file:line of each top-level name, as inheritance resolves it: the file itself over its `_base_` files."""
     try:
@@ -180,7 +185,7 @@ class _Facts:
         train = named(self.cfg.get("train_cfg"))
         if not isinstance(train, dict):
             raise self.error("train_cfg", "train_cfg is missing; set dict(type='EpochBasedTrainLoop', max_epochs=N)")
-        kind = train.get("type") or ("EpochBasedTrainLoop" if train.get("by_epoch", False) else "IterBasedTrainLoop")
+        kind = loop_type(train)
         if kind not in LOOPS:
             raise self.error("train_cfg", f"train_cfg type {kind!r} is not modelled; explr reads "
                                           f"{', '.join(LOOPS)}", UnsupportedError)

@@ -3,7 +3,8 @@
     _base_ = ['./faster-rcnn_r50_fpn_1x_coco.py']
     custom_imports = dict(imports=['explr.integrations.mmengine'], allow_failed_imports=False)
     optim_wrapper = dict(constructor='ExplrOptimWrapperConstructor', explr=dict(lock='model.explr.lock'))
-    param_scheduler = [dict(type='ExplrTEXPScheduler', by_epoch=False, schedule=dict(base_lr=0.02, ...))]
+    param_scheduler = [dict(type='ExplrTEXPScheduler', by_epoch=True, convert_to_iter_based=True,
+                            iters_per_epoch=7330, schedule=dict(base_lr=0.02, ...))]
 
 mmengine merges `optim_wrapper` into the inherited dict (optimizer, paramwise_cfg and clip_grad stay)
 and replaces the `param_scheduler` list. explr's classes live in explr/integrations/mmengine.py.
@@ -14,7 +15,16 @@ import pathlib
 from typing import Any
 
 from explr.configs.framework_write import si_settings
-from explr.configs.mmengine import CONSTRUCTOR, INTEGRATION, SCHEDULER, auto_scale_note, load_config
+from explr.configs.mmengine import (
+    CONSTRUCTOR,
+    INTEGRATION,
+    LOOPS,
+    SCHEDULER,
+    auto_scale_note,
+    load_config,
+    loop_type,
+    named,
+)
 from explr.configs.write import base_path
 from explr.errors import ConfigError
 from explr.lr_schedule import schedule_args
@@ -40,6 +50,11 @@ def scheduler_spec(converted, cfg: Any, scheduler: Any) -> dict:
         schedule["approximate"] = True
     if any("eta_min_ratio" in spec for spec in _schedulers(cfg)):  # a floor relative to each group's LR
         schedule["scale_eta_min"] = True
+    if LOOPS.get(loop_type(named(cfg.get("train_cfg")))):
+        # Epochs became iterations at convert time. mmengine hands a scheduler the dataloader's length only
+        # on its convert_to_iter_based path, so the scheduler asks for it there and checks it (it still
+        # steps every iteration).
+        schedule.update(by_epoch=True, convert_to_iter_based=True, iters_per_epoch=converted.plan.iters_per_epoch)
     return schedule
 
 

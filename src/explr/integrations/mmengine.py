@@ -66,7 +66,7 @@ class ExplrTEXPScheduler(_ParamScheduler):
     """explr.TEXP, stepped after every iteration: SI groups on η_t/(s_{t-1}s_t), the others on η_t."""
 
     def __init__(self, optimizer: Any, schedule: dict, approximate: bool = False, scale_eta_min: bool = False,
-                 by_epoch: bool = False,
+                 iters_per_epoch: int | None = None, by_epoch: bool = False,
                  begin: int = 0, end: int = INF, last_step: int = -1, epoch_length: int | None = None,
                  verbose: bool = False):
         if by_epoch:
@@ -74,10 +74,21 @@ class ExplrTEXPScheduler(_ParamScheduler):
         if not any(g.get(SI_TAG) for g in optimizer.param_groups):
             raise ConfigError(f"{type(self).__name__}: no param group is split for TEXP; set "
                               f"optim_wrapper.constructor='{ExplrOptimWrapperConstructor.__name__}'")
+        if iters_per_epoch is not None and epoch_length is not None and iters_per_epoch != epoch_length:
+            raise ConfigError(f"{type(self).__name__}: the config was converted for {iters_per_epoch} iterations per "
+                              f"epoch, but the train dataloader has {epoch_length} (other GPU count or batch size?); "
+                              f"run `explr convert --iters-per-epoch {epoch_length}` again")
         self.schedule = schedule_from_args(schedule)
         self.approximate, self.scale_eta_min = approximate, scale_eta_min
         self.texp: TEXP | None = None
         super().__init__(optimizer, "lr", begin=0, end=INF, last_step=last_step, by_epoch=False, verbose=verbose)
+
+    @classmethod
+    def build_iter_from_epoch(cls, *args: Any, epoch_length: int | None = None, by_epoch: bool = True,
+                              begin: int = 0, end: int = INF, **kwargs: Any) -> "ExplrTEXPScheduler":
+        """mmengine's convert_to_iter_based path, the one that passes the dataloader length: TEXP is per iteration
+        anyway, so this only checks that length against the one the config was converted for."""
+        return cls(*args, epoch_length=epoch_length, by_epoch=False, **kwargs)
 
     def _group_schedule(self, opt: Any) -> LambdaLR:
         """Each group's original LR, as mmengine's chained schedulers give it: the schedule from the group's
