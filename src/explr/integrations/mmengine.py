@@ -84,11 +84,11 @@ class ExplrTEXPScheduler(_ParamScheduler):
         super().__init__(optimizer, "lr", begin=0, end=INF, last_step=last_step, by_epoch=False, verbose=verbose)
 
     @classmethod
-    def build_iter_from_epoch(cls, *args: Any, epoch_length: int | None = None, by_epoch: bool = True,
-                              begin: int = 0, end: int = INF, **kwargs: Any) -> "ExplrTEXPScheduler":
+    def build_iter_from_epoch(cls, epoch_length: int | None = None, by_epoch: bool = True, begin: int = 0,
+                              end: int = INF, **kwargs: Any) -> "ExplrTEXPScheduler":
         """mmengine's convert_to_iter_based path, the one that passes the dataloader length: TEXP is per iteration
         anyway, so this only checks that length against the one the config was converted for."""
-        return cls(*args, epoch_length=epoch_length, by_epoch=False, **kwargs)
+        return cls(epoch_length=epoch_length, by_epoch=False, **kwargs)
 
     def _group_schedule(self, opt: Any) -> LambdaLR:
         """Each group's original LR, as mmengine's chained schedulers give it: the schedule from the group's
