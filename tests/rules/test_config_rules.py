@@ -44,6 +44,8 @@ def test_plain_sgd_step_decay_is_clean():
     ("EXP204", dict(ema=True), None),
     ("EXP207", dict(scheduler_interval="epoch"), None),
     ("EXP208", dict(decay=DecayPolicy(0.0, norm=0.0)), 5),
+    ("EXP209", dict(ignored_milestones=(10 * IPE,)), None),
+    ("EXP210", dict(class_notes=(("optimizer", "read as torch.optim.SGD"),)), 2),
 ])
 def test_flag_rules_fire_at_their_config_line(code, overrides, line):
     (f,) = [f for f in config_findings(plan(**overrides)) if f.code == code]

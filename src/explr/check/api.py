@@ -23,8 +23,9 @@ from explr.check.report import TrajectoryReport
 from explr.check.runner import RunnerOptions, run_lockstep
 from explr.check.tolerance import NOISE_MULTIPLIER, needs_noise_floor, tolerance_for
 from explr.configs.adapter import ReadOptions
-from explr.configs.convert import analysis_of, convert, deviations
+from explr.configs.convert import NOT_EXACT, analysis_of, convert, deviations
 from explr.errors import ConfigError, ExplrError, UnsupportedError
+from explr.rules.config import config_findings
 from explr.model_copy import private_copy
 from explr.plan import TrainingPlan
 from explr.schedule.analysis import ScheduleAnalysis
@@ -156,6 +157,11 @@ HORIZON_NOTES = (
 )
 
 
+def _finding_notes(plan: TrainingPlan) -> list[str]:
+    """The config findings `explr convert` shows for this config (the not-exact ones are already noted)."""
+    return [f.one_line() for f in config_findings(plan) if f.code not in NOT_EXACT]
+
+
 def _horizon_notes(plan: TrainingPlan, analysis: ScheduleAnalysis) -> list[str]:
     """What the full-length run would hit that a short check cannot show; renormalization avoids both."""
     notes = []
@@ -197,7 +203,7 @@ def check(model: str | nn.Module, config: str | TrainingPlan, *, example_inputs:
     device, dtype = resolve_device(options.device), resolve_dtype(options.dtype)
     net, inputs, name = _load(model, example_inputs)
     plan, not_exact, analysis = read_converted(config, format, read_options, options.approximate)
-    notes = [f"not exact: {why}" for why in not_exact] + _horizon_notes(plan, analysis)
+    notes = [f"not exact: {why}" for why in not_exact] + _finding_notes(plan) + _horizon_notes(plan, analysis)
     si_arg, audit_si = _si_and_audit(net, inputs, si, name)
     try:
         comp = compress(plan.lr, options.steps, enabled=options.compress)

@@ -11,6 +11,7 @@ from typing import Callable, Iterator, Optional
 import typer
 
 from explr.cli.app import DEBUG, app
+from explr.cli.convert import HELP as CONVERT_HELP
 from explr.cli.convert import Interval
 from explr.errors import ExplrError
 
@@ -104,6 +105,10 @@ def check_command(
     num_devices: Optional[int] = typer.Option(None, "--num-devices", rich_help_panel="Config", metavar="N"),
     drop_last: Optional[bool] = typer.Option(None, "--drop-last/--no-drop-last", rich_help_panel="Config"),
     scheduler_interval: Optional[Interval] = typer.Option(None, "--scheduler-interval", help="How the training code steps a torch scheduler (Hydra; default epoch).", rich_help_panel="Config"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help=CONVERT_HELP["epochs"], rich_help_panel="Config", metavar="N"),
+    total_iters: Optional[int] = typer.Option(None, "--total-iters", help=CONVERT_HELP["total_iters"], rich_help_panel="Config", metavar="N"),
+    optimizer_class: Optional[str] = typer.Option(None, "--optimizer-class", help=CONVERT_HELP["optimizer_class"], rich_help_panel="Config", metavar="CLASS"),
+    scheduler_class: Optional[str] = typer.Option(None, "--scheduler-class", help=CONVERT_HELP["scheduler_class"], rich_help_panel="Config", metavar="CLASS"),
     as_json: bool = typer.Option(False, "--json", help="Print the explr.check/1 JSON report.", rich_help_panel="Output"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw loss, weight-norm growth and LRs to this PNG (needs matplotlib: the plot extra of explr).", rich_help_panel="Output", metavar="PNG"),
 ) -> int:
@@ -120,7 +125,9 @@ def check_command(
                                tolerance=tolerance, data=data, keep_eps=keep_eps)
         read = ReadOptions(iters_per_epoch=iters_per_epoch, dataset=dataset, dataset_size=dataset_size,
                            batch_size=batch_size, num_devices=num_devices, drop_last=drop_last,
-                           scheduler_interval=scheduler_interval.value if scheduler_interval else None)
+                           scheduler_interval=scheduler_interval.value if scheduler_interval else None,
+                           epochs=epochs, total_iters=total_iters, optimizer_class=optimizer_class,
+                           scheduler_class=scheduler_class)
         with progress_bar(sys.stderr.isatty()) as on_step:
             report = check(model, config, options=options, read_options=read, format=fmt, si=si or lock,
                            on_step=on_step, log=note)

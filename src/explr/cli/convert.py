@@ -48,10 +48,8 @@ def _table(converted, written) -> None:
     too_large = growth_warning(analysis.run)
     if too_large:
         console.print(f"[yellow]warning[/]: {too_large}", markup=True, highlight=False)
-    underflow = analysis.horizons.get("grads_underflow_float16_loss_scaled")
-    if plan.precision.startswith("16") and underflow and underflow.within_run:
-        console.print(f"[yellow]warning[/]: {plan.precision}: converted gradients underflow float16 at epoch "
-                      f"{underflow.step / ipe:.1f} even with loss scaling (docs/theory.md §4); use bf16 or fp32")
+    for finding in converted.findings:  # every one --json lists (EXP205: fp16 underflow among them)
+        console.print(finding.one_line(), markup=False, highlight=False, soft_wrap=True)  # one greppable line
     for note in written.notes:
         console.print(f"note: {note}")
     console.print(f"written to {written.path}" if written.path else "converted config on stdout")
@@ -67,6 +65,12 @@ HELP = {
     "approximate": "Convert setups with no exact equivalent (Nesterov, Adam, clipping, EMA); say what deviates.",
     "json": "Print the explr.convert/1 summary on stdout (then the config needs -o or --in-place).",
     "interval": "How the training code steps a torch scheduler (Hydra; default epoch).",
+    "epochs": "Length of training in epochs (when the config keeps it under a key explr does not know).",
+    "total_iters": "Length of training in optimizer steps.",
+    "optimizer_class": "LightningCLI: the optimizer class the script fixes (parser.add_optimizer_args), e.g. "
+                       "torch.optim.SGD, when the config's optimizer has no class_path.",
+    "scheduler_class": "LightningCLI: the scheduler class the script fixes (parser.add_lr_scheduler_args), e.g. "
+                       "torch.optim.lr_scheduler.MultiStepLR.",
     "check": "Write nothing; exit 1 with a diff when the committed converted config (-o FILE; plan formats: "
              "NAME.explr.yaml next to CONFIG) differs from what convert would write now.",
 }
@@ -99,6 +103,10 @@ def convert_command(
     num_devices: Optional[int] = typer.Option(None, "--num-devices", help="Devices sharing each epoch.", rich_help_panel="Iterations per epoch", metavar="N"),
     drop_last: Optional[bool] = typer.Option(None, "--drop-last/--no-drop-last", help="Last partial batch dropped?", rich_help_panel="Iterations per epoch"),
     scheduler_interval: Optional[Interval] = typer.Option(None, "--scheduler-interval", help=HELP["interval"], rich_help_panel="Input"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help=HELP["epochs"], rich_help_panel="Length of training", metavar="N"),
+    total_iters: Optional[int] = typer.Option(None, "--total-iters", help=HELP["total_iters"], rich_help_panel="Length of training", metavar="N"),
+    optimizer_class: Optional[str] = typer.Option(None, "--optimizer-class", help=HELP["optimizer_class"], rich_help_panel="Input", metavar="CLASS"),
+    scheduler_class: Optional[str] = typer.Option(None, "--scheduler-class", help=HELP["scheduler_class"], rich_help_panel="Input", metavar="CLASS"),
     check: bool = typer.Option(False, "--check", help=HELP["check"], rich_help_panel="Output"),
 ) -> int:
     """Convert weight decay + LR schedule into the exactly equivalent TEXP schedule, in the config's own format."""
@@ -110,7 +118,9 @@ def convert_command(
     converted = convert(config, format=format, model=model, lock=lock, approximate=approximate,
                         iters_per_epoch=iters_per_epoch, dataset=dataset, dataset_size=dataset_size,
                         batch_size=batch_size, num_devices=num_devices, drop_last=drop_last,
-                        scheduler_interval=scheduler_interval.value if scheduler_interval else None)
+                        scheduler_interval=scheduler_interval.value if scheduler_interval else None,
+                        epochs=epochs, total_iters=total_iters, optimizer_class=optimizer_class,
+                        scheduler_class=scheduler_class)
     if check:
         return _check(converted, output)
     if as_json and output is None and not in_place:

@@ -15,6 +15,7 @@ from typing import Any
 
 from explr.configs.adapter import ReadOptions
 from explr.configs.formats import Detected, detect
+from explr.configs.hydra_compose import composed
 from explr.configs.source import ConfigSource
 from explr.errors import ConfigError, UnsupportedError
 from explr.findings import Finding
@@ -159,7 +160,7 @@ def convert(config: str, *, format: str | None = None, options: ReadOptions = Re
 
     `si` (API only): an iterable of SI parameter names, instead of `model`/`lock`.
     """
-    source = ConfigSource.load(config)
+    source = composed(ConfigSource.load(config))  # a Hydra defaults list: what Hydra composes from it
     detected = detect(source, format)
     plan = detected.adapter.read(source, options)
     findings = config_findings(plan)

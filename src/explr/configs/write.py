@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from explr.configs.convert import ConvertedPlan
 from explr.configs.explr_format import plan_document
-from explr.configs.rewrite import render
+from explr.configs.rewrite import leading_comments, render
 from explr.configs.texp_args import texp_section
 from explr.errors import ConfigError
 
@@ -33,8 +33,10 @@ class Written:
 
 
 def plan_text(converted: ConvertedPlan, use_path: str) -> str:
+    """The explr-native plan; it repeats the source's leading comment block (what the run is, its provenance)."""
+    source_head = "".join(f"{line}\n" for line in leading_comments(converted.source.text))
     header = (f"# explr plan converted from {converted.plan.path} ({converted.detected.name}).\n"
-              f"# Use: {USE_PLAN.format(path=use_path)}\n")
+              f"# Use: {USE_PLAN.format(path=use_path)}\n{source_head}")
     return header + "\n".join(render({**plan_document(converted.plan), "texp": texp_section(converted)}, 0)) + "\n"
 
 
@@ -50,6 +52,9 @@ def destination(converted: ConvertedPlan, output: str | None, in_place: bool) ->
     if not in_place:
         return None
     writes = converted.detected.entry.writes
+    if converted.source.composed and writes != "plan":
+        raise ConfigError(f"{converted.source.path}: the converted config is Hydra's composition of this config and "
+                          "its groups; write it with -o FILE (then run with --config-name FILE), not --in-place")
     if writes in SIDE_FILES:  # never over the input: a plan next to it, or a config that inherits it
         source = converted.source.path
         return source.with_name(source.stem + SIDE_FILES[writes].format(suffix=source.suffix))

@@ -174,6 +174,23 @@ _TABLE = [
          "the conversion is a no-op.",
          "",
          "Nothing to convert; set the weight decay you intend to use first."),
+    Rule("EXP209", "milestone-after-end", _I,
+         "A decay milestone lies at or past the end of training: it never takes effect.",
+         "Reports LR-decay milestones at or after the last training iteration.",
+         "torch's MultiStepLR (and the frameworks built on it) simply never reach such a milestone, so the "
+         "run trains without that decay; explr ignores it the same way.",
+         "lr_scheduler: {class_path: torch.optim.lr_scheduler.MultiStepLR, init_args: {milestones: [150, 250]}}"
+         "\ntrainer: {max_epochs: 200}",
+         "Nothing breaks; remove the milestone or train longer if the decay was meant to happen."),
+    Rule("EXP210", "class-inferred", _I,
+         "The optimizer or scheduler class was inferred from its arguments (no class_path in the config).",
+         "Reports a LightningCLI `optimizer` / `lr_scheduler` section without `class_path` whose class explr "
+         "read as the only torch class taking exactly those arguments.",
+         "A script can fix the class (`parser.add_optimizer_args(torch.optim.SGD)`), so the config holds only "
+         "init args; if the script fixes a different class, explr's reading is wrong.",
+         "optimizer: {lr: 0.05, momentum: 0.9, weight_decay: 5.0e-4, nesterov: true}",
+         "Nothing, when the inferred class is the one the script gives; else pass `--optimizer-class` / "
+         "`--scheduler-class` with the script's class."),
     # ---- lock rules ----------------------------------------------------------------------------
     Rule("EXP301", "lock-mismatch", _E, "The model's SI set or structure differs from the lock file.",
          "Compares the model with the lock file written by `explr audit MODEL --write-lock FILE`: the "

@@ -56,6 +56,11 @@ def gradient_clipping(plan: TrainingPlan) -> Iterator[Finding]:
         yield finding("EXP203", f"gradient-norm clipping at {plan.grad_clip_norm:g}: converted SI gradients shrink "
                                 "like s_t, so the clip acts differently than in the original run; remove it (or clip "
                                 "only the non-SI parameters)", location=where(plan, "grad_clip_norm"))
+    elif plan.grad_clip_key:
+        yield finding("EXP203", f"gradient clipping is switched on by `{plan.grad_clip_key}` (its threshold is set in "
+                                "the training code): converted SI gradients shrink like s_t, so the clip acts "
+                                "differently than in the original run; remove it (or clip only the non-SI parameters)",
+                      location=where(plan, "grad_clip_key"))
 
 
 @CONFIG_CHECKS.register("EXP204")
@@ -106,6 +111,21 @@ def no_weight_decay_on_si(plan: TrainingPlan) -> Iterator[Finding]:
     if plan.decay.other == 0:
         yield finding("EXP208", "weight decay is 0 for weights (the scale-invariant parameters): the phantom scale "
                                 "stays 1 and the conversion changes nothing", location=where(plan, "weight_decay"))
+
+
+@CONFIG_CHECKS.register("EXP209")
+def milestones_after_end(plan: TrainingPlan) -> Iterator[Finding]:
+    if plan.ignored_milestones:
+        late = ", ".join(str(m) for m in plan.ignored_milestones)
+        yield finding("EXP209", f"milestone(s) at iteration {late} lie at or past the end of training "
+                                f"({plan.total_iters} iterations): torch never reaches them, so they are ignored",
+                      location=where(plan, "milestones", "scheduler"))
+
+
+@CONFIG_CHECKS.register("EXP210")
+def class_inferred(plan: TrainingPlan) -> Iterator[Finding]:
+    for fact, why in plan.class_notes:
+        yield finding("EXP210", why, location=where(plan, fact))
 
 
 def _horizons(plan: TrainingPlan) -> dict[str, Horizon]:

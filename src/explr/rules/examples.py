@@ -3,7 +3,8 @@ not. tests/rules/test_examples.py runs every one of them; docs/rules.md shows th
 
 How a case runs depends on the family:
 - EXP1xx: a model file (Python source); `explr audit FILE` on it (inputs inferred from the first layer).
-- EXP2xx: a config in explr's own format (docs/formats.md); its config rules.
+- EXP2xx: a config in explr's own format (docs/formats.md); its config rules. EXP210 concerns LightningCLI
+  configs only, so its examples are LightningCLI configs.
 - EXP3xx: a model file; the lock is recorded from the `valid` model, then the case is audited against it.
 `invalid` is None only for EXP109, which no correct model can trigger (it fires when explr's own
 transfer rule is wrong; tests/audit/test_verify.py triggers it by corrupting a verdict).
@@ -17,6 +18,11 @@ from dataclasses import dataclass
 class Examples:
     invalid: str | None  # triggers the rule
     valid: str  # the fixed version: does not trigger it
+
+
+def _lightning(optimizer: str) -> str:
+    return ("trainer: {max_epochs: 200}\ndata: {init_args: {batch_size: 128, dataset: cifar10}}\n"
+            f"optimizer: {optimizer}\n")
 
 
 def _model(body: str, imports: str = "from torch import nn") -> str:
@@ -91,6 +97,10 @@ EXAMPLES: dict[str, Examples] = {
                        _config(schedule="decay: constant")),
     "EXP207": Examples(_config(schedule="decay: step, milestones: [100, 150], stepped_every: epoch"), _config()),
     "EXP208": Examples(_config("lr: 0.1, momentum: 0.9, weight_decay: 0.0"), _config()),
+    "EXP209": Examples(_config(schedule="decay: step, milestones: [100, 250]"), _config()),
+    "EXP210": Examples(_lightning("{lr: 0.1, momentum: 0.9, dampening: 0.0, weight_decay: 5.0e-4}"),
+                       _lightning("{class_path: torch.optim.SGD, init_args: {lr: 0.1, momentum: 0.9, "
+                                  "weight_decay: 5.0e-4}}")),
     "EXP301": Examples(_model(_TWO_BN.format("").replace("nn.BatchNorm2d(16, affine=False)", "nn.Identity()")
                               .join(("model = ", "  # the last BatchNorm removed"))),
                        _model(f"model = {_TWO_BN.format('')}")),
