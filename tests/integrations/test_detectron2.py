@@ -18,7 +18,8 @@ from explr.configs.detectron2 import DEFAULTS
 from explr.errors import ConfigError
 from explr.integrations.detectron2 import ExplrTrainerMixin, add_explr_config, plan_of
 from explr.integrations.native import original_optimizer
-from tests.configs.texp_harness import MODEL, compare_runs
+from tests.configs.texp_harness import MODEL
+from tests.integrations.harness import compare_runs
 from tests.conftest import FIXTURES
 
 D2 = FIXTURES / "configs" / "detectron2"

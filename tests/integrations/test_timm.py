@@ -16,7 +16,8 @@ import explr
 from explr.configs.api import write_converted
 from explr.errors import ConfigError
 from explr.integrations.timm import TimmTEXP, create_scheduler, plan_of
-from tests.configs.texp_harness import MODEL, compare_runs
+from tests.configs.texp_harness import MODEL
+from tests.integrations.harness import compare_runs
 from tests.conftest import FIXTURES
 
 ORIGINAL = (FIXTURES / "configs/timm/cifar10_resnet_multistep.yaml").read_text().replace(

@@ -50,7 +50,7 @@ FORMATS: tuple[FormatEntry, ...] = (
                 "`optimizer`/`lr_scheduler` with `class_path` (+ `init_args`), or `trainer` with `model`/`data`",
                 "rewrite"),
     FormatEntry("hydra", "explr.configs.hydra", "`_target_` naming a torch.optim optimizer or LR scheduler", "rewrite"),
-    # Readers of frameworks whose own code builds the optimizer register here ("plan").
+    # Frameworks whose own code builds the optimizer: their idiomatic output is written by `writer`.
     FormatEntry("detectron2", "explr.configs.detectron2", "`SOLVER.BASE_LR`/`SOLVER.STEPS`/`SOLVER.MAX_ITER`, or `_BASE_`",
                 "inherit", "explr.configs.framework_write:detectron2_config"),
     FormatEntry("pycls", "explr.configs.pycls", "`OPTIM.BASE_LR`/`OPTIM.LR_POLICY`/`OPTIM.MAX_EPOCH`", "rewrite",
