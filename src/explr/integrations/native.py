@@ -1,7 +1,7 @@
 """`explr.integrations.build`: optimizer + TEXP from an explr-native plan (docs/formats.md).
 
-For frameworks whose own code builds the optimizer (timm, detectron2, pycls) `explr convert` writes
-an explr plan; these few lines replace the framework's optimizer/scheduler construction:
+For training code of one's own, an explr plan (explr's YAML format, converted) is run with a few lines;
+build_from_plan is the same from a TrainingPlan (the detectron2 integration uses it):
 
     optimizer, scheduler = explr.integrations.build(model, "train.explr.yaml", example_inputs=batch)
     ...  loss.backward(); optimizer.step()   # the LR follows every optimizer step (a step hook)
