@@ -132,16 +132,24 @@ def test_check_up_to_date_then_stale_then_missing(capsys, tmp_path):
     assert code == 1 and "run explr convert" in err and not committed.exists()
 
 
-def test_check_plan_format_uses_the_default_plan_path(capsys, tmp_path):
-    config = tmp_path / TIMM.name
-    config.write_text(TIMM.read_text())
-    plan = tmp_path / (config.stem + ".explr.yaml")
-    assert run(capsys, str(config), "--check")[0] == 1 and not plan.exists()
-    assert run(capsys, str(config), "--in-place")[0] == 0 and plan.exists()
-    assert run(capsys, str(config), "--check")[0] == 0
-    config.write_text(config.read_text().replace("\nepochs: 200", "\nepochs: 180"))  # source changed: plan is stale
-    code, _, err = run(capsys, str(config), "--check")
-    assert code == 1 and "is stale" in err and config.read_text() != TIMM.read_text()
+def test_check_inherit_format_uses_the_default_side_path(capsys, tmp_path):
+    """detectron2 output inherits the input (_BASE_): --in-place and --check use NAME_explr.yaml next to it."""
+    from tests.configs.texp_harness import MODEL
+
+    original = FIXTURES / "configs" / "detectron2" / "COCO-Detection" / "retinanet_cosine.yaml"
+    config = tmp_path / original.name
+    config.write_text(original.read_text().replace('_BASE_: "../', f'_BASE_: "{original.parent.parent}/'))
+    side = tmp_path / (config.stem + "_explr.yaml")
+    args = (str(config), "--model", MODEL, "--approximate")
+    assert run(capsys, *args, "--check")[0] == 1 and not side.exists()
+    assert run(capsys, *args, "--in-place")[0] == 0 and side.exists()
+    assert run(capsys, *args, "--check")[0] == 0
+    assert f"_BASE_: ./{config.name}" in side.read_text()
+
+
+def test_idiomatic_outputs_need_the_si_parameters(capsys, tmp_path):
+    code, out, err = run(capsys, str(TIMM), "-o", str(tmp_path / "o.yaml"))
+    assert code == 2 and "pass --lock FILE" in err and not (tmp_path / "o.yaml").exists()
 
 
 def test_check_rewrite_format_needs_the_committed_path(capsys):
