@@ -7,8 +7,9 @@ import pytest
 
 from explr.cli import main
 from explr.configs.adapter import ReadOptions
-from explr.configs.explr_format import ADAPTER as EXPLR_FORMAT
+from explr.configs.detectron2 import ADAPTER as DETECTRON2
 from explr.configs.source import ConfigSource
+from tests.configs.texp_harness import MODEL
 from tests.conftest import FIXTURES
 
 CIFAR = str(FIXTURES / "configs" / "lightning" / "cifar_resnet_step.yaml")
@@ -134,8 +135,6 @@ def test_check_up_to_date_then_stale_then_missing(capsys, tmp_path):
 
 def test_check_inherit_format_uses_the_default_side_path(capsys, tmp_path):
     """detectron2 output inherits the input (_BASE_): --in-place and --check use NAME_explr.yaml next to it."""
-    from tests.configs.texp_harness import MODEL
-
     original = FIXTURES / "configs" / "detectron2" / "COCO-Detection" / "retinanet_cosine.yaml"
     config = tmp_path / original.name
     config.write_text(original.read_text().replace('_BASE_: "../', f'_BASE_: "{original.parent.parent}/'))
@@ -194,7 +193,8 @@ D2_REAL = FIXTURES / "configs" / "detectron2" / "real"
 @pytest.mark.parametrize("approximate", [[], ["--approximate"]])
 def test_detectron2_dataset_of_unknown_size_converts_per_iteration(capsys, tmp_path, config, approximate):
     """A per-iteration schedule needs no epoch length: only the epoch columns are unknown (they were a TypeError)."""
-    out_file = tmp_path / "plan.explr.yaml"
+    out_file = tmp_path / "converted.yaml"
+    approximate = [*approximate, "--model", MODEL]  # the detectron2 output names the SI parameters
     code, out, err = run(capsys, str(D2_REAL / config), "--json", "-o", str(out_file), *approximate)
     data = json.loads(out)
     assert code == 0 and data["iters_per_epoch"] is None and data["exact"] is True
@@ -202,5 +202,5 @@ def test_detectron2_dataset_of_unknown_size_converts_per_iteration(capsys, tmp_p
     assert all(p["growth_per_epoch"] is None for p in data["phases"])
     code, out, err = run(capsys, str(D2_REAL / config), "-o", str(tmp_path / "again.yaml"), *approximate)
     assert code == 0 and "unknown iterations/epoch" in err and "Traceback" not in err
-    plan = EXPLR_FORMAT.read(ConfigSource.load(out_file), ReadOptions())  # the written plan reads back without flags
+    plan = DETECTRON2.read(ConfigSource.load(out_file), ReadOptions())  # the written config reads back without flags
     assert plan.iters_per_epoch is None and plan.total_iters == data["source"]["total_iters"]
