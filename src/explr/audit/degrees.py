@@ -1,69 +1,62 @@
-"""Degree propagation over a captured graph: ONE table of transfer rules keyed by op.
+"""Degree propagation over a captured graph: ONE table of transfer rules keyed by op (explr.audit.registry).
 
-Like torch/utils/flop_counter.py, each op maps to a small pure function (registered with
-`@rule(...)`; a duplicate registration is an error). A rule receives a `Call` (the node, its
-argument degrees and concrete values) and returns the output degree(s), emitting
-constraints through the `Ctx`. An op without a rule is never guessed: all its tensor inputs
-are constrained to degree 0 and an `UnknownOp` fact names it and its module.
-The rules themselves live in `explr.audit.rules_*` modules, which register into TABLE.
+A rule receives a `Call` (the node, its arguments by name, their degrees and concrete values)
+and returns the output degree(s), emitting constraints through the `Ctx`. Soundness does not
+rest on each rule being complete:
+- an op without a rule is never guessed: its tensor inputs are constrained to degree 0 and an
+  `UnknownOp` fact names it and its module;
+- every tensor operand counts: one the rule did not read (an index, a fill value, a mask, the
+  mean of a sampler) has its degree forced to 0, and the reason says so;
+- in-place writes (`x.mul_(g)`, `out=`, `x[i] = v`, `F.relu(inplace=True)`) rebind the
+  written node; where other live nodes alias its storage (views taken earlier) the write must
+  keep the degree, and a written buffer is read back with its new degree;
+- a rule that raises does not stop the audit: the op is treated as unknown and the fact names
+  the fx node, the module and the source line (as torch.fx.Interpreter.run_node does).
+The rules themselves live in `explr.audit.rules_*` modules, which register into the table.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch import fx
 from torch.fx.node import map_aggregate
 
+from explr.audit.arguments import bind
 from explr.audit.forms import ZERO, ZERO_DEG, Deg, Form, Term, f_add, f_var
+from explr.audit.registry import lookup, op_name, rule
 from explr.audit.report import Normalizer, UnknownOp
+from explr.errors import quote_error
 
-TABLE: dict[str, Callable] = {}
-
-
-def rule(*keys: str):
-    """Register one transfer rule under one or more op keys."""
-    def register(fn: Callable) -> Callable:
-        for key in keys:
-            if key in TABLE:
-                raise RuntimeError(f"duplicate transfer rule for {key!r}")
-            TABLE[key] = fn
-        return fn
-    return register
-
-
-def op_key(node: fx.Node) -> str:
-    """'F.relu', 'torch.cat', 'operator.add', 'Tensor.view', 'getattr' ..."""
-    if node.op == "call_method":
-        return f"Tensor.{node.target}"
-    t = node.target
-    mod = getattr(t, "__module__", None) or ""
-    name = getattr(t, "__name__", str(t))
-    if t is getattr:
-        return "getattr"
-    if mod == "_operator" or mod == "operator":
-        return f"operator.{name}"
-    if mod.startswith("torch.nn.functional"):
-        return f"F.{name}"
-    if getattr(torch.nn.functional, name, None) is t:
-        return f"F.{name}"
-    return f"torch.{name}"
+__all__ = ["Call", "Constraint", "Ctx", "Origin", "analyse", "conservative", "rule", "zero_like"]
 
 
 @dataclass(frozen=True, slots=True)
 class Origin:
     """Why a constraint exists: the op and the module it was called in."""
 
-    kind: str  # output | nonhomogeneous | unknown | opaque | opaque-input | unreached | sum | affine | normalized-group | mix
+    # output | nonhomogeneous | unknown | opaque | opaque-input | unreached | unaccounted | rule-error
+    # | sum | affine | normalized-group | mix
+    kind: str
     op: str
     module: str
+    detail: str = ""  # the operand or failure a reason names
 
 
 @dataclass(frozen=True, slots=True)
 class Constraint:
     form: Form  # form == 0
     origin: Origin
+
+
+@dataclass(frozen=True, slots=True)
+class EpsSite:
+    """`statistic + eps` with a small literal eps, read as the statistic (the paper's convention)."""
+
+    eps: float
+    module: str
+    vars: frozenset  # the variables whose invariance relies on eps being negligible
+    ratio: float | None  # eps / mean(statistic) on the example inputs at capture (None on meta)
 
 
 @dataclass
@@ -74,10 +67,14 @@ class Ctx:
     constraints: list[Constraint] = field(default_factory=list)
     unknown_ops: list[UnknownOp] = field(default_factory=list)
     normalizers: list[Normalizer] = field(default_factory=list)
+    eps_sites: list[EpsSite] = field(default_factory=list)
     normalized_by: dict[int, list[str]] = field(default_factory=dict)  # var -> normalizer modules
     dropped: dict[int, str] = field(default_factory=dict)  # var -> normalizer that cancelled its term
     reached: set[int] = field(default_factory=set)  # vars whose get_attr has users
     from_inputs: set = field(default_factory=set)  # nodes whose value depends on the model inputs
+    buffer_degs: dict[str, object] = field(default_factory=dict)  # buffer written in place -> its degree
+    position: dict = field(default_factory=dict)  # node -> index in the graph
+    storages: dict = field(default_factory=dict)  # storage id -> nodes whose value lives there
 
     def zero(self, form: Form, origin: Origin) -> None:
         if form:
@@ -112,17 +109,27 @@ class Ctx:
 
 
 class Call:
-    """One node seen by a rule: raw args, their degrees, concrete values and the module."""
+    """One node seen by a rule: arguments by name, their degrees, concrete values and the module."""
 
     def __init__(self, node: fx.Node, ctx: Ctx, degs: dict[fx.Node, object], key: str):
         self.node, self.ctx, self.degs, self.key = node, ctx, degs, key
         stack = node.meta.get("nn_module_stack") or {}
         self.module = next(reversed(stack.values()))[0] if stack else ""
+        self.read: set[fx.Node] = set()  # operands whose degree the rule took into account
+        self._bound: dict | None = None
 
-    def arg(self, i: int, name: str, default=None):
-        if len(self.node.args) > i:
-            return self.node.args[i]
-        return self.node.kwargs.get(name, default)
+    @property
+    def bound(self) -> dict:
+        """{parameter name: argument}; the first positional argument is always "input"."""
+        if self._bound is None:
+            found = bind(self.node)
+            if found is None:  # no signature fits: only the input and keywords can be named
+                found = {**({"input": self.node.args[0]} if self.node.args else {}), **self.node.kwargs}
+            self._bound = found
+        return self._bound
+
+    def arg(self, name: str, default=None):
+        return self.bound.get(name, default)
 
     def deg(self, a) -> Deg | None:
         """Degree of an argument; None for Python constants.
@@ -131,12 +138,17 @@ class Call:
         tensors must share: conservative, never silently degree 0."""
         if not isinstance(a, fx.Node):
             return None
+        self.read.add(a)
         d = self.degs.get(a)
         if isinstance(d, (tuple, list)):
-            parts = [x for x in _flat_degs(d)]
+            parts = _flat_degs(d)
             return Deg.of(self.ctx.equal([self.ctx.resolve(x, self.origin("mix")) for x in parts],
                                          self.origin("mix"))) if parts else None
         return d if isinstance(d, Deg) else None
+
+    def metadata_only(self, *args) -> None:
+        """These operands contribute their shape/dtype only (zeros_like(x), a.type_as(b)): no degree."""
+        map_aggregate(args, lambda a: self.read.add(a) if isinstance(a, fx.Node) else None)
 
     @staticmethod
     def val(a):
@@ -146,15 +158,20 @@ class Call:
         v = self.val(self.node if a is None else a)
         return tuple(v.shape) if isinstance(v, torch.Tensor) else ()
 
-    def origin(self, kind: str) -> Origin:
-        return Origin(kind, self.key, self.module)
+    def origin(self, kind: str, detail: str = "") -> Origin:
+        return Origin(kind, self.key, self.module, detail)
 
     def input_degs(self) -> list[Deg]:
         """Degrees of every tensor among the arguments (inside tuples too)."""
         out: list[Deg] = []
-        map_aggregate((self.node.args, self.node.kwargs),
-                      lambda a: out.extend(_flat_degs(self.degs.get(a))) if isinstance(a, fx.Node) else None)
+        map_aggregate((self.node.args, self.node.kwargs), lambda a: out.extend(self._read(a)))
         return out
+
+    def _read(self, a) -> list[Deg]:
+        if not isinstance(a, fx.Node):
+            return []
+        self.read.add(a)
+        return _flat_degs(self.degs.get(a))
 
     def out_zero(self):
         return zero_like(self.node.meta.get("val"))
@@ -190,11 +207,23 @@ def analyse(graph: fx.Graph, param_index: dict[str, int]) -> Ctx:
     """Propagate degrees through `graph`; return the constraints and facts."""
     ctx = Ctx(param_index)
     degs: dict[fx.Node, object] = {}
+    for i, node in enumerate(graph.nodes):
+        ctx.position[node] = i
+        val = node.meta.get("val")
+        if isinstance(val, torch.Tensor):
+            ctx.storages.setdefault(_storage_id(val), []).append(node)
     for node in graph.nodes:
         if node.op == "placeholder" or any(a in ctx.from_inputs for a in node.all_input_nodes):
             ctx.from_inputs.add(node)
         degs[node] = _node_degree(node, ctx, degs, param_index)
     return ctx
+
+
+def _storage_id(t: torch.Tensor):
+    try:
+        return t.untyped_storage()._cdata
+    except (RuntimeError, NotImplementedError):  # a tensor without storage (sparse, nested): its own
+        return id(t)
 
 
 def _node_degree(node: fx.Node, ctx: Ctx, degs: dict, param_index: dict[str, int]):
@@ -203,41 +232,80 @@ def _node_degree(node: fx.Node, ctx: Ctx, degs: dict, param_index: dict[str, int
     if node.op == "get_attr":
         var = param_index.get(node.target)
         if var is None:
-            return zero_like(node.meta.get("val"))
+            return ctx.buffer_degs.get(node.target) or zero_like(node.meta.get("val"))
         if node.users:
             ctx.reached.add(var)
         return Deg.of(f_var(var))
-    key = "output" if node.op == "output" else \
-        ("opaque" if node.op == "call_module" else op_key(node))
-    call = Call(node, ctx, degs, key)
-    fn, in_place = TABLE.get(key), bool(call.arg(99, "inplace", False))
-    if fn is None and key.startswith("Tensor.") and key.endswith("_") and not key.endswith("__"):
-        fn, in_place = TABLE.get(key[:-1]), True  # x.add_(y): the rule of x.add(y), then x is rebound
+    call = Call(node, ctx, degs, op_name(node))
+    fn, in_place = lookup(node)
     if fn is None:
-        ctx.unknown_ops.append(UnknownOp(key, call.module))
+        ctx.unknown_ops.append(UnknownOp(call.key, call.module))
         return conservative(call, "unknown")
-    out = fn(call)
+    try:
+        out = fn(call)
+    except Exception as exc:  # noqa: BLE001 - a rule's failure names its place; the op counts as unknown
+        ctx.unknown_ops.append(UnknownOp(call.key, call.module, f"its rule failed at {place(node)}: {quote_error(exc)}"))
+        return conservative(call, "rule-error")
     if isinstance(node.meta.get("val"), torch.Tensor) and not isinstance(out, Deg):
         return conservative(call, "unknown")  # a rule that lost track of a tensor: never assume degree 0
-    if in_place and node.args and isinstance(node.args[0], fx.Node):
-        _rebind(call, node.args[0], out)
+    _force_unread(call)
+    target = _written(call, in_place)
+    if target is not None and isinstance(out, Deg):
+        write(call, target, out)
     return out
 
 
-def _rebind(call: Call, target: fx.Node, out: Deg) -> None:
-    """An in-place op changes its target; on a view it changes the base too, which we do not
-    track: there the op must keep the target's degree."""
+def place(node: fx.Node) -> str:
+    """'node add_1 (module layer1.0, model.py:42 `out = a + b`)': where a node came from."""
+    stack = node.meta.get("nn_module_stack") or {}
+    module = next(reversed(stack.values()))[0] if stack else ""
+    where = [f"module {module}"] if module else []
+    lines = [ln.strip() for ln in (node.stack_trace or "").strip().splitlines()]
+    files = [i for i, ln in enumerate(lines) if ln.startswith("File ")]
+    if files:
+        frame = lines[files[-1]].split(", in ")[0].replace('File "', "").replace('", line ', ":")
+        code = lines[files[-1] + 1] if files[-1] + 1 < len(lines) else ""
+        where.append(f"{frame} `{code}`" if code else frame)
+    return f"node {node.name}" + (f" ({', '.join(where)})" if where else "")
+
+
+def _force_unread(call: Call) -> None:
+    """Every tensor operand counts: one the rule did not account for is forced to degree 0."""
+    def check(a) -> None:
+        if isinstance(a, fx.Node) and a not in call.read:
+            call.read.add(a)
+            for d in _flat_degs(call.degs.get(a)):
+                for f in d.forms():
+                    call.ctx.zero(f, call.origin("unaccounted", a.name))
+    map_aggregate((call.node.args, call.node.kwargs), check)
+
+
+def _written(call: Call, in_place: bool) -> fx.Node | None:
+    """The node an op writes into: `out=`, or its input when the op works in place."""
+    out = call.node.kwargs.get("out")
+    if isinstance(out, fx.Node):
+        return out
+    if in_place or call.arg("inplace") is True:
+        target = call.arg("input")
+        return target if isinstance(target, fx.Node) else None
+    return None
+
+
+def write(call: Call, target: fx.Node, new) -> None:
+    """`target` now holds a value of degree `new`. Live aliases of its storage (a view taken
+    earlier and used later) see the write too; the degree must then stay what it was."""
     old = call.degs.get(target)
-    if target.op != "get_attr" and op_key(target) in VIEW_KEYS and isinstance(old, Deg):
-        o = call.origin("mix")
-        call.ctx.equal([call.ctx.resolve(old, o), call.ctx.resolve(out, o)], o)
-    call.degs[target] = out
-
-
-VIEW_KEYS = frozenset({f"{p}.{n}" for p in ("Tensor", "torch") for n in (
-    "view", "reshape", "flatten", "permute", "transpose", "t", "unsqueeze", "squeeze", "expand", "narrow",
-    "select", "split", "chunk", "unbind", "diagonal", "unflatten", "movedim", "swapaxes", "view_as",
-    "expand_as", "as_strided", "detach")} | {"operator.getitem", "getattr"})
+    here = call.ctx.position.get(call.node, 0)
+    val = target.meta.get("val")
+    aliases = [n for n in call.ctx.storages.get(_storage_id(val), ()) if n is not target and n is not call.node
+               and call.ctx.position[n] < here and any(call.ctx.position.get(u, 0) > here for u in n.users)] \
+        if isinstance(val, torch.Tensor) else []
+    if aliases and isinstance(old, Deg):
+        o = call.origin("mix", f"written in place while {aliases[0].name} aliases it")
+        call.ctx.equal([call.ctx.resolve(old, o), call.ctx.resolve(new, o)], o)
+    call.degs[target] = new
+    if target.op == "get_attr" and target.target not in call.ctx.param_index:
+        call.ctx.buffer_degs[target.target] = new  # a later read of the buffer is a new get_attr node
 
 
 @rule("output")
@@ -256,6 +324,7 @@ def _opaque(call: Call):
 def _getitem(call: Call):
     src = call.node.args[0]
     d = call.degs.get(src) if isinstance(src, fx.Node) else None
+    call.read.add(src)
     if isinstance(d, (tuple, list)):
         return d[call.node.args[1]]
     if isinstance(d, Deg):
@@ -263,5 +332,5 @@ def _getitem(call: Call):
     return call.out_zero()
 
 
-# The rule modules register into TABLE on import (they import this module's `rule`).
-from explr.audit import rules_basic, rules_linalg, rules_norm  # noqa: E402,F401
+# The rule modules register into the table on import (they import this module's `rule`).
+from explr.audit import rules_basic, rules_join, rules_linalg, rules_norm  # noqa: E402,F401

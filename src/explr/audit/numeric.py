@@ -39,6 +39,9 @@ TINY_EPS = 1e-30
 # non-invariant parameter scaled by c in [0.3, 3.5] moves the output by >= 4e-3 there (usually
 # 1e-2..1). 1e-9 sits five orders of magnitude from both.
 TOLERANCE = 1e-9
+# eps / variance above this: a normalization (or a hand-written `var + eps`) no longer makes its input's
+# scale negligible (docs/theory.md §1); the converted run would drift visibly.
+EPS_RATIO_LIMIT = 1e-3
 FACTOR_RANGE = (0.3, 3.5)
 _FACTOR_GAP = (0.77, 1.3)  # factors this close to 1 would weaken the test
 DEFAULT_FACTORS = (0.37, 2.9)
