@@ -19,13 +19,14 @@ import torch
 from torch import fx
 from torch.fx import _symbolic_trace as _st
 from torch.fx.node import map_aggregate, map_arg
+from torch.overrides import TorchFunctionMode
 
 from explr.errors import TraceError, quote_error
 
 # Tensor methods whose results are shape/metadata: answered concretely, never recorded.
 CONCRETE_METHODS = frozenset({
     "size", "dim", "ndimension", "numel", "nelement", "element_size", "stride", "is_contiguous",
-    "is_floating_point", "is_complex", "get_device", "storage_offset", "type",
+    "is_floating_point", "is_complex", "get_device", "storage_offset",
 })
 
 
@@ -60,6 +61,8 @@ class ConcreteProxy(fx.Proxy):
 
     def __getattr__(self, k: str):
         val = self.node.meta.get("val")
+        if isinstance(val, torch.Tensor) and k == "type":
+            return lambda *a, **kw: val.type() if not a and not kw else fx.proxy.Attribute(self, k)(*a, **kw)
         if isinstance(val, torch.Tensor) and not k.startswith("__"):
             attr = getattr(val, k, None)
             if callable(attr):
@@ -101,6 +104,7 @@ def fetch_attr(root: torch.nn.Module, target: str):
 class ConcreteTracer(fx.Tracer):
     def __init__(self, model: torch.nn.Module, example_inputs: tuple):
         super().__init__(autowrap_modules=(), autowrap_functions=())
+        self.record_stack_traces = True  # a failing rule names the source line (explr.audit.degrees.place)
         self.example_inputs = example_inputs
         self.opaque: list[OpaqueCall] = []
         self._opaque_modules: set[int] = set()
@@ -158,7 +162,10 @@ class ConcreteTracer(fx.Tracer):
             if node.op == "call_method":
                 return getattr(args[0], node.target)(*args[1:], **kwargs)
             try:
-                return fetch_attr(self.root, node.target)(*args, **kwargs)
+                with ParameterReads(self._param_names) as reads:
+                    out = fetch_attr(self.root, node.target)(*args, **kwargs)
+                node.meta["reads"] = reads.names
+                return out
             except Exception as exc:  # an opaque module that cannot run on these values
                 raise _Fatal(f"{node.target} cannot run on the example inputs: {quote_error(exc)}") from exc
 
@@ -189,6 +196,22 @@ class ConcreteTracer(fx.Tracer):
             self.graph.erase_node(node)
 
 
+class ParameterReads(TorchFunctionMode):
+    """Names of the model's parameters that torch ops receive while active: an opaque module may
+    read a weight it does not own (through a plain Python reference)."""
+
+    def __init__(self, names: dict[int, str]):
+        super().__init__()
+        self._names, self.names = names, set()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        for t in tensor_leaves((args, kwargs or {})):
+            name = self._names.get(id(t))
+            if name is not None:
+                self.names.add(name)
+        return func(*args, **(kwargs or {}))
+
+
 def _why(exc: BaseException) -> str:
     if isinstance(exc, DataDependentControlFlow):
         return "data-dependent control flow (a Python branch on tensor values)"
@@ -199,7 +222,7 @@ def capture(model: torch.nn.Module, example_inputs: tuple) -> Capture:
     """Trace `model` (already a private copy, in train mode) on `example_inputs`."""
     tracer = ConcreteTracer(model, tuple(example_inputs))
     try:
-        with torch.no_grad():
+        with torch.no_grad(), root_hooks_traced(model):
             graph = tracer.trace(model)
     except _Fatal as exc:
         raise TraceError(f"capture failed: {exc}") from exc
@@ -213,3 +236,32 @@ def tensor_leaves(value) -> list[torch.Tensor]:
     out: list[torch.Tensor] = []
     map_aggregate(value, lambda v: out.append(v) if isinstance(v, torch.Tensor) else None)
     return out
+
+
+@contextlib.contextmanager
+def root_hooks_traced(model: torch.nn.Module):
+    """fx traces `type(root).forward`, not `root.__call__`, so hooks on the root would be skipped:
+    while tracing, the (private) model's class is a subclass whose forward runs them around it."""
+    if not (model._forward_pre_hooks or model._forward_hooks):
+        yield
+        return
+    cls = type(model)
+
+    def forward(self, *args, **kwargs):
+        for key, hook in list(self._forward_pre_hooks.items()):
+            if key in self._forward_pre_hooks_with_kwargs:
+                args, kwargs = hook(self, args, kwargs) or (args, kwargs)
+            else:
+                new = hook(self, args)
+                args = args if new is None else (new if isinstance(new, tuple) else (new,))
+        out = cls.forward(self, *args, **kwargs)
+        for key, hook in list(self._forward_hooks.items()):
+            new = hook(self, args, kwargs, out) if key in self._forward_hooks_with_kwargs else hook(self, args, out)
+            out = out if new is None else new
+        return out
+
+    model.__class__ = type(cls.__name__, (cls,), {"forward": forward, "__module__": cls.__module__})
+    try:
+        yield
+    finally:
+        model.__class__ = cls

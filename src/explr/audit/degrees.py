@@ -317,6 +317,12 @@ def _output(call: Call):
 
 @rule("opaque")
 def _opaque(call: Call):
+    """Inputs to degree 0, and every parameter it was seen reading (its own, or another module's
+    through a plain Python reference)."""
+    for name in sorted(call.node.meta.get("reads", ())):
+        var = call.ctx.param_index.get(name)
+        if var is not None:
+            call.ctx.zero(f_var(var), Origin("opaque-read", call.key, str(call.node.target)))
     return conservative(call, "opaque-input")
 
 

@@ -28,8 +28,12 @@ _FORCING = {
     "opaque": "{full_op}",
     "unreached": "{full_op}",
     "opaque-input": "input of the opaque module {module}",
+    "opaque-read": "read by the opaque module {module}",
+    "unaccounted": "operand {detail} of {op}{where} is not accounted for by its rule (degree forced to 0)",
+    "rule-error": "the rule of {full_op}{where} failed (inputs constrained to degree 0)",
+    "refuted": "{detail}",
     "unknown": "unknown op {full_op}{where} (inputs constrained to degree 0)",
-    "nonhomogeneous": "{op}{where}",
+    "nonhomogeneous": "{op}{where}{detail_suffix}",
     "normalized-group": "terms of different degree normalized together by {module_or_op}",
     "sum": "{op}{where} adds terms of different degree",
     "affine": "the affine of {module} adds terms of different degree",
@@ -41,7 +45,8 @@ def describe_forcing(o: Origin) -> str:
     """Why a variable had to be 0, in the words of the report."""
     op = _short(o.op)
     return _FORCING.get(o.kind, _FORCING_OTHER).format(
-        full_op=o.op, op=op, module=o.module, where=_where(o.module), module_or_op=o.module or op)
+        full_op=o.op, op=op, module=o.module, where=_where(o.module), module_or_op=o.module or op,
+        detail=o.detail, detail_suffix=f" ({o.detail})" if o.detail else "")
 
 
 def _common_module(modules: list[str]) -> str:
