@@ -87,6 +87,16 @@ def _bind(sig: inspect.Signature, node: fx.Node) -> inspect.BoundArguments:
     return inspect.BoundArguments(sig, {"input": node.args[0], **bound.arguments})
 
 
+def bind_call(func, args: tuple, kwargs: dict) -> inspect.BoundArguments | None:
+    """A direct call's arguments bound to the function's signature (None: no signature fits)."""
+    for sig in _function_signatures(func):
+        try:
+            return sig.bind(*args, **kwargs)
+        except TypeError:
+            continue
+    return None
+
+
 def bind(node: fx.Node) -> dict | None:
     """{parameter name: argument} for the node's call; None when no signature of the op accepts it."""
     if node.op == "call_function" and getattr(node.target, "__module__", None) in ("_operator", "operator") \

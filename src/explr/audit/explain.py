@@ -7,7 +7,7 @@ import inspect
 import torch
 
 from explr.audit.degrees import Ctx, Origin
-from explr.audit.report import Group, Normalizer, OpaquePart, ParamVerdict, UnknownOp
+from explr.audit.report import Group, HandWrittenEps, Normalizer, OpaquePart, ParamVerdict, UnknownOp
 from explr.audit.solve import Solution
 from explr.findings import Location
 
@@ -137,6 +137,18 @@ def opaque_parts(root: torch.nn.Module, opaque: dict[str, str]) -> list[OpaquePa
         prefix = f"{module}." if module else ""
         out.append(OpaquePart(module, why, tuple(prefix + n for n, _ in sub.named_parameters())))
     return out
+
+
+def hand_written_eps(sites, sol: Solution, names: list[str]) -> list[HandWrittenEps]:
+    """The hand-written eps sites some claimed parameter relies on (one per eps and module)."""
+    out: dict[tuple, HandWrittenEps] = {}
+    for site in sites:
+        relying = tuple(names[v] for v in sorted(site.vars) if v in sol.chosen)
+        if relying:
+            key = (site.eps, site.module)
+            before = out[key].params if key in out else ()
+            out[key] = HandWrittenEps(site.eps, site.module, tuple(dict.fromkeys(before + relying)))
+    return list(out.values())
 
 
 def inert_params(sol: Solution, ctx: Ctx, names: list[str]) -> list[str]:

@@ -11,8 +11,12 @@ parameters are multiplied by positive factors. Three things keep the test sharp:
   `TorchFunctionMode` rewrites the eps argument of those functions, so it covers the nn
   modules *and* functional calls inside custom code (e.g. weight standardization via
   F.batch_norm) without touching unrelated `eps` attributes (which could hide a real
-  "+ constant"). A hand-written `x / sqrt(var + eps)` keeps its eps: the static analysis
-  treats that `+ eps` as a non-homogeneous constant anyway, so it never claims SI through it.
+  "+ constant"). A hand-written `statistic + eps` that the static analysis read as the
+  statistic (its eps values are passed in) is run with TINY_EPS too, the same convention; the
+  baseline forward measures eps / mean(statistic) there, and the confirmation refutes the
+  claims that rely on an eps that is not small.
+- **One float64 copy.** Made directly from the model (complex tensors become complex128);
+  the perturbation repeats one block of random numbers, so it costs two passes over the weights.
 - **Identical randomness and state.** Every forward is re-seeded the same way (dropout
   masks match) inside `fork_rng` (the caller's RNG is untouched), and buffers (BatchNorm
   running statistics, counters) are restored after each forward.
@@ -20,6 +24,7 @@ parameters are multiplied by positive factors. Three things keep the test sharp:
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import random
 from collections.abc import Iterable, Mapping
@@ -30,6 +35,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves, tree_map
 
+from explr.audit.arguments import bind_call
 from explr.errors import ExplrError
 from explr.model_copy import private_copy
 
@@ -46,28 +52,49 @@ FACTOR_RANGE = (0.3, 3.5)
 _FACTOR_GAP = (0.77, 1.3)  # factors this close to 1 would weaken the test
 DEFAULT_FACTORS = (0.37, 2.9)
 
-# Normalization functions (torch.nn.functional and torch namespaces) -> positional index of eps.
-_EPS_POSITION = {"batch_norm": 7, "instance_norm": 7, "layer_norm": 4, "group_norm": 4, "rms_norm": 3}
-_NORM_FUNCS = {getattr(ns, name): pos for name, pos in _EPS_POSITION.items()
-               for ns in (torch.nn.functional, torch) if hasattr(ns, name)}
+# Normalization functions whose `eps` argument the copy sets to TINY_EPS (read by name, see arguments.py).
+_NORM_FUNCS = frozenset(getattr(ns, name) for name in ("batch_norm", "instance_norm", "layer_norm", "group_norm",
+                                                       "rms_norm") for ns in (torch.nn.functional, torch)
+                        if hasattr(ns, name))
+_ADDS = frozenset({torch.add, torch.Tensor.add, torch.Tensor.__add__, torch.Tensor.__radd__})
 
 
 class UnverifiableError(ExplrError):
     """The model cannot be run for a numeric check (meta tensors, float64 failure, non-determinism)."""
 
 
-class _TinyNormEps(TorchFunctionMode):
-    """Run every normalization with eps=TINY_EPS (see module docstring)."""
+class _TinyEps(TorchFunctionMode):
+    """Every normalization runs with eps=TINY_EPS, and so does every hand-written `statistic + eps`
+    the static analysis read as the statistic (the same convention on both sides). While
+    `measuring`, the hand-written ones record eps / mean(statistic) (max per eps value)."""
+
+    def __init__(self, eps_literals: Iterable[float] = ()):
+        super().__init__()
+        self.literals = frozenset(eps_literals)
+        self.measuring = False
+        self.ratios: dict[float, float] = {}
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = dict(kwargs or {})
-        position = _NORM_FUNCS.get(func)
-        if position is not None:
-            if len(args) > position:
-                args = (*args[:position], TINY_EPS, *args[position + 1:])
-            else:
-                kwargs["eps"] = TINY_EPS
+        kwargs = kwargs or {}
+        if func in _NORM_FUNCS:
+            bound = bind_call(func, args, kwargs)
+            if bound is not None and "eps" in bound.signature.parameters:
+                bound.arguments["eps"] = TINY_EPS
+                return func(*bound.args, **bound.kwargs)
+        elif func in _ADDS and self.literals and len(args) == 2 and not kwargs:
+            args = self._hand_written(args)
         return func(*args, **kwargs)
+
+    def _hand_written(self, args: tuple) -> tuple:
+        tensor, c = (args[0], args[1]) if isinstance(args[0], torch.Tensor) else (args[1], args[0])
+        if not isinstance(tensor, torch.Tensor) or not isinstance(c, float) or c not in self.literals \
+                or not bool((tensor >= 0).all()):
+            return args
+        if self.measuring:
+            mean = float(tensor.detach().real.mean()) if tensor.numel() else 0.0
+            ratio = c / mean if mean > 0 else math.inf
+            self.ratios[c] = max(ratio, self.ratios.get(c, 0.0))
+        return (tensor, TINY_EPS) if args[0] is tensor else (TINY_EPS, tensor)
 
 
 def is_meta(model: nn.Module) -> bool:
@@ -108,21 +135,60 @@ def _all_finite(output: Any) -> bool:
                if isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex()))
 
 
+_NOISE_PERIOD = 65521  # a prime: the repeated noise pattern never lines up with channel sizes
+
+
 def perturb_(model: nn.Module, seed: int) -> None:
-    """Add noise to every parameter: 0.5·rms(p) + 0.1 per element, so zeros and ones move too."""
+    """Add noise to every parameter: (0.5·rms(p) + 0.1) · noise, so zeros and ones move too.
+
+    The noise is one block of standard normal numbers, repeated from a random offset per tensor:
+    drawing a fresh number per element costs seconds on 100M-parameter models."""
     gen = torch.Generator().manual_seed(seed)
+    pool = torch.randn(2 * _NOISE_PERIOD, generator=gen, dtype=torch.float64)
     with torch.no_grad():
         for p in model.parameters():
-            if not p.is_floating_point() or p.numel() == 0:
+            if not (p.is_floating_point() or p.is_complex()) or p.numel() == 0:
                 continue
-            noise = torch.randn(p.shape, generator=gen, dtype=p.dtype).to(p.device)
-            rms = p.pow(2).mean().sqrt()
-            p.add_(noise * (0.5 * rms + 0.1))
+            flat = p.view(-1) if p.is_contiguous() else p.reshape(-1)
+            scale = float(torch.linalg.vector_norm(flat)) / math.sqrt(flat.numel()) * 0.5 + 0.1
+            noise = pool.to(p.device, p.real.dtype if p.is_complex() else p.dtype)
+            offset = int(torch.randint(_NOISE_PERIOD, (1,), generator=gen))
+            for start in range(0, flat.numel(), _NOISE_PERIOD):
+                chunk = flat[start:start + _NOISE_PERIOD]
+                chunk.add_(noise[offset:offset + chunk.numel()], alpha=scale)
+            if flat.data_ptr() != p.data_ptr():
+                p.copy_(flat.view(p.shape))
+
+
+def _wide(t: torch.Tensor) -> torch.dtype | None:
+    """float64 for floating tensors, complex128 for complex ones (the imaginary part is kept)."""
+    if t.is_complex():
+        return torch.complex128
+    return torch.float64 if t.is_floating_point() else None
 
 
 def _to_float64(value: Any) -> Any:
-    return tree_map(lambda t: t.to(torch.float64) if isinstance(t, torch.Tensor) and t.is_floating_point() else t,
-                    value)
+    return tree_map(lambda t: t.to(_wide(t)) if isinstance(t, torch.Tensor) and _wide(t) else t, value)
+
+
+def float64_copy(model: nn.Module) -> nn.Module:
+    """One copy of the model with floating tensors in float64 and complex ones in complex128,
+    made directly (no float32 deep copy first); tied tensors stay tied."""
+    memo: dict[int, Any] = {}
+    for t in (*model.parameters(), *model.buffers()):
+        dtype = _wide(t)
+        if id(t) not in memo and dtype is not None:
+            wide = t.detach().to(dtype, copy=True)
+            memo[id(t)] = nn.Parameter(wide, t.requires_grad) if isinstance(t, nn.Parameter) else wide
+    try:
+        return copy.deepcopy(model, memo)
+    except Exception:  # noqa: BLE001 - models deepcopy refuses: the general copier, then widen each tensor
+        copied = private_copy(model)
+        with torch.no_grad():
+            for t in (*copied.parameters(), *copied.buffers()):
+                if _wide(t) is not None:
+                    t.data = t.data.to(_wide(t))
+        return copied
 
 
 @contextlib.contextmanager
@@ -140,13 +206,14 @@ class ScalingProbe:
     """A prepared float64 train-mode copy of a model that answers "does scaling these change f?"."""
 
     def __init__(self, model: nn.Module, example_inputs: tuple[Any, ...], seed: int = 0, *,
-                 perturb: bool = True, tiny_eps: bool = True):
-        """`perturb`/`tiny_eps` exist to show (in tests) why both are on: never turn them off to verify."""
+                 perturb: bool = True, tiny_eps: bool = True, eps_literals: Iterable[float] = ()):
+        """`perturb`/`tiny_eps` exist to show (in tests) why both are on: never turn them off to verify.
+        `eps_literals`: the hand-written eps values the static analysis read as negligible."""
         if is_meta(model):
             raise UnverifiableError("meta device: the weights are not allocated, so nothing can be run")
         self.seed = seed
-        self._eps_mode = _TinyNormEps if tiny_eps else contextlib.nullcontext
-        self.model = private_copy(model).to(torch.float64).train()
+        self._eps = _TinyEps(eps_literals) if tiny_eps else None
+        self.model = float64_copy(model).train()
         if perturb:
             perturb_(self.model, seed)
         self.inputs = _to_float64(tuple(example_inputs))
@@ -155,13 +222,25 @@ class ScalingProbe:
         self._cuda = sorted({p.device.index or 0 for p in self.params.values() if p.device.type == "cuda"})
         self._buffers = {name: b.detach().clone() for name, b in self.model.named_buffers()}
         self.forwards = 0
-        self.baseline = self._forward()
+        if self._eps is not None:
+            self._eps.measuring = True
+        try:
+            self.baseline = self._forward()
+        finally:
+            if self._eps is not None:
+                self._eps.measuring = False
         if not _all_finite(self.baseline):
             raise UnverifiableError("the float64 output contains NaN or inf after perturbing the parameters")
 
+    @property
+    def eps_ratios(self) -> dict[float, float]:
+        """Hand-written eps -> eps / mean(statistic), the largest seen in the baseline forward."""
+        return dict(self._eps.ratios) if self._eps is not None else {}
+
     def _forward(self) -> Any:
         try:
-            with torch.random.fork_rng(devices=self._cuda), torch.no_grad(), _float64_default(), self._eps_mode():
+            with torch.random.fork_rng(devices=self._cuda), torch.no_grad(), _float64_default(), \
+                    (self._eps if self._eps is not None else contextlib.nullcontext()):
                 torch.manual_seed(self.seed)
                 return self.model(*self.inputs)
         except Exception as exc:  # the model's own failure: numeric confirmation is impossible
@@ -178,11 +257,17 @@ class ScalingProbe:
             raise KeyError(f"not parameters of the model: {', '.join(missing)}")
 
     def error(self, factors: Mapping[str, float]) -> float:
-        """Relative output change when each named parameter is multiplied by its factor."""
+        """Relative output change when each named parameter is multiplied by its factor; infinite
+        when the scaled copy fails to run (a claim that breaks the forward pass is refuted)."""
         with self._restoring(factors):
             for name, c in factors.items():
                 self.params[name].mul_(c)
-            return max_rel_error(self.baseline, self._forward())
+            try:
+                return max_rel_error(self.baseline, self._forward())
+            except UnverifiableError:
+                if not factors:
+                    raise
+                return math.inf
 
     @contextlib.contextmanager
     def _restoring(self, names: Iterable[str]) -> Iterator[None]:

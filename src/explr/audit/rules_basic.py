@@ -70,7 +70,7 @@ def _identity(call: Call):
     d = _first(call)
     call.metadata_only(call.arg("other"), call.arg("dtype"), call.arg("device"))
     if _floating(call.val(call.arg("input"))) and not _floating(call.val(call.node)):
-        o = call.origin("nonhomogeneous")  # to an integer dtype: truncation does not scale
+        o = call.origin("nonhomogeneous", "to an integer dtype: truncation does not scale")
         call.ctx.zero(call.ctx.resolve(d, o), o)
         return ZERO_DEG
     return d
