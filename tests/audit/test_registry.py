@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import fx
 
+import explr.audit.degrees  # noqa: F401 - loads the rule modules into the table
 from explr.audit.registry import NAMES, SPECIAL, TABLE, resolve, rule
 
 
