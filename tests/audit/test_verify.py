@@ -217,3 +217,27 @@ def test_non_finite_output_is_skipped():
     model = _LogOfParam()
     verification, _ = verify_report(model, (torch.randn(8, 4),), make_report(model, [{"lin.weight"}]))
     assert verification.status == "skipped" and "NaN or inf" in verification.detail
+
+
+class _ComplexWeight(nn.Module):
+    """|x W| with a complex W, normalized: W is SI; its imaginary part matters to the output."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(4, 4, dtype=torch.complex64))
+        self.bn = nn.BatchNorm1d(4, affine=False)
+
+    def forward(self, x):
+        return self.bn((x.to(self.w.dtype) @ self.w).abs())
+
+
+def test_complex_parameters_are_confirmed_in_complex128():
+    model, x = _ComplexWeight(), torch.randn(8, 4)
+    probe = ScalingProbe(model, (x,))
+    w = probe.params["w"]
+    assert w.dtype == torch.complex128 and float(w.detach().imag.abs().max()) > 0.1
+    with torch.no_grad():  # the copy keeps the imaginary part: dropping it changes the output
+        probe.params["w"].imag.zero_()
+    assert max_rel_error(probe.baseline, probe._forward()) > 1e-3
+    report = make_report(model, [{"w"}], individually={"w"})
+    assert verify_report(model, (x,), report)[0].status == "passed"
