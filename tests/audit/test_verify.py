@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from explr.audit.numeric import TOLERANCE, ScalingProbe, is_scale_invariant, max_rel_error
-from explr.audit.report import AuditReport, Group, ParamVerdict
+from explr.audit.report import AuditReport, Group, HandWrittenEps, ParamVerdict
 from explr.audit.verify import _bisect, _Claim, verify_report
 from tests.audit.expectations import EXPECTED, groups, load_fixture
 
@@ -241,3 +241,40 @@ def test_complex_parameters_are_confirmed_in_complex128():
     assert max_rel_error(probe.baseline, probe._forward()) > 1e-3
     report = make_report(model, [{"w"}], individually={"w"})
     assert verify_report(model, (x,), report)[0].status == "passed"
+
+
+class _HandWrittenNorm(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, bias=False)
+
+    def forward(self, x):
+        z = self.conv(x)
+        return (z - z.mean((0, 2, 3), keepdim=True)) / torch.sqrt(z.var((0, 2, 3), keepdim=True) + 1e-5)
+
+
+def _claims_hand_written_eps(model):
+    report = make_report(model, [{"conv.weight"}], individually={"conv.weight"})
+    report.hand_written_eps = [HandWrittenEps(1e-5, "", ("conv.weight",))]
+    return report
+
+
+def test_hand_written_eps_is_neutralized_and_measured_like_a_norm_eps():
+    model, x = _HandWrittenNorm(), torch.randn(4, 3, 6, 6)
+    assert ScalingProbe(model, (x,)).scaling_error(["conv.weight"]) > 1e-7  # the literal left alone
+    probe = ScalingProbe(model, (x,), eps_literals=[1e-5])
+    assert probe.scaling_error(["conv.weight"]) <= 1e-13
+    with torch.no_grad():
+        z = probe.model.conv(probe.inputs[0])
+    assert probe.eps_ratios[1e-5] == pytest.approx(1e-5 / float(z.var((0, 2, 3)).mean()), rel=1e-6)
+    report = _claims_hand_written_eps(model)
+    assert verify_report(model, (x,), report)[0].status == "passed" and report.by_name("conv.weight").si
+
+
+def test_claims_relying_on_an_eps_that_is_not_small_are_withdrawn():
+    model, x = _HandWrittenNorm(), 1e-3 * torch.randn(4, 3, 6, 6)  # eps/var ~ 10 in the copy
+    report = _claims_hand_written_eps(model)
+    verification, _ = verify_report(model, (x,), report)
+    verdict = report.by_name("conv.weight")
+    assert verification.status == "failed" and not verdict.si
+    assert verdict.reason.startswith("refuted numerically: the hand-written eps 1e-05 in the model is ")
