@@ -16,7 +16,7 @@ from explr.audit.degrees import Constraint, Ctx, Origin, analyse
 from explr.audit.report import AuditReport, Verification
 from explr.audit.solve import Solution, solve
 from explr.errors import LoadError, TraceError, quote_error
-from explr.model_copy import private_copy
+from explr.audit.borrow import borrowed_copy
 
 
 def audit(model: nn.Module, example_inputs: tuple, *, verify: bool = True, model_name: str = "",
@@ -68,29 +68,37 @@ def static_report(model: nn.Module, inputs: tuple, *, model_name: str, meta: boo
 
 
 def static_analysis(model: nn.Module, inputs: tuple, *, model_name: str, meta: bool) -> Analysis:
-    work = private_copy(model)
-    work.train()
+    """Capture, degrees, solve, on a copy of the model that borrows its parameters (borrow.py)."""
     if meta:
         inputs = tuple(t.to("meta") if isinstance(t, torch.Tensor) else t for t in inputs)
-    _check_accepts(work, inputs, meta)
+    with borrowed_copy(model) as work:
+        work.train()
+        cap = _capture(work, inputs, meta)
+        params = list(work.named_parameters())
+        ctx, sol = analyse_capture(cap, params)
+        report = AuditReport(
+            model=model_name, parameters=[], groups=[],
+            opaque=explain.opaque_parts(work, _opaque_modules(cap)),
+            unknown_ops=explain.unique_unknown_ops(ctx.unknown_ops),
+            normalizers=explain.unique_normalizers(ctx.normalizers),
+            module_locations=explain.module_locations(work),
+        )
+    _fill(report, params, sol, ctx)
+    return Analysis(report, ctx, params)
+
+
+def _capture(work: nn.Module, inputs: tuple, meta: bool) -> Capture:
     try:
         cap = capture(work, inputs)
     except TraceError as exc:
+        _check_accepts(work, inputs, meta)  # inputs the model rejects: say that, not how capture failed
         if meta:
             raise TraceError(f"{exc}; on the meta device a data-dependent module cannot run: "
                              f"audit the model on a real device") from exc
         raise
-    params = list(work.named_parameters())
-    ctx, sol = analyse_capture(cap, params)
-    report = AuditReport(
-        model=model_name, parameters=[], groups=[],
-        opaque=explain.opaque_parts(work, _opaque_modules(cap)),
-        unknown_ops=explain.unique_unknown_ops(ctx.unknown_ops),
-        normalizers=explain.unique_normalizers(ctx.normalizers),
-        module_locations=explain.module_locations(work),
-    )
-    _fill(report, params, sol, ctx)
-    return Analysis(report, ctx, params)
+    if cap.root_opaque is not None:
+        _check_accepts(work, inputs, meta)
+    return cap
 
 
 def _fill(report: AuditReport, params: list[tuple[str, torch.Tensor]], sol: Solution, ctx: Ctx) -> None:

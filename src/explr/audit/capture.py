@@ -13,6 +13,9 @@ too, so w/||w|| is seen.
 from __future__ import annotations
 
 import contextlib
+import linecache
+import os
+import sys
 from dataclasses import dataclass, field
 
 import torch
@@ -21,6 +24,7 @@ from torch.fx import _symbolic_trace as _st
 from torch.fx.node import map_aggregate, map_arg
 from torch.overrides import TorchFunctionMode
 
+import explr
 from explr.errors import TraceError, quote_error
 
 # Tensor methods whose results are shape/metadata: answered concretely, never recorded.
@@ -32,6 +36,21 @@ CONCRETE_METHODS = frozenset({
 
 # Functions of tensor metadata only: answered concretely too (torch.numel(x) is as static as x.numel()).
 CONCRETE_FUNCTIONS = frozenset({torch.numel, torch.is_floating_point, torch.is_complex, torch.result_type})
+
+
+_NOT_USER_CODE = tuple(os.path.dirname(m.__file__) + os.sep for m in (torch, contextlib, explr))
+
+
+def user_frame() -> str:
+    """'model.py:42 `out = a + b`': the innermost caller outside torch, explr and the standard
+    library (cheaper than fx's record_stack_traces, which formats the whole stack per node)."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_NOT_USER_CODE):
+        frame = frame.f_back
+    if frame is None:
+        return ""
+    code = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}" + (f" `{code}`" if code else "")
 
 
 class DataDependentControlFlow(RuntimeError):
@@ -104,7 +123,6 @@ def fetch_attr(root: torch.nn.Module, target: str):
 class ConcreteTracer(fx.Tracer):
     def __init__(self, model: torch.nn.Module, example_inputs: tuple):
         super().__init__(autowrap_modules=(), autowrap_functions=())
-        self.record_stack_traces = True  # a failing rule names the source line (explr.audit.degrees.place)
         self.example_inputs = example_inputs
         self.opaque: list[OpaqueCall] = []
         self._opaque_modules: set[int] = set()
@@ -146,6 +164,7 @@ class ConcreteTracer(fx.Tracer):
     # -- every node gets its concrete value
     def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
         node = super().create_node(kind, target, args, kwargs, name, type_expr)
+        node.meta["source"] = user_frame()  # a failing rule names this line (explr.audit.degrees.place)
         if kind != "output":
             node.meta["val"] = self._run(node)
         return node

@@ -16,14 +16,12 @@ The rules themselves live in `explr.audit.rules_*` modules, which register into 
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 import torch
 from torch import fx
 from torch.fx.node import map_aggregate
 
-import explr
 from explr.audit.arguments import bind
 from explr.audit.forms import ZERO, ZERO_DEG, Deg, Form, Term, f_add, f_var
 from explr.audit.registry import lookup, op_name, rule
@@ -257,31 +255,14 @@ def _node_degree(node: fx.Node, ctx: Ctx, degs: dict, param_index: dict[str, int
     return out
 
 
-_NOT_USER_CODE = tuple(os.path.dirname(m.__file__) + os.sep for m in (torch, explr))
-
-
 def place(node: fx.Node) -> str:
     """'node add_1 (module layer1.0, model.py:42 `out = a + b`)': where a node came from."""
     stack = node.meta.get("nn_module_stack") or {}
     module = next(reversed(stack.values()))[0] if stack else ""
     where = [f"module {module}"] if module else []
-    frame = _user_frame(node.stack_trace or "")
-    if frame:
-        where.append(frame)
+    if node.meta.get("source"):
+        where.append(node.meta["source"])
     return f"node {node.name}" + (f" ({', '.join(where)})" if where else "")
-
-
-def _user_frame(trace: str) -> str:
-    """The innermost frame of the user's code in a recorded stack ("file:line `code`")."""
-    lines = [ln.strip() for ln in trace.strip().splitlines()]
-    found = ""
-    for i, ln in enumerate(lines):
-        if ln.startswith('File "') and ", line " in ln:
-            path, _, rest = ln[len('File "'):].partition('", line ')
-            if not path.startswith(_NOT_USER_CODE):
-                code = lines[i + 1] if i + 1 < len(lines) and not lines[i + 1].startswith('File "') else ""
-                found = f"{path}:{rest.split(',')[0]}" + (f" `{code}`" if code else "")
-    return found
 
 
 def _force_unread(call: Call) -> None:

@@ -101,9 +101,12 @@ def is_meta(model: nn.Module) -> bool:
     return any(t.is_meta for t in (*model.parameters(), *model.buffers()))
 
 
-def draw_factor(rng: random.Random) -> float:
-    """A log-uniform factor in FACTOR_RANGE, kept away from 1 (either side with equal odds)."""
-    low, high = ((FACTOR_RANGE[0], _FACTOR_GAP[0]) if rng.random() < 0.5 else (_FACTOR_GAP[1], FACTOR_RANGE[1]))
+def draw_factor(rng: random.Random, below: bool | None = None) -> float:
+    """A log-uniform factor in FACTOR_RANGE, kept away from 1: below or above 1 as asked, else either
+    side with equal odds."""
+    if below is None:
+        below = rng.random() < 0.5
+    low, high = (FACTOR_RANGE[0], _FACTOR_GAP[0]) if below else (_FACTOR_GAP[1], FACTOR_RANGE[1])
     return math.exp(rng.uniform(math.log(low), math.log(high)))
 
 
@@ -138,26 +141,30 @@ def _all_finite(output: Any) -> bool:
 _NOISE_PERIOD = 65521  # a prime: the repeated noise pattern never lines up with channel sizes
 
 
-def perturb_(model: nn.Module, seed: int) -> None:
-    """Add noise to every parameter: (0.5·rms(p) + 0.1) · noise, so zeros and ones move too.
+class _Noise:
+    """(0.5·rms(p) + 0.1) · noise per parameter, so zeros and ones move too. The noise is one block
+    of standard normal numbers, repeated from a random offset per tensor: drawing a fresh number
+    per element costs seconds on 100M-parameter models."""
 
-    The noise is one block of standard normal numbers, repeated from a random offset per tensor:
-    drawing a fresh number per element costs seconds on 100M-parameter models."""
-    gen = torch.Generator().manual_seed(seed)
-    pool = torch.randn(2 * _NOISE_PERIOD, generator=gen, dtype=torch.float64)
-    with torch.no_grad():
-        for p in model.parameters():
-            if not (p.is_floating_point() or p.is_complex()) or p.numel() == 0:
-                continue
-            flat = p.view(-1) if p.is_contiguous() else p.reshape(-1)
-            scale = float(torch.linalg.vector_norm(flat)) / math.sqrt(flat.numel()) * 0.5 + 0.1
-            noise = pool.to(p.device, p.real.dtype if p.is_complex() else p.dtype)
-            offset = int(torch.randint(_NOISE_PERIOD, (1,), generator=gen))
-            for start in range(0, flat.numel(), _NOISE_PERIOD):
-                chunk = flat[start:start + _NOISE_PERIOD]
-                chunk.add_(noise[offset:offset + chunk.numel()], alpha=scale)
-            if flat.data_ptr() != p.data_ptr():
-                p.copy_(flat.view(p.shape))
+    def __init__(self, seed: int):
+        self.gen = torch.Generator().manual_seed(seed)
+        self.pool = torch.randn(2 * _NOISE_PERIOD, generator=self.gen, dtype=torch.float64)
+
+    def widen_into(self, out: torch.Tensor, p: torch.Tensor) -> None:
+        """out (float64/complex128, same shape) = p + noise: a widening copy, then one vectorized add."""
+        flat_p, flat_out = p.detach().reshape(-1), out.view(-1)
+        n = flat_p.numel()
+        sample = flat_p[::max(1, n // _NOISE_PERIOD)]  # the rms of a strided sample sets the noise level
+        scale = float(torch.linalg.vector_norm(sample)) / math.sqrt(sample.numel()) * 0.5 + 0.1
+        offset = int(torch.randint(_NOISE_PERIOD, (1,), generator=self.gen))
+        pattern = self.pool[offset:offset + _NOISE_PERIOD].to(p.device)
+        rows = n // _NOISE_PERIOD
+        head = rows * _NOISE_PERIOD
+        flat_out.copy_(flat_p)
+        if rows:  # every full period at once: (rows, P) += (1, P), in the wide dtype (vectorized)
+            flat_out[:head].view(rows, _NOISE_PERIOD).add_(pattern.view(1, -1), alpha=scale)
+        if head < n:
+            flat_out[head:].add_(pattern[:n - head], alpha=scale)
 
 
 def _wide(t: torch.Tensor) -> torch.dtype | None:
@@ -171,15 +178,23 @@ def _to_float64(value: Any) -> Any:
     return tree_map(lambda t: t.to(_wide(t)) if isinstance(t, torch.Tensor) and _wide(t) else t, value)
 
 
-def float64_copy(model: nn.Module) -> nn.Module:
-    """One copy of the model with floating tensors in float64 and complex ones in complex128,
-    made directly (no float32 deep copy first); tied tensors stay tied."""
+def float64_copy(model: nn.Module, perturb_seed: int | None = None) -> nn.Module:
+    """One copy of the model with floating tensors in float64 and complex ones in complex128 (tied
+    tensors stay tied), made directly from the model's tensors; with `perturb_seed`, every
+    parameter is perturbed while it is widened (one pass over the weights)."""
+    noise = _Noise(perturb_seed) if perturb_seed is not None else None
+    params = {id(p) for p in model.parameters()}
     memo: dict[int, Any] = {}
     for t in (*model.parameters(), *model.buffers()):
         dtype = _wide(t)
-        if id(t) not in memo and dtype is not None:
-            wide = t.detach().to(dtype, copy=True)
-            memo[id(t)] = nn.Parameter(wide, t.requires_grad) if isinstance(t, nn.Parameter) else wide
+        if id(t) in memo or dtype is None:
+            continue
+        wide = torch.empty(t.shape, dtype=dtype, device=t.device)
+        if noise is not None and id(t) in params and t.numel():
+            noise.widen_into(wide, t)
+        else:
+            wide.copy_(t.detach())
+        memo[id(t)] = nn.Parameter(wide, t.requires_grad) if isinstance(t, nn.Parameter) else wide
     try:
         return copy.deepcopy(model, memo)
     except Exception:  # noqa: BLE001 - models deepcopy refuses: the general copier, then widen each tensor
@@ -188,6 +203,9 @@ def float64_copy(model: nn.Module) -> nn.Module:
             for t in (*copied.parameters(), *copied.buffers()):
                 if _wide(t) is not None:
                     t.data = t.data.to(_wide(t))
+            for p in copied.parameters() if noise is not None else ():
+                if _wide(p) is not None and p.numel():
+                    noise.widen_into(p.data, p.data.clone())
         return copied
 
 
@@ -213,15 +231,14 @@ class ScalingProbe:
             raise UnverifiableError("meta device: the weights are not allocated, so nothing can be run")
         self.seed = seed
         self._eps = _TinyEps(eps_literals) if tiny_eps else None
-        self.model = float64_copy(model).train()
-        if perturb:
-            perturb_(self.model, seed)
+        self.model = float64_copy(model, seed if perturb else None).train()
         self.inputs = _to_float64(tuple(example_inputs))
         self.params = dict(self.model.named_parameters())
         # fork_rng must also save/restore the RNG of every CUDA device the model runs on
         self._cuda = sorted({p.device.index or 0 for p in self.params.values() if p.device.type == "cuda"})
         self._buffers = {name: b.detach().clone() for name, b in self.model.named_buffers()}
         self.forwards = 0
+        self._saved: dict[str, torch.Tensor] = {}
         if self._eps is not None:
             self._eps.measuring = True
         try:
@@ -273,7 +290,12 @@ class ScalingProbe:
     def _restoring(self, names: Iterable[str]) -> Iterator[None]:
         """Modify the named parameters in place (no grad) inside; their values come back after."""
         self.check_names(names)
-        saved = {name: self.params[name].detach().clone() for name in names}
+        saved = {}
+        for name in names:  # one save buffer per parameter, reused by every later check
+            buffer = self._saved.get(name)
+            if buffer is None:
+                buffer = self._saved[name] = torch.empty_like(self.params[name])
+            saved[name] = buffer.copy_(self.params[name].detach())
         try:
             with torch.no_grad():
                 yield
