@@ -5,8 +5,8 @@ running statistics, counters, caches. Modules and buffers are therefore deep-cop
 parameters (most of the memory: copying a 130M-parameter model costs as much as a forward pass)
 are shared. A forward that writes into a parameter (`w.data.clamp_()`, F.embedding's max_norm,
 `out=` / `inplace=True` aimed at it) is seen by a TorchFunctionMode, which saves the parameter
-before the first write; on exit every saved parameter gets its values back, so the user's
-model is unchanged.
+before the first write (for a call on capture proxies, before capture runs it on their concrete
+values); on exit every saved parameter gets its values back, so the user's model is unchanged.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import copy
 from typing import Iterator
 
 import torch
-from torch import nn
+from torch import fx, nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves
 
@@ -48,7 +48,13 @@ def _targets(func, args: tuple, kwargs: dict) -> list:
     if func in _STAT_WRITERS:
         i, j, a, b = _STAT_WRITERS[func]
         out += [kwargs.get(a, args[i] if len(args) > i else None), kwargs.get(b, args[j] if len(args) > j else None)]
-    return [t for t in out if isinstance(t, torch.Tensor)]
+    return [t for t in map(_concrete, out) if isinstance(t, torch.Tensor)]
+
+
+def _concrete(t):
+    """A graph-capture proxy stands for its concrete value (capture runs the op on it inside the
+    proxy's own dispatch, where this mode is not active)."""
+    return t.node.meta.get("val") if isinstance(t, fx.Proxy) else t
 
 
 class _SaveBeforeWrite(TorchFunctionMode):

@@ -122,7 +122,10 @@ class Call:
     def bound(self) -> dict:
         """{parameter name: argument}; the first positional argument is always "input"."""
         if self._bound is None:
-            found = bind(self.node)
+            try:
+                found = bind(self.node)
+            except Exception:  # noqa: BLE001 - a signature we cannot use: name only the input
+                found = None
             if found is None:  # no signature fits: only the input and keywords can be named
                 found = {**({"input": self.node.args[0]} if self.node.args else {}), **self.node.kwargs}
             self._bound = found
