@@ -25,7 +25,7 @@ def test_panels_hold_both_runs_the_growth_and_every_group_lr(report):
 
 
 def test_save_plot_writes_a_png(report, tmp_path):
-    pytest.importorskip("matplotlib", reason="plotting is the optional extra explr[plot]")
+    pytest.importorskip("matplotlib", reason="plotting is the optional plot extra")
     out = tmp_path / "fig.png"
     save_plot(report, str(out))
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -37,6 +37,6 @@ def test_without_matplotlib_plotting_is_a_clear_error(report, tmp_path, monkeypa
     from explr.errors import ExplrError
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # what an install without the extra looks like
-    with pytest.raises(ExplrError, match=r"--plot needs matplotlib: pip install 'explr\[plot\]'"):
+    with pytest.raises(ExplrError, match=r"--plot needs matplotlib: pip install matplotlib"):
         save_plot(report, str(tmp_path / "fig.png"))
     assert not (tmp_path / "fig.png").exists()

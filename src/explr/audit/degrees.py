@@ -1,209 +1,32 @@
-"""Degree propagation over a captured graph: ONE table of transfer rules keyed by op (explr.audit.registry).
+"""Degree propagation over a captured graph, one node at a time, through the transfer-rule table.
 
-A rule receives a `Call` (the node, its arguments by name, their degrees and concrete values)
-and returns the output degree(s), emitting constraints through the `Ctx`. Soundness does not
-rest on each rule being complete:
+Soundness does not rest on each rule being complete:
 - an op without a rule is never guessed: its tensor inputs are constrained to degree 0 and an
   `UnknownOp` fact names it and its module;
 - every tensor operand counts: one the rule did not read (an index, a fill value, a mask, the
   mean of a sampler) has its degree forced to 0, and the reason says so;
 - in-place writes (`x.mul_(g)`, `out=`, `x[i] = v`, `F.relu(inplace=True)`) rebind the
-  written node; where other live nodes alias its storage (views taken earlier) the write must
-  keep the degree, and a written buffer is read back with its new degree;
+  written node (`transfer.write`: live aliases of its storage must keep the degree, a written
+  buffer is read back with its new degree);
 - a rule that raises does not stop the audit: the op is treated as unknown and the fact names
   the fx node, the module and the source line (as torch.fx.Interpreter.run_node does).
-The rules themselves live in `explr.audit.rules_*` modules, which register into the table.
+The vocabulary is in `explr.audit.transfer`, the table in `explr.audit.registry`; the rules in
+`explr.audit.rules_*`, loaded here explicitly (the structural ones - output, opaque, getitem -
+are below).
 """
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 import torch
 from torch import fx
 from torch.fx.node import map_aggregate
 
-from explr.audit.arguments import bind
-from explr.audit.forms import ZERO, ZERO_DEG, Deg, Form, Term, f_add, f_var
-from explr.audit.registry import lookup, op_name, rule
-from explr.audit.report import Normalizer, UnknownOp
+# The transfer rules register into the table when their modules load: this is the one loader.
+from explr.audit import rules_basic, rules_join, rules_linalg, rules_norm  # noqa: F401
+from explr.audit.forms import Deg, f_var
+from explr.audit.registry import lookup, op_name
+from explr.audit.transfer import Call, Ctx, Origin, flat_degs, storage_id, conservative, rule, write, zero_like
+from explr.audit_report import UnknownOp
 from explr.errors import quote_error
-
-__all__ = ["Call", "Constraint", "Ctx", "Origin", "analyse", "conservative", "rule", "zero_like"]
-
-
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Why a constraint exists: the op and the module it was called in."""
-
-    # output | nonhomogeneous | unknown | opaque | opaque-input | unreached | unaccounted | rule-error
-    # | sum | affine | normalized-group | mix
-    kind: str
-    op: str
-    module: str
-    detail: str = ""  # the operand or failure a reason names
-
-
-@dataclass(frozen=True, slots=True)
-class Constraint:
-    form: Form  # form == 0
-    origin: Origin
-
-
-@dataclass(frozen=True, slots=True)
-class EpsSite:
-    """`statistic + eps` with a small literal eps, read as the statistic (the paper's convention)."""
-
-    eps: float
-    module: str
-    vars: frozenset  # the variables whose invariance relies on eps being negligible
-    ratio: float | None  # eps / mean(statistic) on the example inputs at capture (None on meta)
-
-
-@dataclass
-class Ctx:
-    """Accumulates constraints and facts while degrees propagate."""
-
-    param_index: dict[str, int]
-    constraints: list[Constraint] = field(default_factory=list)
-    unknown_ops: list[UnknownOp] = field(default_factory=list)
-    normalizers: list[Normalizer] = field(default_factory=list)
-    eps_sites: list[EpsSite] = field(default_factory=list)
-    normalized_by: dict[int, list[str]] = field(default_factory=dict)  # var -> normalizer modules
-    dropped: dict[int, str] = field(default_factory=dict)  # var -> normalizer that cancelled its term
-    reached: set[int] = field(default_factory=set)  # vars whose get_attr has users
-    from_inputs: set = field(default_factory=set)  # nodes whose value depends on the model inputs
-    buffer_degs: dict[str, object] = field(default_factory=dict)  # buffer written in place -> its degree
-    position: dict = field(default_factory=dict)  # node -> index in the graph
-    storages: dict = field(default_factory=dict)  # storage id -> nodes whose value lives there
-
-    def zero(self, form: Form, origin: Origin) -> None:
-        if form:
-            self.constraints.append(Constraint(form, origin))
-
-    def equal(self, forms: list[Form], origin: Origin) -> Form:
-        """Constrain all forms equal; return the common form."""
-        first = forms[0] if forms else ZERO
-        for f in forms[1:]:
-            self.zero(f_add(f, first, -1), origin)
-        return first
-
-    def merge_terms(self, terms, origin: Origin) -> Form:
-        """Constrain the terms of a sum equal; blame the sum or affine that built it, if known."""
-        if len(terms) > 1:
-            origin = next((t.via for t in terms if t.via is not None), origin)
-        return self.equal([t.form for t in terms], origin)
-
-    def resolve(self, deg: Deg, origin: Origin) -> Form:
-        return self.merge_terms(deg.all_terms(), origin)
-
-    def resolve_blocks(self, deg: Deg, origin: Origin) -> Deg:
-        """Keep the channel blocks, merge the terms inside each."""
-        return Deg(tuple((size, (Term(self.merge_terms(terms, origin)),)) for size, terms in deg.blocks))
-
-    def note_normalized(self, forms, module: str) -> None:
-        for f in forms:
-            for v in f:
-                mods = self.normalized_by.setdefault(v, [])
-                if module not in mods:
-                    mods.append(module)
-
-
-class Call:
-    """One node seen by a rule: arguments by name, their degrees, concrete values and the module."""
-
-    def __init__(self, node: fx.Node, ctx: Ctx, degs: dict[fx.Node, object], key: str):
-        self.node, self.ctx, self.degs, self.key = node, ctx, degs, key
-        stack = node.meta.get("nn_module_stack") or {}
-        self.module = next(reversed(stack.values()))[0] if stack else ""
-        self.read: set[fx.Node] = set()  # operands whose degree the rule took into account
-        self._bound: dict | None = None
-
-    @property
-    def bound(self) -> dict:
-        """{parameter name: argument}; the first positional argument is always "input"."""
-        if self._bound is None:
-            try:
-                found = bind(self.node)
-            except Exception:  # noqa: BLE001 - a signature we cannot use: name only the input
-                found = None
-            if found is None:  # no signature fits: only the input and keywords can be named
-                found = {**({"input": self.node.args[0]} if self.node.args else {}), **self.node.kwargs}
-            self._bound = found
-        return self._bound
-
-    def arg(self, name: str, default=None):
-        return self.bound.get(name, default)
-
-    def deg(self, a) -> Deg | None:
-        """Degree of an argument; None for Python constants.
-
-        A structured value (a tuple of tensors) used as a whole gets one degree that all its
-        tensors must share: conservative, never silently degree 0."""
-        if not isinstance(a, fx.Node):
-            return None
-        self.read.add(a)
-        d = self.degs.get(a)
-        if isinstance(d, (tuple, list)):
-            parts = _flat_degs(d)
-            return Deg.of(self.ctx.equal([self.ctx.resolve(x, self.origin("mix")) for x in parts],
-                                         self.origin("mix"))) if parts else None
-        return d if isinstance(d, Deg) else None
-
-    def metadata_only(self, *args) -> None:
-        """These operands contribute their shape/dtype only (zeros_like(x), a.type_as(b)): no degree."""
-        map_aggregate(args, lambda a: self.read.add(a) if isinstance(a, fx.Node) else None)
-
-    @staticmethod
-    def val(a):
-        return a.meta.get("val") if isinstance(a, fx.Node) else a
-
-    def shape(self, a=None) -> tuple:
-        v = self.val(self.node if a is None else a)
-        return tuple(v.shape) if isinstance(v, torch.Tensor) else ()
-
-    def origin(self, kind: str, detail: str = "") -> Origin:
-        return Origin(kind, self.key, self.module, detail)
-
-    def input_degs(self) -> list[Deg]:
-        """Degrees of every tensor among the arguments (inside tuples too)."""
-        out: list[Deg] = []
-        map_aggregate((self.node.args, self.node.kwargs), lambda a: out.extend(self._read(a)))
-        return out
-
-    def _read(self, a) -> list[Deg]:
-        if not isinstance(a, fx.Node):
-            return []
-        self.read.add(a)
-        return _flat_degs(self.degs.get(a))
-
-    def out_zero(self):
-        return zero_like(self.node.meta.get("val"))
-
-
-def _flat_degs(d) -> list[Deg]:
-    if isinstance(d, Deg):
-        return [d]
-    if isinstance(d, (tuple, list)):
-        return [x for item in d for x in _flat_degs(item)]
-    return []
-
-
-def zero_like(value):
-    """Degree 0 in the structure of a (possibly nested) value; None for non-tensors."""
-    if isinstance(value, torch.Tensor):
-        return ZERO_DEG
-    if isinstance(value, (tuple, list)):
-        return type(value)(zero_like(v) for v in value) if not hasattr(value, "_fields") else \
-            tuple(zero_like(v) for v in value)
-    return None
-
-
-def conservative(call: Call, kind: str = "nonhomogeneous"):
-    """Inputs to degree 0, output degree 0 (non-homogeneous or unknown ops)."""
-    for d in call.input_degs():
-        for f in d.forms():
-            call.ctx.zero(f, call.origin(kind))
-    return call.out_zero()
 
 
 def analyse(graph: fx.Graph, param_index: dict[str, int]) -> Ctx:
@@ -214,19 +37,12 @@ def analyse(graph: fx.Graph, param_index: dict[str, int]) -> Ctx:
         ctx.position[node] = i
         val = node.meta.get("val")
         if isinstance(val, torch.Tensor):
-            ctx.storages.setdefault(_storage_id(val), []).append(node)
+            ctx.storages.setdefault(storage_id(val), []).append(node)
     for node in graph.nodes:
         if node.op == "placeholder" or any(a in ctx.from_inputs for a in node.all_input_nodes):
             ctx.from_inputs.add(node)
         degs[node] = _node_degree(node, ctx, degs, param_index)
     return ctx
-
-
-def _storage_id(t: torch.Tensor):
-    try:
-        return t.untyped_storage()._cdata
-    except (RuntimeError, NotImplementedError):  # a tensor without storage (sparse, nested): its own
-        return id(t)
 
 
 def _node_degree(node: fx.Node, ctx: Ctx, degs: dict, param_index: dict[str, int]):
@@ -273,7 +89,7 @@ def _force_unread(call: Call) -> None:
     def check(a) -> None:
         if isinstance(a, fx.Node) and a not in call.read:
             call.read.add(a)
-            for d in _flat_degs(call.degs.get(a)):
+            for d in flat_degs(call.degs.get(a)):
                 for f in d.forms():
                     call.ctx.zero(f, call.origin("unaccounted", a.name))
     map_aggregate((call.node.args, call.node.kwargs), check)
@@ -288,23 +104,6 @@ def _written(call: Call, in_place: bool) -> fx.Node | None:
         target = call.arg("input")
         return target if isinstance(target, fx.Node) else None
     return None
-
-
-def write(call: Call, target: fx.Node, new) -> None:
-    """`target` now holds a value of degree `new`. Live aliases of its storage (a view taken
-    earlier and used later) see the write too; the degree must then stay what it was."""
-    old = call.degs.get(target)
-    here = call.ctx.position.get(call.node, 0)
-    val = target.meta.get("val")
-    aliases = [n for n in call.ctx.storages.get(_storage_id(val), ()) if n is not target and n is not call.node
-               and call.ctx.position[n] < here and any(call.ctx.position.get(u, 0) > here for u in n.users)] \
-        if isinstance(val, torch.Tensor) else []
-    if aliases and isinstance(old, Deg):
-        o = call.origin("mix", f"written in place while {aliases[0].name} aliases it")
-        call.ctx.equal([call.ctx.resolve(old, o), call.ctx.resolve(new, o)], o)
-    call.degs[target] = new
-    if target.op == "get_attr" and target.target not in call.ctx.param_index:
-        call.ctx.buffer_degs[target.target] = new  # a later read of the buffer is a new get_attr node
 
 
 @rule("output")
@@ -335,7 +134,3 @@ def _getitem(call: Call):
     if isinstance(d, Deg):
         return Deg.of(call.ctx.resolve(d, call.origin("mix")))
     return call.out_zero()
-
-
-# The rule modules register into the table on import (they import this module's `rule`).
-from explr.audit import rules_basic, rules_join, rules_linalg, rules_norm  # noqa: E402,F401

@@ -6,7 +6,7 @@ parameters are multiplied by positive factors. Three things keep the test sharp:
 
 - **Perturbation first.** A freshly initialised bias (0) or BatchNorm (gamma=1, beta=0) makes
   scaling tests pass trivially (0·c = 0); random noise on every parameter removes that.
-- **Tiny normalization eps.** eps blurs invariance by about eps/sigma² (THEORY.md §1). Every
+- **Tiny normalization eps.** eps blurs invariance by about eps/sigma² (docs/theory.md §1). Every
   batch/layer/group/instance/RMS normalization call in the copy runs with eps=1e-30: a
   `TorchFunctionMode` rewrites the eps argument of those functions, so it covers the nn
   modules *and* functional calls inside custom code (e.g. weight standardization via
@@ -203,8 +203,8 @@ def float64_copy(model: nn.Module, perturb_seed: int | None = None) -> nn.Module
             for t in (*copied.parameters(), *copied.buffers()):
                 if _wide(t) is not None:
                     t.data = t.data.to(_wide(t))
-            for p in copied.parameters() if noise is not None else ():
-                if _wide(p) is not None and p.numel():
+            for p in copied.parameters():
+                if noise is not None and _wide(p) is not None and p.numel():
                     noise.widen_into(p.data, p.data.clone())
         return copied
 

@@ -89,6 +89,6 @@ def lookup(node: fx.Node) -> tuple[Callable | None, bool]:
     except TypeError:
         return None, False
     in_place = isinstance(key, str) and key.startswith("Tensor.") and key.endswith("_") and not key.endswith("__")
-    if fn is None and in_place:
+    if fn is None and isinstance(key, str) and in_place:
         fn = TABLE.get(key[:-1])
     return fn, in_place

@@ -12,10 +12,10 @@ from fractions import Fraction
 import torch
 from torch import fx
 
-from explr.audit.degrees import Call, EpsSite, conservative, rule
 from explr.audit.forms import ZERO, ZERO_DEG, Deg, broadcast_terms, f_add, f_scale, sum_degs
 from explr.audit.numeric import EPS_RATIO_LIMIT
 from explr.audit.registry import resolve
+from explr.audit.transfer import Call, EpsSite, conservative, rule
 
 EPS_MAX = 1e-3  # `stat + eps` with eps up to this keeps the degree (the paper's eps convention)
 _NAMESPACES = {"F": torch.nn.functional, "torch": torch, "Tensor": torch.Tensor, "operator": operator}

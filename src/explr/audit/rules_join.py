@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import fx
 
-from explr.audit.degrees import Call, conservative, rule, write
+from explr.audit.transfer import Call, conservative, rule, write
 from explr.audit.forms import ZERO, ZERO_DEG, Deg
 from explr.audit.rules_basic import EPS_MAX, _first, _is_scalar, keys_of
 

@@ -25,9 +25,10 @@ from torch import nn
 
 from explr.audit.numeric import (EPS_RATIO_LIMIT, TINY_EPS, TOLERANCE, ScalingProbe, UnverifiableError, draw_factor,
                                  is_meta)
-from explr.audit.report import AuditReport, Verification
+from explr.audit_report import AuditReport, Verification
 from explr.findings import Finding
 from explr.rules.registry import finding
+from explr.wording import plural
 
 
 @dataclass(frozen=True)
@@ -110,15 +111,16 @@ def _confirm(probe: ScalingProbe, report: AuditReport, demote: Demote, draws: in
         return Verification("passed", max(errors), _passed_detail(probe, report, draws, max(errors), tol)), []
     left = "nothing is claimed any more" if not any(_claims(report)) else \
         f"what the report still claims passed ({probe.forwards} float64 forward passes in all)"
-    detail = f"{len(withdrawn)} claimed parameter tensors refuted and withdrawn ({_shorten(sorted(withdrawn))}); {left}"
+    detail = f"{plural(len(withdrawn), 'claimed parameter tensor')} refuted and withdrawn ({_shorten(sorted(withdrawn))}); {left}"
     return _failed(max(errors), findings, detail)
 
 
 def _passed_detail(probe: ScalingProbe, report: AuditReport, draws: int, worst: float, tol: float) -> str:
     groups, individuals = _claims(report)
     return (f"{probe.forwards} float64 train-mode forward passes (normalization eps {TINY_EPS:g}): "
-            f"{len(groups)} groups by independent factors in {draws} draws, {len(individuals)} more "
-            f"individually-SI parameters by independent factors; max relative error {worst:.1e} (tolerance {tol:g})")
+            f"{plural(len(groups), 'group')} by independent factors in {plural(draws, 'draw')}, "
+            f"{len(individuals)} more individually-SI {'parameter' if len(individuals) == 1 else 'parameters'} "
+            f"by independent factors; max relative error {worst:.1e} (tolerance {tol:g})")
 
 
 def _claims(report: AuditReport) -> tuple[list[_Claim], list[_Claim]]:

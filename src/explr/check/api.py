@@ -16,20 +16,21 @@ from torch import nn
 
 from explr.check import setups
 from explr.check.compress import Compression, compress
-from explr.check.data import (Batch, check_first_batch, resolve_data_function, synthetic_batches,
-                              user_batches)
+from explr.check.data import Batch, check_first_batch, resolve_data_function, synthetic_batches, user_batches
 from explr.check.diagnose import Evidence, diagnose
 from explr.check.evalmode import RECALIBRATION_BATCHES, compare_eval_mode
 from explr.check.report import TrajectoryReport
 from explr.check.runner import RunnerOptions, run_lockstep
 from explr.check.tolerance import NOISE_MULTIPLIER, needs_noise_floor, tolerance_for
 from explr.configs.adapter import ReadOptions
-from explr.configs.plan import TrainingPlan
-from explr.configs.convert import analysis_of, convert, deviations
+from explr.configs.convert import NOT_EXACT, analysis_of, convert, deviations
 from explr.errors import ConfigError, ExplrError, UnsupportedError
+from explr.rules.config import config_findings
 from explr.model_copy import private_copy
+from explr.plan import TrainingPlan
 from explr.schedule.analysis import ScheduleAnalysis
 from explr.schedule.groups import SI_TAG
+from explr.wording import plural
 
 DEFAULT_STEPS = 200
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -84,7 +85,7 @@ def read_converted(config: str | TrainingPlan, fmt: str | None, options: ReadOpt
 
 def _si_and_audit(model: nn.Module, inputs: tuple, si: Any, name: str) -> tuple[Any, set[str] | None]:
     """The SI set to convert (an AuditReport, or names taken as given) and the audit's proven set, if any."""
-    from explr.audit.report import AuditReport
+    from explr.audit_report import AuditReport
 
     if isinstance(si, AuditReport):
         return si, set(si.si_names)
@@ -143,7 +144,7 @@ def _eps_note(base: nn.Module, si: Any, options: CheckOptions) -> list[str]:
         return ["normalization eps kept: deviations include its O(eps/σ²) blur of scale invariance"]
     extra = {n.module for n in getattr(si, "normalizers", ())}
     count = setups.tighten_norm_eps(base, extra)
-    return [f"normalization eps set to {setups.EXACT_EPS:g} in both runs ({count} layers) so the check measures the "
+    return [f"normalization eps set to {setups.EXACT_EPS:g} in both runs ({plural(count, 'layer')}) so the check measures the "
             "conversion, not the O(eps/σ²) blur of scale invariance the theory accepts (--keep-eps to keep it)"] if count else []
 
 
@@ -154,6 +155,11 @@ HORIZON_NOTES = (
     ("grads_underflow_float16", ("16-true",), "converted SI gradients underflow float16 (no loss scaling)"),
     ("weights_overflow_float32", ("32", "16-mixed", "bf16-mixed"), "converted SI weights overflow float32"),
 )
+
+
+def _finding_notes(plan: TrainingPlan) -> list[str]:
+    """The config findings `explr convert` shows for this config (the not-exact ones are already noted)."""
+    return [f.one_line() for f in config_findings(plan) if f.code not in NOT_EXACT]
 
 
 def _horizon_notes(plan: TrainingPlan, analysis: ScheduleAnalysis) -> list[str]:
@@ -197,7 +203,7 @@ def check(model: str | nn.Module, config: str | TrainingPlan, *, example_inputs:
     device, dtype = resolve_device(options.device), resolve_dtype(options.dtype)
     net, inputs, name = _load(model, example_inputs)
     plan, not_exact, analysis = read_converted(config, format, read_options, options.approximate)
-    notes = [f"not exact: {why}" for why in not_exact] + _horizon_notes(plan, analysis)
+    notes = [f"not exact: {why}" for why in not_exact] + _finding_notes(plan) + _horizon_notes(plan, analysis)
     si_arg, audit_si = _si_and_audit(net, inputs, si, name)
     try:
         comp = compress(plan.lr, options.steps, enabled=options.compress)

@@ -49,7 +49,7 @@ def save_plot(report: TrajectoryReport, path: str) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ExplrError("--plot needs matplotlib: pip install 'explr[plot]'") from None
+        raise ExplrError("--plot needs matplotlib: pip install matplotlib (explr's plot extra)") from None
     panels = figure_series(report)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for ax, (title, series) in zip(axes, panels.items()):

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Iterator
 
 from explr.audit.numeric import EPS_RATIO_LIMIT  # eps/var above it: invariance visibly approximate
-from explr.audit.report import AuditReport
+from explr.audit_report import AuditReport
 from explr.findings import Finding, Location
 from explr.rules.registry import Checks, finding
+from explr.wording import plural
 
 MODEL_CHECKS: Checks[AuditReport] = Checks("model")
 
@@ -120,7 +121,7 @@ def _common_module(params) -> str | None:
 def opaque_modules(report: AuditReport) -> Iterator[Finding]:
     for part in report.opaque:
         yield finding("EXP104", f"{part.module or 'the model'} could not be captured ({part.why}): its "
-                                f"{len(part.params)} parameters are treated as not scale-invariant",
+                                f"{plural(len(part.params), 'parameter')} {'is' if len(part.params) == 1 else 'are'} treated as not scale-invariant",
                       module=part.module or None)
 
 

@@ -16,7 +16,7 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from explr.errors import ConfigError, UnsupportedError
-from explr.schedule.lr import LRSchedule
+from explr.lr_schedule import LRSchedule
 
 _KINDS = "an LRSchedule, a function i -> lr, or a factory opt -> torch LR scheduler"
 
@@ -43,7 +43,7 @@ class RecordedTorchLR:
         groups = [{"params": [torch.zeros(1, requires_grad=True)], "lr": lr, "momentum": m}
                   for lr, m in zip(self.initial_lrs, self.momenta)]
         self._opt = torch.optim.SGD(groups, lr=self.initial_lrs[0])
-        self._opt._opt_called = True  # no optimizer steps on the throwaway: silence torch's ordering warning
+        self._opt._opt_called = True  # type: ignore[attr-defined]  # no optimizer steps on the throwaway: silence torch's ordering warning
         self._sched = self.factory(self._opt)
         if not isinstance(self._sched, LRScheduler) or isinstance(self._sched, ReduceLROnPlateau):
             raise ConfigError(f"TEXP: the schedule factory returned {type(self._sched).__name__}; it must build a "
@@ -64,7 +64,7 @@ class RecordedTorchLR:
 
 
 def _is_lr_value(value: Any) -> bool:
-    return isinstance(value, Real) and math.isfinite(value) and value >= 0
+    return isinstance(value, Real) and math.isfinite(value) and float(value) >= 0
 
 
 def lr_source(schedule: Any, optimizer: torch.optim.Optimizer) -> UniformLR | RecordedTorchLR:
