@@ -43,11 +43,15 @@ def resolve(name: str) -> object:
     return obj
 
 
-def rule(*names: str):
-    """Register one transfer rule under one or more op names (each must resolve, once)."""
+def rule(*names: str | Callable):
+    """Register one transfer rule under one or more op names (each must resolve, once), or under op
+    objects themselves (a library function outside the F/torch/operator/Tensor namespaces)."""
     def register(fn: Callable) -> Callable:
         for name in names:
-            key = resolve(name)
+            if not isinstance(name, str) and not callable(name):
+                raise RuntimeError(f"transfer rule key {name!r} is neither an op name nor a callable")
+            key = resolve(name) if isinstance(name, str) else name
+            name = name if isinstance(name, str) else f"{getattr(name, '__module__', '')}.{getattr(name, '__qualname__', name)}"
             if key in TABLE:
                 raise RuntimeError(f"duplicate transfer rule for {name!r} (already registered as {NAMES[key]!r})")
             TABLE[key], NAMES[key] = fn, name
