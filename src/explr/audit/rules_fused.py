@@ -15,8 +15,8 @@ from explr.audit.transfer import Call, conservative, rule
 
 @rule("torch.addcmul", "Tensor.addcmul")
 def _addcmul(call: Call):
-    inp, t1, t2 = call.arg(0, "input"), call.arg(1, "tensor1"), call.arg(2, "tensor2")
-    value = call.node.kwargs.get("value", 1)
+    inp, t1, t2 = call.arg("input"), call.arg("tensor1"), call.arg("tensor2")
+    value = call.arg("value", 1)
     operands = (inp, t1, t2)
     if not all(isinstance(x, fx.Node) for x in operands) or not isinstance(value, (int, float)) or value == 0:
         return conservative(call)  # a tensor `value`, or a scalar operand: not the pattern this rule accounts for

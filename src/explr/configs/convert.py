@@ -3,9 +3,9 @@
     read (format adapter) -> exactness verdict (one rule table) -> which parameters are SI
     (--model audit | --lock | audit at start) -> TEXP phases/horizons (schedule engine) -> write
 
-Formats whose config can name explr's runtime classes ("rewrite" rows of configs/formats.py) are
-rewritten in place; for the others ("plan" rows: the framework's own code builds the optimizer) the
-explr-native plan is written instead, generically, so every such reader gets it for free.
+Each row of configs/formats.py says how its converted config is written: rewritten in the same format,
+a new config inheriting it (mmengine, detectron2), or the explr-native plan, generically ("plan": a
+reader without a framework integration gets it for free).
 """
 from __future__ import annotations
 
@@ -119,8 +119,8 @@ def _adaptive_analysis(plan: TrainingPlan, hyper: SGDHyper) -> ScheduleAnalysis:
     phases = [dataclasses.replace(p, growth_per_epoch=None if p.growth_per_epoch is None
                                   else (1.0 - p.base_lr * hyper.weight_decay) ** -ipe)
               for p in phase_table(plan.lr, hyper, ipe, run)]
-    return ScheduleAnalysis(plan.lr, hyper, ipe, Assumptions(), run, keep, 1.0 / keep, keep ** -ipe, phases,
-                            horizons(run, hyper))
+    return ScheduleAnalysis(plan.lr, hyper, ipe, Assumptions(), run, keep, 1.0 / keep,
+                            keep ** -ipe if ipe else None, phases, horizons(run, hyper))
 
 
 def analysis_of(plan: TrainingPlan) -> ScheduleAnalysis:
