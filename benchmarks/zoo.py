@@ -260,9 +260,12 @@ def _claim(row: Row) -> str:
 
 def totals(rows: list[Row]) -> dict[str, int]:
     out = dict.fromkeys(("models", "errors", "ind_found", "ind_total", "joint_found", "joint_total",
-                         "false", "missed", "choice", "undetermined"), 0)
+                         "false", "missed", "choice", "undetermined", "not_run"), 0)
     for row in rows:
         out["models"] += 1
+        if row.error == "not run":
+            out["not_run"] += 1
+            continue
         if row.truth is None or row.error:
             out["errors"] += 1
             if row.truth is None:
@@ -313,7 +316,8 @@ def render(rows: list[Row]) -> str:
                f"Python {platform.python_version()}"
     tot = totals(rows)
     lines = [HEADER.format(n=len(rows), versions=versions)] + [table_line(r) + "\n" for r in rows]
-    lines.append(f"\n**Totals over {tot['models']} models** ({tot['errors']} with an error noted above): "
+    lines.append(f"\n**Totals over {tot['models'] - tot['not_run']} models** ({tot['not_run']} not run; "
+                 f"{tot['errors']} with an error noted above): "
                  f"individually SI found {tot['ind_found']}/{tot['ind_total']}; jointly SI found "
                  f"{tot['joint_found']}/{tot['joint_total']}; false claims {tot['false']}; missed "
                  f"{tot['missed']}; left out by a choice between alternatives {tot['choice']}; undetermined by the "
