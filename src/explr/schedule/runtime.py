@@ -7,6 +7,7 @@ original LR η_t. The network function then equals the weight-decay run's at eve
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -16,6 +17,7 @@ from torch.optim import SGD, Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from explr.errors import ConfigError, UnsupportedError
+from explr.schedule import fingerprint
 from explr.schedule.groups import ORIGINAL_WD, SI_TAG
 from explr.schedule.phantom import Phantom, SGDHyper
 from explr.schedule.renorm import Renormalizer
@@ -127,6 +129,7 @@ class TEXP(LRScheduler):
         self._skipped: list[int] = []  # LR indices whose optimizer step was skipped (AMP overflow)
         self._undo: list[dict | None] = [None] * len(self._scalers)  # scaler states before the pending step
         self._optimizer_steps = self._steps_seen = 0
+        self._lr_digest, self._digested = 0, 0  # rolling digest of the original LRs of iterations < _digested
         super().__init__(optimizer, last_epoch)
         # registered last, once nothing can fail any more: counts real optimizer steps (GradScaler skips them)
         self._step_counter = optimizer.register_step_post_hook(self._count_optimizer_step)
@@ -175,7 +178,10 @@ class TEXP(LRScheduler):
 
     def get_lr(self) -> list[float]:
         i = self.last_epoch
+        if i != self._digested:  # a jump: digest the schedule up to here
+            self._lr_digest, self._digested = fingerprint.digest_of(self._source.lrs_at, i), i
         lrs = self._source.lrs_at(i)
+        self._lr_digest, self._digested = fingerprint.fold(self._lr_digest, lrs), i + 1
         ratios = [self._advance(k, i, lrs[g]) for k, g in enumerate(self._rep_group)]
         return [lr if k is None else ratios[k] for lr, k in zip(lrs, self._scaler_of_group)]
 
@@ -219,18 +225,37 @@ class TEXP(LRScheduler):
     def renormalizations(self) -> int:
         return 0 if self._renorm is None else self._renorm.count
 
+    def _phantom_keys(self) -> list[list]:
+        return [[k[0], *(dataclasses.astuple(k[1]) if isinstance(k[1], SGDHyper) else (k[1],)), k[2]]
+                for k in self._keys]
+
     def state_dict(self) -> dict[str, Any]:
         return {"last_epoch": self.last_epoch, "_step_count": self._step_count, "_last_lr": list(self._last_lr),
                 "base_lrs": list(self.base_lrs), "scalers": [s.state_dict() for s in self._scalers],
                 "weight_factor": self.weight_factor, "renormalizations": self.renormalizations,
-                "skipped": list(self._skipped), "undo": list(self._undo)}
+                "skipped": list(self._skipped), "undo": list(self._undo),
+                "layout": fingerprint.group_layout(self.optimizer.param_groups, SI_TAG),
+                "phantoms": self._phantom_keys(), "lr_digest": self._lr_digest}
+
+    def _refuse_foreign(self, state: dict[str, Any]) -> None:
+        """One line naming what differs when the checkpoint is of another model, split or schedule."""
+        layout = fingerprint.group_layout(self.optimizer.param_groups, SI_TAG)
+        differs = (fingerprint.first_difference(state.get("layout", layout), layout, "param group(s)")
+                   or fingerprint.first_difference(state.get("phantoms", self._phantom_keys()), self._phantom_keys(),
+                                                   "SI phantom(s) (kind, momentum, dampening, weight decay, nesterov, lr)"))
+        if differs is None and len(state["scalers"]) != len(self._scalers):
+            differs = f"the checkpoint has {len(state['scalers'])} SI phantom(s), this optimizer {len(self._scalers)}"
+        if differs is None and "lr_digest" in state:
+            n = int(state["last_epoch"]) + 1
+            if fingerprint.digest_of(self._source.lrs_at, n) != state["lr_digest"]:
+                differs = f"the original LRs of iterations 0..{n - 1} differ: it was saved with another LR schedule"
+        if differs is not None:
+            raise ConfigError(f"TEXP.load_state_dict: not a checkpoint of this run ({differs}); resume with the "
+                              "model, param groups and schedule it was saved with")
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        saved = state_dict["scalers"]
-        if len(saved) != len(self._scalers):
-            raise ConfigError(f"TEXP.load_state_dict: the checkpoint has {len(saved)} SI phantom(s), this optimizer "
-                              f"needs {len(self._scalers)}: were the param groups built the same way?")
-        for scaler, state in zip(self._scalers, saved):
+        self._refuse_foreign(state_dict)
+        for scaler, state in zip(self._scalers, state_dict["scalers"]):
             scaler.load_state_dict(state)
         self.last_epoch, self._step_count = state_dict["last_epoch"], state_dict["_step_count"]
         self._last_lr, self.base_lrs = list(state_dict["_last_lr"]), list(state_dict["base_lrs"])
@@ -238,6 +263,8 @@ class TEXP(LRScheduler):
         self._skipped = [int(j) for j in state_dict.get("skipped", ())]
         self._undo = list(state_dict.get("undo", [None] * len(self._scalers)))
         self._steps_seen = self._optimizer_steps
+        self._digested = self.last_epoch + 1
+        self._lr_digest = state_dict.get("lr_digest", fingerprint.digest_of(self._source.lrs_at, self._digested))
         if self._renorm is not None:
             self._renorm.count = int(state_dict["renormalizations"])
         for group, lr in zip(self.optimizer.param_groups, self._last_lr):  # the LRs in effect when saved
