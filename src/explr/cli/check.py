@@ -5,6 +5,7 @@ import contextlib
 import enum
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
@@ -27,15 +28,41 @@ class DtypeChoice(str, enum.Enum):
     bfloat16 = "bfloat16"
 
 
+class AmpChoice(str, enum.Enum):
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+
+
+PROGRESS_EVERY = 5.0  # seconds between progress notes when stderr is not a terminal (CI logs)
+
+
 def note(message: str) -> None:
     print(f"explr: {message}", file=sys.stderr)
 
 
+class ProgressNotes:
+    """`on_step(t, steps)` for logs: one line on stderr every `every` seconds, and at the last step."""
+
+    def __init__(self, every: float = PROGRESS_EVERY, clock: Callable[[], float] = time.monotonic,
+                 write: Callable[[str], None] = note):
+        self.every, self.clock, self.write = every, clock, write
+        self.start = self.last = clock()
+
+    def __call__(self, t: int, steps: int) -> None:
+        now = self.clock()
+        if now - self.last < self.every and t != steps:
+            return
+        self.last, elapsed = now, now - self.start
+        left = elapsed / t * (steps - t) if t else 0.0
+        self.write(f"training step {t}/{steps}, {elapsed:.0f} s so far, ~{left:.0f} s left")
+
+
 @contextlib.contextmanager
 def progress_bar(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
-    """A rich progress bar on stderr while both runs train (nothing when disabled); stdout is left alone."""
+    """A rich progress bar on stderr while both runs train (a terminal), else a note every few seconds;
+    stdout is left alone."""
     if not enabled:
-        yield None
+        yield ProgressNotes()
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -84,7 +111,9 @@ def check_plot_path(plot: Path | None) -> None:
 def check_command(
     model: str = typer.Argument(..., metavar="MODEL", help="path/to/file.py[:NAME] or package.module:NAME"),
     config: str = typer.Argument(..., metavar="CONFIG", help="A training config in any format `explr convert` reads."),
-    steps: int = typer.Option(200, "--steps", help="Training steps of each run."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps of each run (default: as many as fit --budget, at most 200)."),
+    budget: Optional[float] = typer.Option(None, "--budget", help="Seconds the whole check may take when --steps is not given (default 90): the first steps are timed, then the steps (and the synthetic batch size) are chosen to fit."),
+    amp: Optional[AmpChoice] = typer.Option(None, "--amp", help="Train under torch.autocast with this dtype (float16 adds a GradScaler); needs --dtype float32."),
     no_compress: bool = typer.Option(False, "--no-compress", help="Run the literal first N steps instead of compressing the schedule."),
     data: Optional[str] = typer.Option(None, "--data", help="module:function returning (inputs, target) batches (default: train_batches() in the model file, else synthetic data)."),
     check_batch_size: int = typer.Option(16, "--check-batch-size", help="Batch size of the synthetic data."),
@@ -117,7 +146,8 @@ def check_command(
             raise ExplrError("give only one of --si and --lock: both say which parameters are scale-invariant")
         options = CheckOptions(steps=steps, compress=not no_compress, device=device.value, dtype=dtype.value,
                                batch_size=check_batch_size, seed=seed, approximate=approximate,
-                               tolerance=tolerance, data=data, keep_eps=keep_eps)
+                               tolerance=tolerance, data=data, keep_eps=keep_eps,
+                               amp=amp.value if amp else None, **({} if budget is None else {"budget": budget}))
         read = ReadOptions(iters_per_epoch=iters_per_epoch, dataset=dataset, dataset_size=dataset_size,
                            batch_size=batch_size, num_devices=num_devices, drop_last=drop_last,
                            scheduler_interval=scheduler_interval.value if scheduler_interval else None)
