@@ -121,3 +121,34 @@ def test_check_with_in_place_is_a_usage_error_and_writes_nothing(tmp_path, capsy
     assert main(["convert", str(config), "--check", "--in-place"]) == 2
     assert "drop --in-place" in capsys.readouterr().err
     assert config.read_text() == before
+
+
+VERIFY_MODEL = str(FIXTURES / "models" / "resnet_cifar.py")
+
+
+@pytest.fixture
+def short_check(monkeypatch):
+    monkeypatch.setattr("explr.check.api.DEFAULT_STEPS", 8)  # the budget still times and plans; at most 8 steps
+
+
+def test_verify_writes_the_config_then_checks_it_and_reports_in_the_exit_code(capsys, tmp_path, short_check):
+    out_file = tmp_path / "train.texp.yaml"
+    code, out, err = run(capsys, CIFAR, "--model", VERIFY_MODEL, "-o", str(out_file), "--verify",
+                         "--iters-per-epoch", "20")
+    assert code == 0 and out == ""
+    assert "TEXPScheduler" in out_file.read_text()
+    assert "plan: 8 steps x 2 runs" in err and "PASSED" in err and "written to" in err
+
+
+def test_verify_fails_with_exit_1_when_the_runs_differ(capsys, tmp_path, short_check):
+    config = tmp_path / "nesterov.yaml"
+    config.write_text(open(CIFAR).read().replace("momentum: 0.9", "momentum: 0.9\n    nesterov: true"))
+    code, out, err = run(capsys, str(config), "--model", VERIFY_MODEL, "--approximate", "-o",
+                         str(tmp_path / "o.yaml"), "--verify", "--iters-per-epoch", "20", "--json")
+    assert code == 1 and json.loads(out)["check"]["passed"] is False
+    assert (tmp_path / "o.yaml").exists()
+
+
+def test_verify_needs_a_model(capsys):
+    code, out, err = run(capsys, CIFAR, "--verify")
+    assert code == 2 and "--verify" in err and "--model" in err and len(err.strip().splitlines()) == 1

@@ -6,6 +6,7 @@ diagnosis when it fails -> TrajectoryReport.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 
 from explr.check import setups
-from explr.check.budget import DEFAULT_BUDGET, StepPlan, plan_steps, time_step
+from explr.check.budget import DEFAULT_BUDGET, MIN_SIDE, DataSize, StepPlan, data_sizes, plan_steps, time_step
 from explr.check.compress import Compression, compress
 from explr.check.data import (Batch, check_first_batch, resolve_data_function, synthetic_batches,
                               user_batches)
@@ -119,11 +120,32 @@ def _si_and_audit(model: nn.Module, inputs: tuple, si: Any, name: str) -> tuple[
 
 @dataclass(frozen=True)
 class _Data:
-    """The batches both runs train on: the user's (fixed batch size) or synthetic ones of a chosen size."""
+    """The batches both runs train on: the user's (fixed size) or synthetic ones of a chosen size."""
 
-    make: Callable[[int], Callable]  # batch size -> a restartable batch iterator factory
+    make: Callable[[DataSize], Callable]  # size -> a restartable batch iterator factory
     where: str
     user: bool
+    side: int | None = None  # synthetic images: the side that may be shrunk (None: not shrinkable)
+
+
+def _shrunk(inputs: tuple, shrink: int) -> tuple:
+    return tuple(torch.randn(*x.shape[:-2], x.shape[-2] // shrink, x.shape[-1] // shrink, dtype=x.dtype)
+                 for x in inputs) if shrink > 1 else inputs
+
+
+def _shrinkable_side(model: nn.Module, inputs: tuple) -> int | None:
+    """The image side synthetic data may shrink (every input an N,C,H,W image and the model takes a
+    MIN_SIDE one), else None."""
+    if not inputs or not all(isinstance(x, torch.Tensor) and x.dim() == 4 and x.is_floating_point() for x in inputs):
+        return None
+    side = min(min(x.shape[-2:]) for x in inputs)
+    if side < 2 * MIN_SIDE:
+        return None
+    try:
+        synthetic_batches(model, _shrunk(inputs, side // MIN_SIDE), 2, 0)
+    except Exception:  # noqa: BLE001 - any failure only means "keep the model's own input size"
+        return None
+    return side
 
 
 def _data(opts: CheckOptions, model_spec: str, model: nn.Module, inputs: tuple) -> _Data:
@@ -131,8 +153,10 @@ def _data(opts: CheckOptions, model_spec: str, model: nn.Module, inputs: tuple) 
     if found:
         fn, where = found
         stream = user_batches(fn, where)
-        return _Data(lambda _batch: stream, where, True)
-    return _Data(lambda batch: synthetic_batches(model, inputs, batch, opts.seed), "synthetic data", False)
+        return _Data(lambda _size: stream, where, True)
+    side = _shrinkable_side(model, inputs) if opts.steps is None and opts.budget is not None else None
+    return _Data(lambda size: synthetic_batches(model, _shrunk(inputs, size.shrink), size.batch, opts.seed),
+                 "synthetic data", False, side)
 
 
 def _first_batch(make_stream, model: nn.Module, where: str, device, dtype) -> Batch:
@@ -144,22 +168,21 @@ def _first_batch(make_stream, model: nn.Module, where: str, device, dtype) -> Ba
 
 
 def _step_plan(setup: "_Setup", base: nn.Module, data: _Data, runs: int, started: float) -> StepPlan:
-    """Steps and batch size: as given, or timed and fitted into the budget (budget.py)."""
+    """Steps and data size: as given, or timed and fitted into the budget (budget.py)."""
     opts = setup.options
     if opts.steps is not None or opts.budget is None:
         return StepPlan(opts.steps or DEFAULT_STEPS, opts.batch_size, math.nan, runs, 0.0, None)
-    first = _first_batch(data.make(opts.batch_size), base, data.where, setup.device, setup.dtype)
+    first = _first_batch(data.make(DataSize(opts.batch_size)), base, data.where, setup.device, setup.dtype)
+    sizes = data_sizes(first.inputs[0].shape[0], data.user, data.side)
+    timed = sizes[0] if data.user else DataSize(min(MIN_TIMED_BATCH, sizes[0].batch))
     timing = setups.original_run("timing", private_copy(base), setup.plan, setup.plan.lr, setup.amp)
-    batch = first.inputs[0].shape[0]
     with torch.random.fork_rng(devices=[]):
-        step = lambda size: train_step(timing, first.head(size), opts.seed, None)  # noqa: E731
-        timed = batch if data.user else min(MIN_TIMED_BATCH, batch)
+        step = lambda size: train_step(timing, first.head(size.batch), opts.seed, None)  # noqa: E731
         seconds = time_step(step, timed)
         available = opts.budget - (time.perf_counter() - started)
-        if timed < batch and seconds * batch / timed * runs * 2 * DEFAULT_STEPS < available:
-            timed, seconds = batch, time_step(step, batch)  # cheap: measure the real batch, not extrapolate
-    return plan_steps(opts.budget, time.perf_counter() - started, runs, DEFAULT_STEPS, batch, timed, seconds,
-                      batch_fixed=data.user)
+        if timed != sizes[0] and seconds * sizes[0].cost(timed) * runs * 2 * DEFAULT_STEPS < available:
+            timed, seconds = sizes[0], time_step(step, sizes[0])  # cheap: measure the real batch, not extrapolate
+    return plan_steps(opts.budget, time.perf_counter() - started, runs, DEFAULT_STEPS, sizes, timed, seconds)
 
 
 def _load(model: str | nn.Module, example_inputs: tuple | None) -> tuple[nn.Module, tuple, str]:
@@ -260,7 +283,7 @@ def check(model: str | nn.Module, config: str | TrainingPlan, *, example_inputs:
         setup.comp = compress(plan.lr, step_plan.steps, enabled=options.compress)
     except ValueError as exc:
         raise ConfigError(f"{plan.path}: {exc}") from None
-    make_stream = data.make(step_plan.batch_size)
+    make_stream = data.make(DataSize(step_plan.batch_size, step_plan.shrink))
     setup.where = data.where
     probe = _first_batch(make_stream, base, data.where, device, dtype).head(options.probe_size)
     runs, warned = _build_runs(base, plan, si_arg, setup.comp, options, noise, amp)
@@ -314,3 +337,13 @@ def _train(setup: _Setup, runs: list, make_stream, probe: Batch, on_step) -> Tra
         phases_total=comp.phases_total, si_params=n_si, total_params=n_params,
         growth_per_epoch=setup.growth_per_epoch, iters_per_epoch=plan.iters_per_epoch,
         records=records, eval_mode=eval_mode)
+
+
+def verify_converted(converted, model: str, *, options: CheckOptions = CheckOptions(),
+                     on_step: Callable[[int, int], None] | None = None,
+                     log: Callable[[str], None] = lambda line: None) -> TrajectoryReport:
+    """`explr convert --verify`: the short trajectory check of a just-converted config (configs.ConvertedPlan),
+    on the SI set the conversion used (its audit, lock or names), within the default time budget."""
+    si = {"model": converted.si.names, "names": converted.si.names, "lock": converted.si.lock}.get(converted.si.how)
+    options = dataclasses.replace(options, approximate=converted.approximate)
+    return check(model, converted.plan, si=si, options=options, on_step=on_step, log=log)

@@ -4,7 +4,9 @@ The whole check should end within the budget: what was spent before training (lo
 subtracted, the rest is shared by `runs` training runs stepping in lockstep plus the fixed end cost (the
 last probe forward and the eval-mode comparison, about END_STEPS steps' worth). One training step is timed
 on a throwaway copy at a small batch; bigger batches are extrapolated linearly (small batches use a CPU
-less well, so this over-, not under-estimates). The batch is halved, down to MIN_BATCH, until MIN_STEPS fit.
+less well, so this over-, not under-estimates). The batch is halved, down to MIN_BATCH, until MIN_STEPS fit;
+then, for synthetic images, the side is halved (down to MIN_SIDE, if the model takes it): scale invariance
+and the conversion hold for any input, so a smaller synthetic image checks the same thing for less.
 """
 from __future__ import annotations
 
@@ -16,8 +18,19 @@ from typing import Callable
 DEFAULT_BUDGET = 90.0  # seconds: a CI job step, and a user waiting at a terminal
 MIN_STEPS = 24  # below this a compressed schedule barely shows its phases (MIN_GAP steps each)
 MIN_BATCH = 2  # BatchNorm in train mode needs more than one value per channel
+MIN_SIDE = 32  # smallest synthetic image side (a CIFAR image; 5 stride-2 stages still leave 1x1)
 END_STEPS = 3.0  # last probe + eval-mode recalibration and comparison, in training steps of one run
 SAFETY = 0.9  # share of the remaining time planned for, so noise on a shared machine stays inside
+
+
+@dataclass(frozen=True, slots=True)
+class DataSize:
+    batch: int
+    shrink: int = 1  # synthetic image sides divided by this
+
+    def cost(self, timed: "DataSize") -> float:
+        """Cost relative to the timed size: linear in the batch and in the number of pixels."""
+        return self.batch / timed.batch * (timed.shrink / self.shrink) ** 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +41,7 @@ class StepPlan:
     runs: int
     spent_seconds: float  # before training: load, audit, setup, the timing itself
     budget: float | None
+    shrink: int = 1
 
     @property
     def estimate_seconds(self) -> float:
@@ -38,7 +52,8 @@ class StepPlan:
         return self.budget is None or self.estimate_seconds <= self.budget
 
     def describe(self) -> str:
-        head = (f"plan: {self.steps} steps x {self.runs} runs at batch {self.batch_size}, "
+        images = f", synthetic images 1/{self.shrink} the side" if self.shrink > 1 else ""
+        head = (f"plan: {self.steps} steps x {self.runs} runs at batch {self.batch_size}{images}, "
                 f"~{self.step_seconds:.2g} s per run-step; estimate {self.estimate_seconds:.0f} s")
         if self.budget is None:
             return head
@@ -54,22 +69,29 @@ def time_step(step: Callable[[int], None], batch: int) -> float:
     return time.perf_counter() - start
 
 
-def plan_steps(budget: float, spent: float, runs: int, max_steps: int, batch: int, timed_batch: int,
-               timed_seconds: float, batch_fixed: bool) -> StepPlan:
-    """The most steps (<= max_steps) that fit; the batch shrinks first when even MIN_STEPS would not fit."""
+def plan_steps(budget: float, spent: float, runs: int, max_steps: int, sizes: list[DataSize], timed: DataSize,
+               timed_seconds: float) -> StepPlan:
+    """The most steps (<= max_steps) that fit at the first of `sizes` (in order of preference) where at least
+    MIN_STEPS fit; the last size when none does."""
     available = max(budget - spent, 0.0) * SAFETY
-    candidates = [batch] if batch_fixed else _halvings(batch)
-    for size in candidates:
-        per_step = timed_seconds * size / timed_batch
+    for size in sizes:
+        per_step = timed_seconds * size.cost(timed)
         fit = math.floor(available / (per_step * runs) - END_STEPS)
-        if fit >= min(MIN_STEPS, max_steps) or size == candidates[-1]:
+        if fit >= min(MIN_STEPS, max_steps) or size == sizes[-1]:
             steps = max(min(fit, max_steps), min(MIN_STEPS, max_steps))
-            return StepPlan(steps, size, per_step, runs, spent, budget)
-    raise AssertionError("unreachable: the last candidate always returns")
+            return StepPlan(steps, size.batch, per_step, runs, spent, budget, size.shrink)
+    raise ValueError("plan_steps needs at least one data size")
 
 
-def _halvings(batch: int) -> list[int]:
-    sizes = [batch]
-    while sizes[-1] // 2 >= MIN_BATCH:
-        sizes.append(sizes[-1] // 2)
+def data_sizes(batch: int, batch_fixed: bool, side: int | None) -> list[DataSize]:
+    """Sizes in order of preference: the batch halved down to MIN_BATCH, then image sides halved (synthetic)."""
+    if batch_fixed:
+        return [DataSize(batch)]
+    sizes = [DataSize(batch)]
+    while sizes[-1].batch // 2 >= MIN_BATCH:
+        sizes.append(DataSize(sizes[-1].batch // 2))
+    shrink = 2
+    while side is not None and side // shrink >= MIN_SIDE:
+        sizes.append(DataSize(sizes[-1].batch, shrink))
+        shrink *= 2
     return sizes

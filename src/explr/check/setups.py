@@ -45,9 +45,12 @@ def _optimizer_row(plan: TrainingPlan) -> OptimizerRow:
     return row
 
 
-def _label(group: dict) -> str:
-    decay = group.get(ORIGINAL_WD, group.get("weight_decay", 0.0))
-    return f"{'SI' if group.get(SI_TAG) else 'other'} wd={decay:g}"
+def _label(group: dict, converted: bool) -> str:
+    """The weight decay a group actually trains with (an SI group of the converted run: 0, and what it was)."""
+    if group.get(SI_TAG):
+        return f"SI: wd 0 (was {group[ORIGINAL_WD]:g})"
+    wd = f"wd {group.get('weight_decay', 0.0):g}"
+    return f"other: {wd}" if converted else wd
 
 
 def _optimizer(model: nn.Module, plan: TrainingPlan, si: list[str], lr: float) -> torch.optim.Optimizer:
@@ -59,7 +62,7 @@ def _optimizer(model: nn.Module, plan: TrainingPlan, si: list[str], lr: float) -
 def original_run(name: str, model: nn.Module, plan: TrainingPlan, schedule: LRSchedule,
                  amp: Amp | None = None) -> Run:
     optimizer = _optimizer(model, plan, [], schedule.base_lr)
-    labels = [_label(g) for g in optimizer.param_groups]
+    labels = [_label(g, converted=False) for g in optimizer.param_groups]
     return Run(name, model, optimizer, ExactSchedule(optimizer, schedule.lr_at), labels, amp=amp)
 
 
@@ -70,7 +73,7 @@ def converted_run(model: nn.Module, plan: TrainingPlan, si: list[str], schedule:
         warnings.simplefilter("always")
         optimizer = _optimizer(model, plan, si, schedule.base_lr)
         scheduler = TEXP(optimizer, schedule, approximate=approximate)
-    labels = [_label(g) for g in optimizer.param_groups]
+    labels = [_label(g, converted=True) for g in optimizer.param_groups]
     return Run("converted", model, optimizer, scheduler, labels, amp=amp), [str(w.message) for w in caught]
 
 
