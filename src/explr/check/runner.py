@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
@@ -153,7 +154,9 @@ def train_step(run: Run, batch: Batch, seed: int, clip_norm: float | None) -> St
     zeros = _zero_fraction(run.si_params) if low else None
     lrs = {label: float(g["lr"]) for label, g in zip(run.group_labels, run.optimizer.param_groups)}
     _optimizer_step(run)
-    run.scheduler.step()
+    with warnings.catch_warnings():  # torch's advice when the scaler skipped the very first step: expected here
+        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
+        run.scheduler.step()
     return StepResult(float(loss.detach()), lrs, clipped, zeros, flat_output(output).detach())
 
 
