@@ -212,6 +212,11 @@ class TEXP(LRScheduler):
                 scaler.rescale(1.0 / c)
 
     @property
+    def optimizer_steps(self) -> int:
+        """optimizer.step() calls seen since this scheduler was built (GradScaler-skipped steps do not count)."""
+        return self._optimizer_steps
+
+    @property
     def skipped_steps(self) -> list[int]:
         """LR indices (0-based iterations) whose optimizer step did not happen (AMP overflow)."""
         return list(self._skipped)
