@@ -20,7 +20,7 @@ from torch import nn
 from torch.optim.lr_scheduler import MultiStepLR
 
 import explr
-from explr.schedule.lr import LRSchedule
+from explr.lr_schedule import LRSchedule
 
 MILESTONES = [80 * 391, 120 * 391]
 SCHEDULE = LRSchedule(0.1, 160 * 391, milestones=tuple(MILESTONES))

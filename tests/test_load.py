@@ -95,6 +95,10 @@ def test_sibling_helper_modules_do_not_leak_between_loads():
     ("raises_on_import.py", None, ["raises_on_import.py", "RuntimeError: DATA_ROOT is not set"]),
     ("factory_raises.py", None, ["factory_raises.py:build_model()", "FileNotFoundError: weights/resnet.pt not found"]),
     ("two_classes.py", None, ["several candidate models (Small, Large)", "two_classes.py:Small"]),
+    ("kuangliu_resnet.py", None, ["several model factories (ResNet8, ResNet14)", "kuangliu_resnet.py:ResNet8"]),
+    ("kuangliu_resnet.py", {"num_classes": 3},
+     ["no model found", "factories ResNet8, ResNet14", "classes BasicBlock, ResNet"]),
+    (".", None, ["is a directory", "give the .py file"]),
     ("no_model.py", None, ["no_model.py: no model found", "build_model()"]),
     ("needs_args.py", None, ["needs_args.py:build_model needs argument width", "--kwargs '{\"width\": ...}'"]),
     ("tiny_cnn.py", {"depth": 3}, ["does not accept --kwargs depth", "num_classes"]),
@@ -110,6 +114,25 @@ def test_bad_model_files_raise_one_line_naming_the_thing(model, kwargs, expected
     assert "\n" not in message
     for part in expected:
         assert part in message
+
+
+def test_kuangliu_style_file_builds_its_one_zero_argument_factory():
+    loaded = load_model(spec("kuangliu_one_factory.py"))  # not test(), which only runs the model
+    assert type(loaded.model).__name__ == "ResNet" and len(loaded.model.layers) == 3
+    assert loaded.name.endswith("kuangliu_one_factory.py")
+
+
+def test_the_top_level_class_wins_over_the_blocks_it_uses():
+    assert type(load_model(spec("nested_classes.py")).model).__name__ == "Net"
+
+
+def test_binary_model_file_is_one_line_without_a_line_number(tmp_path):
+    binary = tmp_path / "weights.py"
+    binary.write_bytes(b"\x00\xff\xfe\x00 not python")
+    with pytest.raises(LoadError) as info:
+        load_model(str(binary))
+    message = str(info.value)
+    assert message.startswith(f"{binary}: syntax error") and "None" not in message and "\n" not in message
 
 
 def test_missing_module():

@@ -3,9 +3,10 @@ import json
 import pytest
 from torch import nn
 
-from explr.audit.report import AuditReport, Group, ParamVerdict
+from explr.audit_report import AuditReport, Group, ParamVerdict
 from explr.errors import ExplrError
-from explr.lock import SCHEMA, Structure, compare_lock, lock_diff, read_lock, write_lock
+from explr.lock import SCHEMA, Structure, lock_diff, read_lock, write_lock
+from explr.rules.lock import compare_lock
 
 
 class Net(nn.Module):

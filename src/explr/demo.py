@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, ContextManager
 
 from explr.errors import ExplrError
+from explr.wording import plural
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_MODEL = ROOT / "fixtures" / "models" / "preresnet32.py"
@@ -58,6 +59,7 @@ def _convert_step(out: Callable[[str], None], si_names: list[str]):
     out(f"      TEXP: SI weights lose weight decay, their LR grows ×{analysis.growth_per_epoch:.4f} per epoch "
         "(the blog's 1.481)")
     ipe = plan.iters_per_epoch
+    assert ipe is not None, "convert always resolves the iterations per epoch"
     for p in analysis.phases:
         growth = f"×{p.growth_per_epoch:.4f}/epoch" if p.growth_per_epoch is not None else "varies"
         out(f"      epochs {p.start_iter / ipe:g}-{p.end_iter / ipe:g}: LR {p.base_lr:.4g} -> converted "
@@ -94,6 +96,6 @@ def run_demo(options: DemoOptions = DemoOptions(), out: Callable[[str], None] = 
     out(render_text(result).rstrip())
     verdict = "match" if result.passed else "DIFFER"
     out(f"trajectories {verdict}: max relative output deviation {result.max_rel_deviation:.1e} "
-        f"(tolerance {result.tolerance:.0e}) over {result.steps} steps through {result.phases_hit} LR phases; "
+        f"(tolerance {result.tolerance:.0e}) over {result.steps} steps through {plural(result.phases_hit, 'LR phase')}; "
         f"TEXP LR growth ×{result.growth_per_epoch:.3f} per epoch")
     return result

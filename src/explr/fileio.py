@@ -14,15 +14,16 @@ def _umask() -> int:
     return mask
 
 
-def write_atomic(path: pathlib.Path, text: str) -> None:
-    """Write `text` to `path` via a temp file in the same directory and os.replace; OutputError if impossible."""
+def write_atomic(path: pathlib.Path, text: str | bytes) -> None:
+    """Write `text` (or an image's bytes) to `path` via a temp file in the same directory and os.replace,
+    with the mode a plain open() would give (an existing file keeps its own); OutputError if impossible."""
     directory = path.parent if str(path.parent) else pathlib.Path(".")
     try:
         fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write ({exc.strerror}); choose another -o path") from None
     try:
-        with os.fdopen(fd, "w") as handle:
+        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as handle:
             handle.write(text)
         os.chmod(temp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
         os.replace(temp, path)

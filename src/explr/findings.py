@@ -36,6 +36,11 @@ class Finding:
     module: str | None = None
     location: Location | None = None
 
+    def one_line(self) -> str:
+        """`severity CODE file:line: message`, as text outputs list findings (the same ones --json lists)."""
+        where = f" {self.location}" if self.location else ""
+        return f"{self.severity.value} {self.code}{where}: {self.message}"
+
     def to_json(self) -> dict:
         return {
             "code": self.code,

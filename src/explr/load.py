@@ -7,6 +7,7 @@ Every failure is a one-line LoadError naming the file, attribute or module.
 """
 from __future__ import annotations
 
+import ast
 import contextlib
 import importlib
 import importlib.util
@@ -75,8 +76,9 @@ class ModelSpec:
 
 
 def parse_spec(spec: str) -> ModelSpec:
-    target, sep, attr = spec.rpartition(":")
-    if not sep or not _IDENTIFIER.fullmatch(attr):  # no ':NAME' suffix (or a Windows drive letter)
+    target, sep, name = spec.rpartition(":")
+    attr: str | None = name
+    if not sep or not _IDENTIFIER.fullmatch(name):  # no ':NAME' suffix (or a Windows drive letter)
         target, attr = spec, None
     looks_like_file = target.endswith(".py") or "/" in target or "\\" in target or Path(target).exists()
     if not target:
@@ -111,6 +113,9 @@ def _is_sibling(module_name: str, directory: Path) -> bool:
 
 
 def _import_file(path: Path) -> ModuleType:
+    if path.is_dir():
+        raise LoadError(f"model file {path} is a directory; give the .py file that defines the model "
+                        "(spec: path/to/file.py[:NAME])")
     if not path.is_file():
         raise LoadError(f"model file {path} does not exist; check the path (spec: path/to/file.py[:NAME])")
     module_name = f"_explr_model_{path.stem}_{next(_unique_ids)}"
@@ -124,7 +129,8 @@ def _import_file(path: Path) -> ModuleType:
     except SyntaxError as exc:
         del sys.modules[module_name]
         where = path if exc.filename is None or Path(exc.filename).resolve() == path.resolve() else exc.filename
-        raise LoadError(f"{where}:{exc.lineno}: syntax error: {exc.msg}; fix the model file") from None
+        line = f":{exc.lineno}" if exc.lineno else ""  # a binary file has no line to point at
+        raise LoadError(f"{where}{line}: syntax error: {exc.msg}; fix the model file (is it Python source?)") from None
     except (Exception, SystemExit) as exc:
         del sys.modules[module_name]
         raise LoadError(f"{path}: importing the model file raised {quote_error(exc)}; "
@@ -217,24 +223,65 @@ def _model_classes(module: ModuleType) -> list[tuple[str, type]]:
             and obj.forward is not nn.Module.forward]
 
 
+def _file_syntax(module: ModuleType) -> ast.Module | None:
+    try:
+        return ast.parse(inspect.getsource(module))
+    except (OSError, TypeError, SyntaxError):
+        return None  # no source at hand (a compiled module): only the conventional names are used
+
+
+def _model_factories(module: ModuleType, tree: ast.Module | None, classes: list[str]) -> list[str]:
+    """Functions defined in the file that return one of its model classes, kuangliu style:
+    `def ResNet18(): return ResNet(BasicBlock, [2, 2, 2, 2])`. A `test()` that only runs one is not."""
+    if tree is None:
+        return []
+    found = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and callable(getattr(module, node.name, None)):
+            returned = [r.value for r in ast.walk(node) if isinstance(r, ast.Return) and r.value is not None]
+            if any(isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and v.func.id in classes
+                   for v in returned):
+                found.append(node.name)
+    return found
+
+
+def _top_level(candidates: list[str], tree: ast.Module | None) -> list[str]:
+    """The candidate classes no other model class of the file refers to (the blocks are used by the model)."""
+    if tree is None:
+        return candidates
+    bodies = {node.name: {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+              for node in tree.body if isinstance(node, ast.ClassDef)}
+    return [c for c in candidates if not any(c in names for owner, names in bodies.items() if owner != c)]
+
+
+def _choose(kind: str, names: list[str], spec: ModelSpec) -> str:
+    if len(names) > 1:
+        raise LoadError(f"{spec.target}: several {kind} ({', '.join(names)}); pick one with {spec.target}:{names[0]}")
+    return names[0]
+
+
 def _find_model(module: ModuleType, spec: ModelSpec, kwargs: dict[str, Any]) -> tuple[str, Any]:
-    """The conventional model of a file: `model`, then a factory, then the one constructible class."""
+    """The conventional model of a file: `model`, a conventional factory, the one zero-argument function
+    returning a model class, then the top-level constructible class."""
     if hasattr(module, "model"):
         return "model", module.model
     factories = [name for name in FACTORY_NAMES if callable(getattr(module, name, None))]
-    if len(factories) > 1:
-        raise LoadError(f"{spec.target}: several model factories ({', '.join(factories)}); "
-                        f"pick one with {spec.target}:{factories[0]}")
     if factories:
-        return factories[0], getattr(module, factories[0])
-    classes = _model_classes(module)
-    constructible = [name for name, cls in classes if _unbound_arguments(cls, kwargs) is None]
-    if len(constructible) == 1:
-        return constructible[0], getattr(module, constructible[0])
+        name = _choose("model factories", factories, spec)
+        return name, getattr(module, name)
+    tree, classes = _file_syntax(module), [n for n, _ in _model_classes(module)]
+    factories = _model_factories(module, tree, classes)
+    ready = [n for n in factories if _unbound_arguments(getattr(module, n), kwargs) is None]
+    if ready:
+        name = _choose("model factories", ready, spec)
+        return name, getattr(module, name)
+    constructible = [name for name in classes if _unbound_arguments(getattr(module, name), kwargs) is None]
     if constructible:
-        raise LoadError(f"{spec.target}: several candidate models ({', '.join(constructible)}); "
-                        f"pick one with {spec.target}:{constructible[0]}")
-    others = f" (classes that need arguments: {', '.join(n for n, _ in classes)}; use NAME and --kwargs)" if classes else ""
+        name = _choose("candidate models", _top_level(constructible, tree) or constructible, spec)
+        return name, getattr(module, name)
+    needing = [f"factories {', '.join(factories)}"] if factories else []
+    needing += [f"classes {', '.join(classes)}"] if classes else []
+    others = f" (these need arguments: {'; '.join(needing)}; use NAME and --kwargs)" if needing else ""
     raise LoadError(f"{spec.target}: no model found: define `model`, a zero-argument build_model() or an "
                     f"nn.Module subclass, or name it with {spec.target}:NAME{others}")
 

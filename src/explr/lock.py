@@ -3,7 +3,8 @@
 `explr audit MODEL --write-lock explr.lock.json` records it; `explr audit MODEL --lock ...` fails
 (EXP301, exit 1) with a readable diff when the model changed since — "someone added a bias or
 removed a BN, and the converted schedule is now wrong". The runtime's `param_groups` reads it
-with `read_lock` and refuses a model that no longer matches (`LockFile.check_model`).
+with `read_lock` and refuses a model that no longer matches (`LockFile.check_model`). The EXP301
+findings made from a difference are rules (explr.rules.lock); this module sits below them.
 
 The structural fingerprint is the sorted parameter names + shapes and submodule names + types,
 hashed (sha256 of their canonical JSON); the readable lists are stored beside the hash.
@@ -14,14 +15,13 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
-from explr.audit.report import AuditReport
+from explr.audit_report import AuditReport
 from explr.errors import ExplrError, OutputError
 from explr.fileio import write_atomic
-from explr.findings import Finding
-from explr.rules.registry import finding
 
 SCHEMA = "explr.lock/1"
 _SCHEMA_PREFIX, _VERSION = SCHEMA.split("/")
@@ -71,7 +71,7 @@ def lock_json(report: AuditReport, model: nn.Module) -> str:
     """The lock file text: one parameter/module/group per line, so that `git diff` stays readable."""
     structure = Structure.of(model)
     head = {"schema": SCHEMA, "model": report.model, "fingerprint": structure.sha256}
-    lists = {
+    lists: dict[str, list[Any]] = {
         "si": report.si_names,
         "groups": [list(g.members) for g in report.groups],
         "parameters": [[n, list(s)] for n, s in structure.parameters.items()],
@@ -204,11 +204,3 @@ def si_diff(lock: LockFile, report: AuditReport) -> list[str]:
 def lock_diff(lock: LockFile, report: AuditReport, model: nn.Module) -> list[str]:
     return structure_diff(lock.structure, Structure.of(model), set(report.si_names)) + si_diff(lock, report)
 
-
-def compare_lock(lock: LockFile, report: AuditReport, model: nn.Module) -> list[Finding]:
-    """One EXP301 finding per difference between `lock` and the audited `model`; [] when it matches."""
-    return lock_findings(lock, lock_diff(lock, report, model))
-
-
-def lock_findings(lock: LockFile, diff_lines: list[str]) -> list[Finding]:
-    return [finding("EXP301", f"{line} (since {lock.path.name})") for line in diff_lines]

@@ -1,5 +1,5 @@
 """Expected scale-invariance verdicts of every fixture in fixtures/models/, derived by hand from
-THEORY.md §1-2 (never from running the static analysis), and confirmed numerically by
+docs/theory.md §1, §2 (never from running the static analysis), and confirmed numerically by
 test_fixtures_ground_truth.py. The static-vs-numeric tests reuse EXPECTED.
 
 Per fixture:
@@ -12,7 +12,7 @@ Per fixture:
 Optional:
 - inert: parameters with no effect on the output at all (a bias before BatchNorm/InstanceNorm).
   They are trivially individually SI (listed there too); a static audit reports them as inert.
-- alternatives: SI sets that are not subsets of the maximal set (it is not unique, THEORY.md §2).
+- alternatives: SI sets that are not subsets of the maximal set (it is not unique, docs/theory.md §2).
 - opaque: parameters inside a part graph capture cannot follow (a static audit must say "not SI").
 """
 from __future__ import annotations

@@ -72,7 +72,23 @@ def test_rejected_inputs_give_one_line_quoting_the_model():
     msg = str(err.value)
     assert "\n" not in msg
     assert msg.startswith("model rejected the example inputs of shape (2, 5, 6, 6): RuntimeError:")
-    assert msg.endswith("pass --input-shape")
+    assert msg.endswith("pass --input-shape (or define example_inputs() in the model file)")
+
+
+class BrokenForward(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return self.conv(x) * self.missing_scale  # a bug in the model, not a shape problem
+
+
+def test_a_model_bug_is_not_blamed_on_the_input_shape():
+    with pytest.raises(TraceError) as err:
+        audit(BrokenForward(), X)
+    msg = str(err.value)
+    assert "missing_scale" in msg and "--input-shape" not in msg and "fix the model" in msg
 
 
 def test_not_a_module_is_a_load_error():

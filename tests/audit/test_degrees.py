@@ -8,7 +8,7 @@ from torch import nn
 
 from explr.audit.api import analyse_capture
 from explr.audit.capture import capture
-from explr.audit.degrees import TABLE, rule
+from explr.audit.transfer import TABLE, rule
 
 
 def solved(model: nn.Module, *inputs, train: bool = True):

@@ -1,5 +1,5 @@
 """Numeric ground truth: every fixture's expected verdicts (tests/audit/expectations.py, derived from
-THEORY.md) hold on real tensors — float64, train mode, perturbed parameters, eps ~ 0."""
+docs/theory.md §1, §2) hold on real tensors — float64, train mode, perturbed parameters, eps ~ 0."""
 from __future__ import annotations
 
 import random

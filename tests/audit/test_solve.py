@@ -6,14 +6,14 @@ from fractions import Fraction
 import pytest
 
 from explr.audit import solve as solver
-from explr.audit.degrees import Constraint, Origin
+from explr.audit.transfer import Constraint, Origin
 
-O = Origin("mix", "operator.add", "m")
+ORIGIN = Origin("mix", "operator.add", "m")
 
 
 def c(**coeffs) -> Constraint:
     """c(a=1, b=-1) over variables named a..z -> indices 0..25."""
-    return Constraint({ord(k) - ord("a"): Fraction(v) for k, v in coeffs.items()}, O)
+    return Constraint({ord(k) - ord("a"): Fraction(v) for k, v in coeffs.items()}, ORIGIN)
 
 
 def feasible(chosen, constraints) -> bool:
@@ -34,7 +34,7 @@ def test_single_variable_and_same_sign_constraints_force_zero_with_their_origin(
 
 
 def test_equalities_merge_into_one_joint_group_and_zeros_propagate_through_them():
-    sol = solver.solve(4, [1] * 4, [c(a=1, b=-1), c(b=2, c=-2), c(d=1, a=-1), Constraint({3: Fraction(1)}, O)])
+    sol = solver.solve(4, [1] * 4, [c(a=1, b=-1), c(b=2, c=-2), c(d=1, a=-1), Constraint({3: Fraction(1)}, ORIGIN)])
     assert sol.chosen == set()
     sol = solver.solve(3, [1] * 3, [c(a=1, b=-1), c(b=2, c=-2)])
     assert sol.chosen == {0, 1, 2} and sol.individually == set() and sol.groups == [[0, 1, 2]]
@@ -75,7 +75,7 @@ def test_random_systems_feasible_and_as_heavy_as_brute_force(seed):
     import random
     rng = random.Random(seed)
     n = 8
-    cons = [Constraint({v: Fraction(rng.choice([-2, -1, 1, 2])) for v in rng.sample(range(n), rng.randint(1, 4))}, O)
+    cons = [Constraint({v: Fraction(rng.choice([-2, -1, 1, 2])) for v in rng.sample(range(n), rng.randint(1, 4))}, ORIGIN)
             for _ in range(rng.randint(1, 6))]
     numel = [rng.randint(1, 9) for _ in range(n)]
     sol = solver.solve(n, numel, cons)

@@ -6,10 +6,9 @@ import torch
 from torch import nn
 
 from explr.audit.numeric import TOLERANCE, ScalingProbe, is_scale_invariant, max_rel_error
-from explr.audit.report import AuditReport, Group, ParamVerdict
 from explr.audit.verify import _bisect, _Claim, verify_report
+from explr.audit_report import AuditReport, Group, ParamVerdict
 from tests.audit.expectations import EXPECTED, groups, load_fixture
-
 
 
 def make_report(model: nn.Module, group_sets, individually=()) -> AuditReport:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import functools
 
-from explr.configs.plan import DecayPolicy, TrainingPlan
-from explr.schedule.lr import LRSchedule
+from explr.lr_schedule import LRSchedule
+from explr.plan import DecayPolicy, TrainingPlan
 from tests.conftest import FIXTURES
 
 IPE = 391

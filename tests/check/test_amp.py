@@ -11,7 +11,7 @@ from explr.check.runner import train_step
 from explr.check.setups import converted_run, original_run
 from explr.cli import main
 from explr.errors import ExplrError
-from explr.schedule.lr import LRSchedule
+from explr.lr_schedule import LRSchedule
 from tests.check.helpers import DEMO_CONFIG, audited, plan
 
 

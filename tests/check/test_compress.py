@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from explr.check.compress import MIN_GAP, compress, schedule_events
-from explr.schedule.lr import LRSchedule
+from explr.lr_schedule import LRSchedule
 
 IPE = 391
 CIFAR = LRSchedule(0.1, 160 * IPE, milestones=(80 * IPE, 120 * IPE), gamma=0.1)

@@ -6,7 +6,7 @@ import torch
 
 from explr.check.data import DataError
 from explr.check.runner import ExactSchedule, TrainingError, _guard, rel_deviation
-from explr.schedule.lr import LRSchedule
+from explr.lr_schedule import LRSchedule
 
 
 def test_out_of_memory_names_the_step_and_run_and_what_to_do():

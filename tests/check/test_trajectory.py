@@ -5,7 +5,7 @@ import pytest
 
 from explr.check.api import CheckOptions, check
 from explr.errors import ExplrError, UnsupportedError
-from explr.schedule.lr import LRSchedule
+from explr.lr_schedule import LRSchedule
 from tests.check.helpers import DEMO_CONFIG, FIXTURES, IPE, audited, plan
 
 FAST = CheckOptions(steps=12, batch_size=6)
@@ -39,11 +39,11 @@ def test_warmup_then_cosine_matches(tmp_path):
     assert "warmup end" in "\n".join(result.compression)
 
 
-def test_lightning_cli_config_with_sequential_warmup_and_milestones_matches():
+def test_config_with_warmup_and_milestones_matches():
     spec, report = audited("resnet_cifar")
-    config = str(FIXTURES / "configs" / "lightning" / "imagenet_warmup_step.yaml")
+    config = str(FIXTURES / "configs" / "explr" / "imagenet_warmup_step.yaml")
     result = check(spec, config, si=report, options=CheckOptions(steps=20, batch_size=6))
-    assert result.format == "lightning" and result.passed and result.max_rel_deviation < 1e-11
+    assert result.format == "explr" and result.passed and result.max_rel_deviation < 1e-11
     assert result.phases_hit == result.phases_total >= 4  # warmup end + three milestones
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from explr.audit.report import AuditReport, ParamVerdict, Verification
+from explr.audit_report import AuditReport, ParamVerdict, Verification
 from explr.cli import audit as audit_cli
 from explr.cli import main
 from explr.rules.registry import finding
@@ -63,6 +63,12 @@ def test_data_on_stdout_diagnostics_on_stderr(capsys, audit_returns):
     assert code == 0
     assert json.loads(out)["model"] == TINY  # stdout is pure JSON
     assert "inputs: float32[2, 3, 32, 32] (inferred from the first layer conv" in err
+
+
+def test_text_report_states_the_inputs_once(capsys, audit_returns):
+    audit_returns()
+    code, out, err = run(capsys, TINY)
+    assert code == 0 and (out + err).count("inputs: float32[2, 3, 32, 32]") == 1 and "inputs: " in out
 
 
 def test_output_file_is_written_and_stdout_stays_empty(capsys, audit_returns, tmp_path):

@@ -99,3 +99,36 @@ def test_cuda_requested_but_absent_is_exit_2(capsys):
 def test_bad_dtype_is_a_usage_error(capsys):
     code, _, _ = run(capsys, MODEL, CONFIG, "--dtype", "float8")
     assert code == 2
+
+
+def test_check_shows_the_config_findings_convert_shows(capsys, tmp_path):
+    lightning = FIXTURES / "configs" / "lightning" / "cifar_resnet_step.yaml"
+    path = tmp_path / "fp16.yaml"
+    path.write_text(lightning.read_text().replace("precision: 32", "precision: 16-mixed"))
+    code, out, _ = run(capsys, MODEL, str(path), *FAST, "--json")
+    notes = json.loads(out)["notes"]
+    assert code == 0 and any(n.startswith(f"warning EXP205 {path}:") for n in notes)
+    code, out, _ = run(capsys, MODEL, str(path), *FAST)
+    assert code == 0 and f"warning EXP205 {path}:" in out.replace("\n", " ")
+
+
+def test_check_reads_a_config_whose_script_fixes_the_classes(capsys, tmp_path):
+    path = tmp_path / "no_class_path.yaml"  # LightningCLI with parser.add_optimizer_args(torch.optim.SGD)
+    path.write_text("trainer: {max_epochs: 4}\nmodel: {}\noptimizer: {lr: 0.1, momentum: 0.9, weight_decay: 5.0e-4}\n"
+                    "lr_scheduler: {milestones: [2], gamma: 0.1}\n")
+    code, _, err = run(capsys, MODEL, str(path), *FAST, "--iters-per-epoch", "3")
+    assert code == 2 and "pass --optimizer-class" in err and len(err.strip().splitlines()) == 1
+    code, out, _ = run(capsys, MODEL, str(path), *FAST, "--iters-per-epoch", "3",
+                       "--optimizer-class", "torch.optim.SGD", "--json")
+    notes = json.loads(out)["notes"]
+    assert code == 0 and any(n.startswith("info EXP210") and "MultiStepLR" in n for n in notes)
+
+
+def test_binary_lock_file_is_one_line(capsys, tmp_path):
+    lock = tmp_path / "explr.lock"
+    lock.write_bytes(b"\x00\xff\xfe binary")
+    code, out, err = run(capsys, MODEL, CONFIG, *FAST, "--lock", str(lock))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and str(lock) in err and "Traceback" not in err
+    code = main(["audit", MODEL, "--lock", str(lock)])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and str(lock) in err

@@ -63,11 +63,43 @@ def test_unwritable_output(capsys, tmp_path):
     assert code == 2 and "cannot write" in err and out == ""
 
 
-def test_fp16_underflow_warned(capsys, tmp_path):
+def test_text_output_shows_every_finding_json_lists(capsys, tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(open(CIFAR).read().replace("precision: 32", "precision: 16-mixed"))
+    code, out, _ = run(capsys, str(path), "--json")
+    findings = json.loads(out)["findings"]
+    assert code == 0 and {f["code"] for f in findings} >= {"EXP205", "EXP207"}
+    code, _, err = run(capsys, str(path))
+    lines = err.splitlines()
+    for f in findings:  # each on one line: severity, code, file:line, message
+        assert f"{f['severity']} {f['code']} {f['location']}: {f['message']}" in lines
+
+
+@pytest.mark.parametrize("content", [b"\x00\x01\x02binary", b"lr: \xff\xfe\n", "epochs: 3\x07\n".encode()])
+def test_binary_or_non_utf8_config_is_one_line_exit_2(capsys, tmp_path, content):
+    path = tmp_path / "bin.yaml"
+    path.write_bytes(content)
     code, out, err = run(capsys, str(path))
-    assert code == 0 and "16-mixed: converted gradients underflow float16 at epoch" in err
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and str(path) in err
+    code = main(["check", str(FIXTURES / "models" / "conv_bias_bn.py"), str(path)])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "internal error" not in err and str(path) in err
+
+
+def test_length_flags(capsys, tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train: {max_epoch: 7}\noptim:\n  _target_: torch.optim.SGD\n"
+                    "  lr: 0.1\n  momentum: 0.9\n  weight_decay: 5.0e-4\n")  # a key explr does not know (MbLS)
+    code, out, err = run(capsys, str(path), "--iters-per-epoch", "10")
+    assert code == 2 and "--epochs N" in err and "--total-iters N" in err
+    code, out, _ = run(capsys, str(path), "--iters-per-epoch", "10", "--epochs", "7", "--json")
+    assert code == 0 and json.loads(out)["source"]["total_iters"] == 70
+    code, out, _ = run(capsys, str(path), "--iters-per-epoch", "10", "--total-iters", "65", "--json")
+    assert code == 0 and json.loads(out)["source"]["total_iters"] == 65
+    code, out, err = run(capsys, str(path), "--iters-per-epoch", "10", "--total-iters", "65", "--epochs", "7")
+    assert code == 2 and "only one of --epochs and --total-iters" in err
+    code, out, err = run(capsys, str(path), "--iters-per-epoch", "10", "--epochs", "0")
+    assert code == 2 and "--epochs=0 must be > 0" in err
 
 
 def test_public_api_name():
@@ -121,6 +153,25 @@ def test_check_with_in_place_is_a_usage_error_and_writes_nothing(tmp_path, capsy
     assert main(["convert", str(config), "--check", "--in-place"]) == 2
     assert "drop --in-place" in capsys.readouterr().err
     assert config.read_text() == before
+
+
+def test_approximate_output_does_not_advise_approximate(capsys, tmp_path):
+    path = tmp_path / "nesterov.yaml"
+    path.write_text("trainer: {max_epochs: 3}\nmodel: {}\noptimizer:\n  class_path: torch.optim.SGD\n"
+                    "  init_args: {lr: 0.1, momentum: 0.9, nesterov: true, weight_decay: 5.0e-4}\n")
+    code, out, err = run(capsys, str(path), "--iters-per-epoch", "5", "--approximate", "-o", str(tmp_path / "o.yaml"))
+    assert code == 0 and "conversion: approximate" in err and "Nesterov" in err
+    assert "--approximate" not in out + err
+    code, out, err = run(capsys, str(path), "--iters-per-epoch", "5", "--approximate", "--json")
+    assert code == 0 and "--approximate" not in out + err and json.loads(out)["exact"] is False
+
+
+def test_huge_growth_warns_with_the_renormalization_fix(capsys, tmp_path):
+    path = tmp_path / "long.yaml"
+    path.write_text("trainer: {max_epochs: 430}\nmodel: {}\noptimizer:\n  class_path: torch.optim.SGD\n"
+                    "  init_args: {lr: 0.1, momentum: 0.9, weight_decay: 5.0e-4}\n")
+    code, _, err = run(capsys, str(path), "--iters-per-epoch", "391", "-o", str(tmp_path / "out.yaml"))
+    assert code == 0 and "warning: SI weight norms grow by 4.8e+36" in err and "renormalize=(low, high)" in err
 
 
 VERIFY_MODEL = str(FIXTURES / "models" / "resnet_cifar.py")

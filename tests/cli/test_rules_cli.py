@@ -36,3 +36,22 @@ def test_unknown_rule_is_exit_2_with_one_line(capsys, key):
     assert main(["rule", key]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1 and "explr rules" in captured.err
+
+
+def test_rule_in_a_terminal_is_rendered_markdown(capsys, monkeypatch):
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    assert main(["rule", "EXP102"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b[" in out and "EXP102" in out and "What it does" in out
+    assert "## " not in out and "```" not in out  # rendered, not the Markdown source
+
+
+def test_help_shows_no_placeholder_for_boolean_flags(capsys):
+    for command in ([], ["audit"], ["convert"], ["check"], ["schedule"], ["demo"], ["rules"]):
+        assert main([*command, "--help"]) == 0
+        out = capsys.readouterr().out
+        assert "<bool>" not in out and "--help" in out
+        if command == ["audit"]:  # options grouped in panels, not one long list
+            assert all(f"─ {panel} ─" in out for panel in ("Model", "CI", "Output"))
+    assert main(["schedule", "--lr", "0.1", "--momentum", "0.9", "--weight-decay", "5e-4",
+                 "--iters-per-epoch", "391", "--json", "true"]) == 2  # flags take no value: a clear usage error

@@ -1,10 +1,13 @@
 """`explr schedule`: tables on stdout, JSON schema, plot, and one-line errors with exit code 2."""
 import json
+import os
+import stat
 import sys
 
 import pytest
 
 from explr.cli import main
+from explr.fileio import write_atomic
 
 BLOG = ["schedule", "--lr", "0.1", "--momentum", "0.9", "--weight-decay", "5e-4", "--iters-per-epoch", "391"]
 
@@ -50,13 +53,35 @@ def test_bad_values_exit_2_with_one_line(capsys, args, message):
 def test_plot_without_matplotlib_says_how_to_install(capsys, monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     assert main(BLOG + ["--plot", str(tmp_path / "lr.png")]) == 2
-    assert "pip install 'explr[plot]'" in capsys.readouterr().err
+    assert "pip install matplotlib" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
 
 def test_plot_writes_a_png(capsys, tmp_path):
-    pytest.importorskip("matplotlib", reason="optional extra explr[plot]")
+    pytest.importorskip("matplotlib", reason="optional plot extra")
     target = tmp_path / "lr.png"
     assert main(BLOG + ["--warmup-epochs", "1", "--plot", str(target)]) == 0
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["lr.png"]  # no temporary file left behind
+    assert f"explr: wrote {target}" in capsys.readouterr().err
+
+
+def test_plot_gets_the_same_file_mode_as_other_outputs(capsys, tmp_path):
+    pytest.importorskip("matplotlib", reason="optional plot extra")
+    old = os.umask(0o022)
+    try:
+        assert main(BLOG + ["--plot", str(tmp_path / "lr.png")]) == 0
+        (tmp_path / "plain.txt").write_text("a file written by open()")
+        write_atomic(tmp_path / "report.txt", "a report written by explr -o")
+    finally:
+        os.umask(old)
+    modes = {name: stat.S_IMODE((tmp_path / name).stat().st_mode) for name in ("lr.png", "plain.txt", "report.txt")}
+    assert set(modes.values()) == {0o644}, modes  # not mkstemp's 0600
+
+
+def test_huge_growth_warns_with_the_renormalization_fix(capsys):
+    assert main(BLOG + ["--milestones", "", "--epochs", "430"]) == 0
+    out, err = capsys.readouterr()
+    assert "explr: warning: SI weight norms grow by 4.8e+36" in err and "renormalize=(low, high)" in err
+    assert main(BLOG) == 0
+    assert "warning" not in capsys.readouterr().err  # the blog's 160 epochs stay in range

@@ -88,8 +88,6 @@ BAD = {
                    r":2: optimizer.lr is missing"),
     "wrong type": ("explr: 1\noptimizer: {lr: fast}\nschedule: {unit: iter}\ntraining: {iters: 10}\n",
                    r":2: optimizer.lr='fast' must be float"),
-    "milestone past end": ("explr: 1\noptimizer: {lr: 0.1}\nschedule: {unit: epoch, milestones: [5, 12]}\n"
-                           "training: {epochs: 10, iters_per_epoch: 4}\n", r":3: milestone 12 \(epoch\) is at or past"),
     "no length": ("explr: 1\noptimizer: {lr: 0.1}\nschedule: {unit: iter}\ntraining: {iters_per_epoch: 4}\n",
                   r"set training.epochs or training.iters"),
     "contradictory length": ("explr: 1\noptimizer: {lr: 0.1}\nschedule: {unit: iter}\n"
@@ -109,7 +107,7 @@ def test_bad_input(tmp_path, case):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
-        flags = {} if case in ("milestone past end", "contradictory iters per epoch") else {"iters_per_epoch": 2}
+        flags = {} if case == "contradictory iters per epoch" else {"iters_per_epoch": 2}
         converted_output(convert(str(path), **flags))
     assert path.read_text() == text
 
@@ -121,3 +119,13 @@ def test_dataset_size_in_the_file_and_flags_override(tmp_path):
     assert ADAPTER.read(ConfigSource.load(path), ReadOptions()).iters_per_epoch == 1000 // 64
     assert ADAPTER.read(ConfigSource.load(path), ReadOptions(batch_size=100)).iters_per_epoch == 10
     assert ADAPTER.read(ConfigSource.load(path), ReadOptions(iters_per_epoch=7)).total_iters == 14
+
+
+def test_milestone_past_the_end_is_ignored_as_torch_ignores_it(tmp_path):
+    path = tmp_path / "late.yaml"
+    path.write_text("explr: 1\noptimizer: {lr: 0.1, momentum: 0.9, weight_decay: 5.0e-4}\n"
+                    "schedule: {unit: epoch, milestones: [5, 10, 12]}\ntraining: {epochs: 10, iters_per_epoch: 4}\n")
+    converted = convert(str(path))
+    assert converted.plan.lr.milestones == (20,) and converted.plan.ignored_milestones == (40, 48)
+    (late,) = [f for f in converted.findings if f.code == "EXP209"]
+    assert late.severity.value == "info" and str(late.location) == f"{path}:3" and "40, 48" in late.message

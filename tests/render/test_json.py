@@ -2,7 +2,7 @@
 import json
 import math
 
-from explr.audit.report import AuditReport, Group, ParamVerdict, Verification
+from explr.audit_report import AuditReport, Group, ParamVerdict, Verification
 from explr.render.json import render_json
 from explr.rules.registry import finding
 

@@ -6,7 +6,7 @@ from urllib.parse import urlparse
 import jsonschema
 import pytest
 
-from explr.audit.report import AuditReport, ParamVerdict
+from explr.audit_report import AuditReport, ParamVerdict
 from explr.findings import Location
 from explr.render.sarif import FINGERPRINT_KEY, render_findings_sarif, render_sarif
 from explr.rules.registry import RULES, finding

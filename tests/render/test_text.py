@@ -1,5 +1,5 @@
 """The rich text renderer: grouped table, findings, verification and summary; no cut names off a TTY."""
-from explr.audit.report import AuditReport, Group, ParamVerdict, Verification
+from explr.audit_report import AuditReport, Group, ParamVerdict, Verification
 from explr.render.text import render_text
 from explr.rules.registry import finding
 
@@ -61,3 +61,21 @@ def test_narrow_terminal_folds_instead_of_truncating():
         folded += line.split()[0]
     assert folded == LONG_MODULE
     assert any("individually" in line for line in lines)
+
+
+def test_repeated_findings_collapse_into_one_line_with_count_and_modules():
+    affine = "{m}.weight, {m}.bias (batch_norm affine of {m}) are jointly scale-invariant"
+    found = [finding("EXP106", affine.format(m=m), module=m) for m in ("bn1", "layer1.0.bn1", "layer1.0.bn2")]
+    found.append(finding("EXP107", "head.weight reaches the output", module="head"))
+    out = render_text(report(found))
+    assert out.count("EXP106") == 1
+    assert ("3 modules (bn1, layer1.0.bn1, layer1.0.bn2): <module>.weight, <module>.bias (batch_norm affine of "
+            "<module>)") in out
+    assert "head: head.weight reaches the output" in out  # a single finding keeps its own words
+
+
+def test_different_messages_of_one_rule_stay_separate():
+    found = [finding("EXP103", "group 1: a, b only jointly", module="bn1"),
+             finding("EXP103", "group 2: c, d only jointly", module="layer2")]
+    out = render_text(report(found))
+    assert out.count("EXP103") == 2 and "modules (" not in out

@@ -4,11 +4,11 @@ import math
 
 import pytest
 
-from explr.configs.plan import DecayPolicy, TrainingPlan
 from explr.findings import Location
+from explr.lr_schedule import LRSchedule
+from explr.plan import DecayPolicy, TrainingPlan
 from explr.rules.config import CONFIG_CHECKS, config_findings
 from explr.rules.registry import RULES
-from explr.schedule.lr import LRSchedule
 from explr.schedule.phantom import SGDHyper, trace
 
 IPE = 391  # CIFAR-10 at batch 128
@@ -44,6 +44,8 @@ def test_plain_sgd_step_decay_is_clean():
     ("EXP204", dict(ema=True), None),
     ("EXP207", dict(scheduler_interval="epoch"), None),
     ("EXP208", dict(decay=DecayPolicy(0.0, norm=0.0)), 5),
+    ("EXP209", dict(ignored_milestones=(10 * IPE,)), None),
+    ("EXP210", dict(class_notes=(("optimizer", "read as torch.optim.SGD"),)), 2),
 ])
 def test_flag_rules_fire_at_their_config_line(code, overrides, line):
     (f,) = [f for f in config_findings(plan(**overrides)) if f.code == code]

@@ -1,7 +1,7 @@
 """Each model rule: one report that triggers it and one that does not (reports built directly)."""
 import pytest
 
-from explr.audit.report import AuditReport, Group, Normalizer, OpaquePart, ParamVerdict, UnknownOp
+from explr.audit_report import AuditReport, Group, Normalizer, OpaquePart, ParamVerdict, UnknownOp
 from explr.findings import Location, Severity
 from explr.rules.model import MODEL_CHECKS, model_findings
 from explr.rules.registry import RULES

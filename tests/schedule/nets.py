@@ -1,4 +1,4 @@
-"""A tiny normalized net (THEORY.md reference experiment) and a deterministic float64 training loop."""
+"""A tiny normalized net (the measurement net of docs/theory.md §3) and a deterministic float64 training loop."""
 from __future__ import annotations
 
 import copy

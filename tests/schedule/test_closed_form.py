@@ -3,9 +3,16 @@ import math
 
 import pytest
 
-from explr.schedule.closed_form import (alpha, growth_per_epoch, growth_per_step, log_inverse_scale_estimate,
-                                        momentum_free_converted_lr, momentum_free_scale, phase_table)
-from explr.schedule.lr import LRSchedule, schedule_from_epochs
+from explr.lr_schedule import LRSchedule, schedule_from_epochs
+from explr.schedule.closed_form import (
+    alpha,
+    growth_per_epoch,
+    growth_per_step,
+    log_inverse_scale_estimate,
+    momentum_free_converted_lr,
+    momentum_free_scale,
+    phase_table,
+)
 from explr.schedule.phantom import SGDHyper, converted_lrs, trace
 
 BLOG = SGDHyper(momentum=0.9, weight_decay=5e-4)
@@ -58,7 +65,7 @@ def test_log_inverse_scale_estimate_is_close_to_exact():
     schedule = schedule_from_epochs(0.1, 391, 200, (100, 150))
     run = trace(schedule.lr_at, BLOG, schedule.total_iters)
     assert log_inverse_scale_estimate(run.lrs, BLOG) == pytest.approx(-math.log(run.s_final), rel=1e-2)
-    assert run.s_final == pytest.approx(1e-9, rel=0.3)  # THEORY §4: ~1e-9 for CIFAR-10, 200 epochs
+    assert run.s_final == pytest.approx(1e-9, rel=0.3)  # docs/theory.md §4: ~1e-9 for CIFAR-10, 200 epochs
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -17,8 +17,8 @@ from torch.distributed.fsdp import FullyShardedDataParallel
 from torch.nn.parallel import DistributedDataParallel
 
 import explr
+from explr.lr_schedule import LRSchedule
 from explr.schedule.groups import rebind
-from explr.schedule.lr import LRSchedule
 from tests.schedule.nets import SI_NAMES, batches, make_net, max_rel_diff
 
 STEPS, HALF = 30, 8

@@ -1,4 +1,4 @@
-"""Trajectory equivalence (THEORY.md §3): weight decay + schedule vs TEXP, same init and data, float64."""
+"""Trajectory equivalence (docs/theory.md §3): weight decay + schedule vs TEXP, same init and data, float64."""
 import warnings
 
 import pytest
@@ -6,7 +6,7 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR, MultiStepLR
 
 import explr
-from explr.schedule.lr import LRSchedule
+from explr.lr_schedule import LRSchedule
 from tests.schedule.nets import SI_NAMES, batches, max_rel_diff, train, twins
 
 STEPS, LR, WD = 60, 0.1, 5e-4

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import explr
-from explr.audit.report import AuditReport, Group, ParamVerdict
-from explr.configs.plan import DecayPolicy
+from explr.audit_report import AuditReport, Group, ParamVerdict
 from explr.errors import ExplrError
+from explr.plan import DecayPolicy
 from tests.schedule.nets import SI_NAMES, make_net
 
 

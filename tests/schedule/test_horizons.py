@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from explr.schedule.horizons import Assumptions, horizons
-from explr.schedule.lr import LRSchedule, schedule_from_epochs
+from explr.lr_schedule import LRSchedule, schedule_from_epochs
+from explr.schedule.horizons import GROWTH_LIMIT, Assumptions, growth_warning, horizons
 from explr.schedule.phantom import SGDHyper, trace
 
 HYPER = SGDHyper(0.9, 0.0, 5e-4)
@@ -21,7 +21,7 @@ def test_fp16_gradient_underflow_inside_the_run_is_the_first_crossing():
     assert h.within_run
     t = h.step  # 1-based: s_t is run.scales[t-1]
     assert run.scales[t - 1] * a.grad_magnitude < tiny <= run.scales[t - 2] * a.grad_magnitude
-    assert 20 < t / 391 < 80  # THEORY §4: "a matter of tens of epochs" at lr 0.1
+    assert 20 < t / 391 < 80  # docs/theory.md §4: "a matter of tens of epochs" at lr 0.1
 
 
 def test_loss_scale_delays_underflow_by_its_log():
@@ -58,3 +58,14 @@ def test_assumptions_are_validated():
     run = trace(CIFAR.lr_at, HYPER, 10)
     with pytest.raises(ValueError, match="grad_magnitude=0.0 must be a finite number > 0"):
         horizons(run, HYPER, Assumptions(grad_magnitude=0.0))
+
+
+def test_growth_warning_only_when_the_numbers_leave_float32_and_it_names_the_fix():
+    hyper = SGDHyper(momentum=0.9, weight_decay=5e-4)
+    cifar = LRSchedule(0.1, 391 * 200, milestones=(391 * 100, 391 * 150))
+    assert growth_warning(trace(cifar.lr_at, hyper, cifar.total_iters)) is None  # 1/s_T ~ 1e9: fine
+    long_run = LRSchedule(0.1, 391 * 430)
+    run = trace(long_run.lr_at, hyper, long_run.total_iters)
+    warning = growth_warning(run)
+    assert 1 / run.s_final > GROWTH_LIMIT and warning is not None
+    assert f"grow by {1 / run.s_final:.2g}" in warning and "renormalize=(low, high)" in warning

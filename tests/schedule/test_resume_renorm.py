@@ -9,7 +9,7 @@ from torch.optim.lr_scheduler import MultiStepLR
 
 import explr
 from explr.errors import ConfigError
-from explr.schedule.lr import LRSchedule
+from explr.lr_schedule import LRSchedule
 from tests.schedule.nets import SI_NAMES, batches, make_net, max_rel_diff, train
 
 SCHEDULE = LRSchedule(0.1, 80, milestones=(30, 60))

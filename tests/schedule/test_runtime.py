@@ -7,7 +7,7 @@ from torch.optim.lr_scheduler import LRScheduler, MultiStepLR
 
 import explr
 from explr.errors import ConfigError, UnsupportedError
-from explr.schedule.lr import LRSchedule
+from explr.lr_schedule import LRSchedule
 from explr.schedule.phantom import SGDHyper, converted_lrs
 from tests.schedule.nets import SI_NAMES, make_net
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch.optim.lr_scheduler import LambdaLR
 
 import explr
-from explr.schedule.lr import LRSchedule
+from explr.lr_schedule import LRSchedule
 from tests.schedule.nets import SI_NAMES, batches, max_rel_diff, twins
 
 STEPS, LR, WD = 60, 0.1, 5e-4

@@ -5,15 +5,17 @@ numeric confirmation (explr.audit.verify) and the model rules (explr.rules.model
 """
 from __future__ import annotations
 
+import re
 
 import torch
 from torch import nn
 
 from explr.audit import explain
 from explr.audit.capture import Capture, capture, tensor_leaves
-from explr.audit.degrees import Constraint, Ctx, Origin, analyse
-from explr.audit.report import AuditReport, Verification
+from explr.audit.degrees import analyse
 from explr.audit.solve import Solution, solve
+from explr.audit.transfer import Constraint, Ctx, Origin
+from explr.audit_report import AuditReport, Verification
 from explr.errors import LoadError, TraceError, quote_error
 from explr.model_copy import private_copy
 
@@ -53,7 +55,7 @@ def static_report(model: nn.Module, inputs: tuple, *, model_name: str, meta: boo
             raise TraceError(f"{exc}; on the meta device a data-dependent module cannot run: "
                              f"audit the model on a real device") from exc
         raise
-    params = list(work.named_parameters())
+    params: list[tuple[str, torch.Tensor]] = list(work.named_parameters())
     ctx, sol = analyse_capture(cap, params)
     parameters, groups = explain.verdicts(params, sol, ctx)
     names = [n for n, _ in params]
@@ -76,7 +78,7 @@ def analyse_capture(cap: Capture, params: list[tuple[str, torch.Tensor]]) -> tup
     for part in explain.opaque_parts(cap.root, opaque):
         for name in part.params:
             ctx.constraints.append(Constraint({index[name]: 1}, Origin("opaque", f"opaque: {part.why}", part.module)))
-    for name, i in index.items():
+    for i in index.values():
         if i not in ctx.reached:
             ctx.constraints.append(Constraint({i: 1}, Origin(
                 "unreached", "not used by the captured forward (used only through a hook, or unused)", "")))
@@ -102,4 +104,16 @@ def _check_accepts(model: nn.Module, inputs: tuple, meta: bool) -> None:
             return  # an op that needs real data (a data-dependent branch): capture reports it precisely
         shapes = ", ".join(str(tuple(t.shape)) for t in tensor_leaves(inputs)) or "()"
         raise TraceError(f"model rejected the example inputs of shape {shapes}: {quote_error(exc)}; "
-                         f"pass --input-shape") from exc
+                         f"{_forward_error_hint(exc)}") from exc
+
+
+# Errors whose wording says the input's shape (or number of inputs) is what the model did not expect.
+_SHAPE_ERROR = re.compile(r"shape|size|dimension|\bdims?\b|channels|mat[12]\b|expected .*input|input .*expected|"
+                          r"positional argument|out of (range|bounds)|too small|kernel|unpack", re.IGNORECASE)
+
+
+def _forward_error_hint(exc: BaseException) -> str:
+    """Point at --input-shape only when the error is about the inputs; otherwise the model code failed."""
+    if isinstance(exc, (RuntimeError, ValueError, IndexError, TypeError)) and _SHAPE_ERROR.search(str(exc)):
+        return "pass --input-shape (or define example_inputs() in the model file)"
+    return "the model's forward failed on valid-looking inputs: fix the model (rerun with --debug for the traceback)"

@@ -6,9 +6,9 @@ import inspect
 
 import torch
 
-from explr.audit.degrees import Ctx, Origin
-from explr.audit.report import Group, Normalizer, OpaquePart, ParamVerdict, UnknownOp
 from explr.audit.solve import Solution
+from explr.audit.transfer import Ctx, Origin
+from explr.audit_report import Group, Normalizer, OpaquePart, ParamVerdict, UnknownOp
 from explr.findings import Location
 
 _MAX_NAMED = 3

@@ -1,4 +1,4 @@
-"""Homogeneity degrees as values (THEORY.md §2).
+"""Homogeneity degrees as values (docs/theory.md §2).
 
 A *form* is a linear combination of 0/1 parameter variables with rational coefficients,
 stored as a dict {var index: Fraction} that is never mutated after creation ({} is degree 0).

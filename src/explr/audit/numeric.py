@@ -6,7 +6,7 @@ parameters are multiplied by positive factors. Three things keep the test sharp:
 
 - **Perturbation first.** A freshly initialised bias (0) or BatchNorm (gamma=1, beta=0) makes
   scaling tests pass trivially (0·c = 0); random noise on every parameter removes that.
-- **Tiny normalization eps.** eps blurs invariance by about eps/sigma² (THEORY.md §1). Every
+- **Tiny normalization eps.** eps blurs invariance by about eps/sigma² (docs/theory.md §1). Every
   batch/layer/group/instance/RMS normalization call in the copy runs with eps=1e-30: a
   `TorchFunctionMode` rewrites the eps argument of those functions, so it covers the nn
   modules *and* functional calls inside custom code (e.g. weight standardization via

@@ -1,6 +1,6 @@
-"""Transfer rules for elementwise, shape, arithmetic and linear-algebra ops (THEORY.md §2).
+"""Transfer rules for elementwise, shape, arithmetic and linear-algebra ops (docs/theory.md §2).
 
-Each rule is a small pure function of a `Call`; keys are registered in degrees.TABLE.
+Each rule is a small pure function of a `Call`; keys are registered in transfer.TABLE.
 """
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from fractions import Fraction
 import torch
 from torch import fx
 
-from explr.audit.degrees import Call, conservative, rule
 from explr.audit.forms import ZERO, ZERO_DEG, Deg, broadcast_terms, f_add, f_scale, sum_degs
+from explr.audit.transfer import Call, conservative, rule
 
 EPS_MAX = 1e-3  # `stat + eps` with eps up to this keeps the degree (the paper's eps convention)
 

@@ -1,4 +1,4 @@
-"""Transfer rules for products: linear, conv, matmul, embedding and attention (THEORY.md §2).
+"""Transfer rules for products: linear, conv, matmul, embedding and attention (docs/theory.md §2).
 
 Degrees of factors add; a bias is a separate term, constant over every dim but its own, so a
 following BatchNorm can cancel it while a LayerNorm over its dim cannot.
@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from torch import fx
 
-from explr.audit.degrees import Call, conservative, rule
 from explr.audit.forms import ZERO, ZERO_DEG, Deg, Term, f_add
 from explr.audit.rules_basic import keys_of
+from explr.audit.transfer import Call, conservative, rule
 
 
 # -- products: degrees add; a bias is constant over every dim but its own

@@ -12,9 +12,9 @@ from __future__ import annotations
 import torch
 from torch import fx
 
-from explr.audit.degrees import Call, rule
 from explr.audit.forms import ZERO, ZERO_DEG, Deg, Term, block_cuts, dedupe_terms
-from explr.audit.report import Normalizer
+from explr.audit.transfer import Call, rule
+from explr.audit_report import Normalizer
 
 
 def _groups_of_terms(call: Call, deg: Deg, reduce: frozenset, channel_group: int | None):

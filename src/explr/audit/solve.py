@@ -3,7 +3,7 @@
 Every constraint is `form == 0` over 0/1 variables. Propagation first (a constraint whose
 coefficients all have one sign forces its variables to 0; k*x_a - k*x_b merges a and b in a
 union-find), then a small branch-and-bound per connected component of what is left,
-maximizing the number of parameter elements (THEORY.md §2: in a pre-activation block either
+maximizing the number of parameter elements (docs/theory.md §2: in a pre-activation block either
 the last conv or the BN affine before it joins the stream, not both). Soundness does not
 depend on the search: the final assignment is checked against every constraint, and a
 component that fails the check (or exhausts the search budget without a solution) is set
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from explr.audit.degrees import Constraint, Origin
+from explr.audit.transfer import Constraint, Origin
 
 SEARCH_BUDGET = 50_000  # branch-and-bound nodes per component
 

@@ -20,9 +20,10 @@ from typing import Any
 from torch import nn
 
 from explr.audit.numeric import TINY_EPS, TOLERANCE, ScalingProbe, UnverifiableError, draw_factor, is_meta
-from explr.audit.report import AuditReport, Verification
+from explr.audit_report import AuditReport, Verification
 from explr.findings import Finding
 from explr.rules.registry import finding
+from explr.wording import plural
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,9 @@ def verify_report(model: nn.Module, example_inputs: Sequence[Any], report: Audit
     if failures:
         return _failed(worst, [_failure_finding(f) for f in failures])
     detail = (f"{probe.forwards} float64 train-mode forward passes (normalization eps {TINY_EPS:g}): "
-              f"{len(groups)} groups by independent factors in {draws} draws, {len(individuals)} more "
-              f"individually-SI parameters by independent factors; max relative error {worst:.1e} (tolerance {tol:g})")
+              f"{plural(len(groups), 'group')} by independent factors in {plural(draws, 'draw')}, "
+              f"{len(individuals)} more individually-SI {'parameter' if len(individuals) == 1 else 'parameters'} "
+              f"by independent factors; max relative error {worst:.1e} (tolerance {tol:g})")
     return Verification("passed", worst, detail), []
 
 

@@ -19,20 +19,21 @@ from torch import nn
 from explr.check import setups
 from explr.check.budget import DEFAULT_BUDGET, MIN_SIDE, DataSize, StepPlan, data_sizes, plan_steps, time_step
 from explr.check.compress import Compression, compress
-from explr.check.data import (Batch, check_first_batch, resolve_data_function, synthetic_batches,
-                              user_batches)
+from explr.check.data import Batch, check_first_batch, resolve_data_function, synthetic_batches, user_batches
 from explr.check.diagnose import Evidence, diagnose
 from explr.check.evalmode import RECALIBRATION_BATCHES, compare_eval_mode
 from explr.check.report import TrajectoryReport
 from explr.check.runner import Amp, RunnerOptions, run_lockstep, train_step
 from explr.check.tolerance import NOISE_MULTIPLIER, needs_noise_floor, tolerance_for
 from explr.configs.adapter import ReadOptions
-from explr.configs.plan import TrainingPlan
-from explr.configs.convert import analysis_of, convert, deviations
+from explr.configs.convert import NOT_EXACT, analysis_of, convert, deviations
 from explr.errors import ConfigError, ExplrError, UnsupportedError
+from explr.rules.config import config_findings
 from explr.model_copy import private_copy
+from explr.plan import TrainingPlan
 from explr.schedule.analysis import ScheduleAnalysis
 from explr.schedule.groups import SI_TAG
+from explr.wording import plural
 
 DEFAULT_STEPS = 200  # the most steps the budget picks
 MIN_TIMED_BATCH = 2  # the timing step runs at this batch first (cheap), then extrapolates
@@ -101,7 +102,7 @@ def read_converted(config: str | TrainingPlan, fmt: str | None, options: ReadOpt
 
 def _si_and_audit(model: nn.Module, inputs: tuple, si: Any, name: str) -> tuple[Any, set[str] | None]:
     """The SI set to convert (an AuditReport, or names taken as given) and the audit's proven set, if any."""
-    from explr.audit.report import AuditReport
+    from explr.audit_report import AuditReport
 
     if isinstance(si, AuditReport):
         return si, set(si.si_names)
@@ -211,7 +212,7 @@ def _eps_note(base: nn.Module, si: Any, options: CheckOptions) -> list[str]:
         return ["normalization eps kept: deviations include its O(eps/σ²) blur of scale invariance"]
     extra = {n.module for n in getattr(si, "normalizers", ())}
     count = setups.tighten_norm_eps(base, extra)
-    return [f"normalization eps set to {setups.EXACT_EPS:g} in both runs ({count} layers) so the check measures the "
+    return [f"normalization eps set to {setups.EXACT_EPS:g} in both runs ({plural(count, 'layer')}) so the check measures the "
             "conversion, not the O(eps/σ²) blur of scale invariance the theory accepts (--keep-eps to keep it)"] if count else []
 
 
@@ -222,6 +223,11 @@ HORIZON_NOTES = (
     ("grads_underflow_float16", ("16-true",), "converted SI gradients underflow float16 (no loss scaling)"),
     ("weights_overflow_float32", ("32", "16-mixed", "bf16-mixed"), "converted SI weights overflow float32"),
 )
+
+
+def _finding_notes(plan: TrainingPlan) -> list[str]:
+    """The config findings `explr convert` shows for this config (the not-exact ones are already noted)."""
+    return [f.one_line() for f in config_findings(plan) if f.code not in NOT_EXACT]
 
 
 def _horizon_notes(plan: TrainingPlan, analysis: ScheduleAnalysis) -> list[str]:
@@ -267,7 +273,7 @@ def check(model: str | nn.Module, config: str | TrainingPlan, *, example_inputs:
     amp = resolve_amp(options.amp, dtype)
     net, inputs, name = _load(model, example_inputs)
     plan, not_exact, analysis = read_converted(config, format, read_options, options.approximate)
-    notes = [f"not exact: {why}" for why in not_exact] + _horizon_notes(plan, analysis)
+    notes = [f"not exact: {why}" for why in not_exact] + _finding_notes(plan) + _horizon_notes(plan, analysis)
     si_arg, audit_si = _si_and_audit(net, inputs, si, name)
     growth = analysis.growth_per_epoch if plan.weight_decay > 0 else None
     setup = _Setup(name, plan, None, options, device, dtype, amp, growth)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from explr.schedule.lr import LRSchedule
+from explr.lr_schedule import LRSchedule
 
 MIN_GAP = 2  # steps between two mapped events (a phase of one step shows no transient)
 

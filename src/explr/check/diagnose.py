@@ -16,11 +16,11 @@ from explr.check.data import Batch
 from explr.check.report import Diagnosis, StepRecord
 from explr.check.runner import probe_output, rel_deviation
 from explr.check.tolerance import MAX_CONCLUSIVE
-from explr.configs.plan import TrainingPlan
 from explr.model_copy import private_copy
+from explr.plan import TrainingPlan
 
 JUMP_FACTOR = 100.0  # a deviation this many times its running maximum counts as a jump
-SCALE = 2.9  # the factor of the numeric scale-invariance test (THEORY.md §2)
+SCALE = 2.9  # the factor of the numeric scale-invariance test (docs/theory.md §2)
 INVARIANCE_TOLERANCE = 1e-6
 UNDERFLOW_MARGIN = 0.01  # zero SI gradients beyond 2x the original's + 1 point: rounding alone does not do that  # float64 with eps 1e-30: an invariant set changes outputs by ~1e-15
 

@@ -2,7 +2,7 @@
 
 In the converted run the SI weights grow like 1/s_t, so the running mean/var of a BatchNorm after
 them average activations of a growing scale, while the original run's average shrinking weights:
-the two eval-mode networks differ even though the train-mode networks are identical (THEORY.md §3,
+the two eval-mode networks differ even though the train-mode networks are identical (docs/theory.md §5,
 'Not exact'). Recomputing the statistics on a few batches with the final weights removes this.
 """
 from __future__ import annotations

@@ -118,7 +118,7 @@ def save_plot(report: TrajectoryReport, path: str) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ExplrError("--plot needs matplotlib: pip install 'explr[plot]'") from None
+        raise ExplrError("--plot needs matplotlib: pip install matplotlib (explr's plot extra)") from None
     fig, axes = plt.subplots(2, 2, figsize=(12, 8))
     _draw(axes.flat, report)
     verdict = "match" if report.passed else "DIFFER"

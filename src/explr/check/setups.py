@@ -14,11 +14,11 @@ import torch
 from torch import nn
 
 from explr.check.runner import Amp, ExactSchedule, Run
-from explr.configs.plan import TrainingPlan
 from explr.errors import UnsupportedError
+from explr.lr_schedule import LRSchedule
 from explr.model_copy import private_copy
+from explr.plan import TrainingPlan
 from explr.schedule.groups import ORIGINAL_WD, SI_TAG, param_groups
-from explr.schedule.lr import LRSchedule
 from explr.schedule.phantom import SGDHyper, trace
 from explr.schedule.runtime import TEXP
 
@@ -85,7 +85,7 @@ EXACT_EPS = 1e-30  # representable in float32/bfloat16 too (smallest normal ~1.2
 def tighten_norm_eps(model: nn.Module, extra_modules: set[str] = frozenset()) -> int:
     """Set the eps of every normalization layer to EXACT_EPS (the same in every run); returns how many.
 
-    eps makes x/sqrt(σ²+eps) scale-invariant only up to O(eps/σ²) (THEORY.md §1), a model property
+    eps makes x/sqrt(σ²+eps) scale-invariant only up to O(eps/σ²) (docs/theory.md §1), a model property
     the paper and explr accept; removing it lets the check measure the conversion itself.
     `extra_modules`: module names the audit found normalizing (weight standardization, custom norms).
     """

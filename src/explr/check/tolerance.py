@@ -3,7 +3,7 @@
 float64 on CPU -> FLOAT64_TOLERANCE = 1e-6. Why: the conversion is an identity (θ~_t = θ_t/s_t), so
 the two runs differ only by round-off: ~1e-16 per operation, ~1e-14..1e-12 after hundreds of steps
 (measured: ResNet 1.4e-14, PreResNet-32 1.7e-12). The normalization eps would add its O(eps/σ²) blur
-of scale invariance (THEORY.md §1; ~1e-8..1e-5 depending on the activations' variance), which the
+of scale invariance (docs/theory.md §1; ~1e-8..1e-5 depending on the activations' variance), which the
 theory accepts but which is not a property of the conversion: the check therefore sets eps to 1e-30
 in both runs (--keep-eps keeps it; then pass a --tolerance that allows for it). Every real
 non-equivalence measured on the fixtures grows well past 1e-6 within a few dozen steps (Nesterov

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 
 try:  # typer >= 0.24 vendors click as typer._click (click is then not installed); older typer uses click
     from typer._click import ClickException
 except ImportError:  # pragma: no cover - depends on the installed typer
-    from click import ClickException
+    from click import ClickException  # type: ignore[no-redef]
 
 from explr.cli.app import DEBUG, app
 from explr.errors import ExplrError
@@ -23,8 +24,19 @@ from explr.cli import demo as _demo  # noqa: F401,E402
 
 __all__ = ["app", "main"]
 
+def _without_flag_placeholders(command: Any) -> Any:
+    """Boolean flags take no value: drop the `<bool>` typer shows for them, which invites `--json true`."""
+    commands = [command, *getattr(command, "commands", {}).values()]
+    for cmd in commands:
+        help_option = cmd.get_help_option(cmd.context_class(cmd))
+        for param in [*cmd.params, *([help_option] if help_option else [])]:
+            if getattr(param, "is_flag", False):
+                param.metavar = ""
+    return command
+
+
 def main(argv: list[str] | None = None) -> int:
-    command = typer.main.get_command(app)
+    command = _without_flag_placeholders(typer.main.get_command(app))
     try:
         result = command.main(args=argv, prog_name="explr", standalone_mode=False)
     except ExplrError as exc:

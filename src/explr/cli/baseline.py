@@ -1,6 +1,7 @@
 """The CI-check options of `explr audit`: --select/--ignore/--fail-on ([tool.explr]), --lock, --write-lock.
 
-Not a command module: `cli/audit.py` calls these few helpers so that its own wiring stays short.
+Wiring only: the policy (selection, lock comparison, exit code) is explr.rules.policy, the diff's text
+is explr.render.text. Not a command module: `cli/audit.py` calls these helpers to stay short.
 Order matters for "bad input -> exit 2, nothing written": settings and the lock file are read
 before the (expensive) audit, the lock file is written only after a successful one.
 """
@@ -11,19 +12,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from explr.errors import ExplrError
-from explr.rules.selection import split_selectors
-from explr.settings import Settings, load_settings
+from explr.rules.policy import PolicyOutcome, apply_policy, resolve_settings
+from explr.settings import Settings
+from explr.wording import plural
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from explr.audit.report import AuditReport
+    from explr.audit_report import AuditReport
     from explr.lock import LockFile
 
 
-def resolve_settings(select: str | None, ignore: str | None, fail_on: str | None) -> Settings:
-    """[tool.explr] from pyproject.toml (cwd upward) overridden by the command line."""
-    return load_settings().with_cli(split_selectors(select), split_selectors(ignore), fail_on)
+__all__ = ["open_lock", "apply_rules", "record_lock", "resolve_settings"]
 
 
 def open_lock(path: Path | None, write_to: Path | None = None) -> LockFile | None:
@@ -36,16 +36,13 @@ def open_lock(path: Path | None, write_to: Path | None = None) -> LockFile | Non
     return read_lock(path)
 
 
-def apply_rules(report: AuditReport, model: nn.Module, settings: Settings, lock: LockFile | None) -> None:
-    """Add the lock comparison (EXP301) to the report, print its diff to stderr, then apply the selection."""
-    if lock is not None:
-        from explr.lock import lock_diff, lock_findings
-        lines = lock_diff(lock, report, model)
-        if lines:
-            print(f"explr: the model differs from {lock.path}:", file=sys.stderr)
-            print("".join(f"  {line}\n" for line in lines), end="", file=sys.stderr)
-        report.findings.extend(lock_findings(lock, lines))
-    report.findings[:] = settings.apply(report.findings)
+def apply_rules(report: AuditReport, model: nn.Module, settings: Settings, lock: LockFile | None) -> PolicyOutcome:
+    """The library's CI policy; the lock diff goes to stderr (diagnostics), the findings stay in the report."""
+    outcome = apply_policy(report, model, settings=settings, lock=lock)
+    if outcome.lock_diff and outcome.lock_path is not None:
+        from explr.render.text import lock_diff_text
+        print(lock_diff_text(outcome.lock_path, outcome.lock_diff), end="", file=sys.stderr)
+    return outcome
 
 
 def record_lock(report: AuditReport, model: nn.Module, path: Path | None) -> None:
@@ -53,5 +50,5 @@ def record_lock(report: AuditReport, model: nn.Module, path: Path | None) -> Non
         return
     from explr.lock import write_lock
     write_lock(report, model, path)
-    print(f"explr: wrote lock file {path} ({len(report.si_names)} SI parameter tensors, "
-          f"{len(report.groups)} groups)", file=sys.stderr)
+    print(f"explr: wrote lock file {path} ({plural(len(report.si_names), 'SI parameter tensor')}, "
+          f"{plural(len(report.groups), 'group')})", file=sys.stderr)

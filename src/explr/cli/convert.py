@@ -22,6 +22,8 @@ def _table(converted, written) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from explr.schedule.horizons import growth_warning
+
     plan, analysis = converted.plan, converted.analysis
     console = Console(file=sys.stderr, width=110)
     console.print(f"[bold]{converted.detected.name}[/] config ({converted.detected.reason}); "
@@ -43,10 +45,11 @@ def _table(converted, written) -> None:
     console.print(table)
     console.print(f"final converted LR {analysis.run.converted[-1]:.4g}; SI weight norms grow by "
                   f"1/s_T = {1 / analysis.s_final:.4g}")
-    underflow = analysis.horizons.get("grads_underflow_float16_loss_scaled")
-    if plan.precision.startswith("16") and underflow and underflow.within_run:
-        console.print(f"[yellow]warning[/]: {plan.precision}: converted gradients underflow float16 at epoch "
-                      f"{underflow.step / ipe:.1f} even with loss scaling (THEORY §4); use bf16 or fp32")
+    too_large = growth_warning(analysis.run)
+    if too_large:
+        console.print(f"[yellow]warning[/]: {too_large}", markup=True, highlight=False)
+    for finding in converted.findings:  # every one --json lists (EXP205: fp16 underflow among them)
+        console.print(finding.one_line(), markup=False, highlight=False, soft_wrap=True)  # one greppable line
     for note in written.notes:
         console.print(f"note: {note}")
     console.print(f"written to {written.path}" if written.path else "converted config on stdout")
@@ -65,6 +68,12 @@ HELP = {
     "verify": "After writing, train --model with the original and the converted setup side by side (explr check, "
               "within its time budget; GPU when present); exit 1 when they differ. With --lock the SI set "
               "comes from the lock, checked against --model.",
+    "epochs": "Length of training in epochs (when the config keeps it under a key explr does not know).",
+    "total_iters": "Length of training in optimizer steps.",
+    "optimizer_class": "LightningCLI: the optimizer class the script fixes (parser.add_optimizer_args), e.g. "
+                       "torch.optim.SGD, when the config's optimizer has no class_path.",
+    "scheduler_class": "LightningCLI: the scheduler class the script fixes (parser.add_lr_scheduler_args), e.g. "
+                       "torch.optim.lr_scheduler.MultiStepLR.",
     "check": "Write nothing; exit 1 with a diff when the committed converted config (-o FILE; plan formats: "
              "NAME.explr.yaml next to CONFIG) differs from what convert would write now.",
 }
@@ -82,23 +91,27 @@ def _check(converted, output: Optional[str]) -> int:
 
 @app.command("convert")
 def convert_command(
-    config: str = typer.Argument(..., help=HELP["config"]),
-    format: Optional[str] = typer.Option(None, "--format", help=HELP["format"]),
-    output: Optional[str] = typer.Option(None, "-o", "--output", help=HELP["output"]),
-    in_place: bool = typer.Option(False, "--in-place", help=HELP["in_place"]),
-    model: Optional[str] = typer.Option(None, "--model", help=HELP["model"]),
-    lock: Optional[str] = typer.Option(None, "--lock", help=HELP["lock"]),
-    approximate: bool = typer.Option(False, "--approximate", help=HELP["approximate"]),
-    as_json: bool = typer.Option(False, "--json", help=HELP["json"]),
-    iters_per_epoch: Optional[int] = typer.Option(None, "--iters-per-epoch", help="Optimizer steps per epoch."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="Well-known dataset (cifar10, imagenet, ...)."),
-    dataset_size: Optional[int] = typer.Option(None, "--dataset-size", help="Training examples per epoch."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Per-device batch size."),
-    num_devices: Optional[int] = typer.Option(None, "--num-devices", help="Devices sharing each epoch."),
-    drop_last: Optional[bool] = typer.Option(None, "--drop-last/--no-drop-last", help="Last partial batch dropped?"),
-    scheduler_interval: Optional[Interval] = typer.Option(None, "--scheduler-interval", help=HELP["interval"]),
-    check: bool = typer.Option(False, "--check", help=HELP["check"]),
-    verify: bool = typer.Option(False, "--verify", help=HELP["verify"]),
+    config: str = typer.Argument(..., metavar="CONFIG", help=HELP["config"]),
+    format: Optional[str] = typer.Option(None, "--format", help=HELP["format"], rich_help_panel="Input", metavar="FORMAT"),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help=HELP["output"], rich_help_panel="Output", metavar="FILE"),
+    in_place: bool = typer.Option(False, "--in-place", help=HELP["in_place"], rich_help_panel="Output"),
+    model: Optional[str] = typer.Option(None, "--model", help=HELP["model"], rich_help_panel="Which parameters are SI", metavar="MODEL"),
+    lock: Optional[str] = typer.Option(None, "--lock", help=HELP["lock"], rich_help_panel="Which parameters are SI", metavar="FILE"),
+    approximate: bool = typer.Option(False, "--approximate", help=HELP["approximate"], rich_help_panel="Input"),
+    as_json: bool = typer.Option(False, "--json", help=HELP["json"], rich_help_panel="Output"),
+    iters_per_epoch: Optional[int] = typer.Option(None, "--iters-per-epoch", help="Optimizer steps per epoch.", rich_help_panel="Iterations per epoch", metavar="N"),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Well-known dataset (cifar10, imagenet, ...).", rich_help_panel="Iterations per epoch", metavar="NAME"),
+    dataset_size: Optional[int] = typer.Option(None, "--dataset-size", help="Training examples per epoch.", rich_help_panel="Iterations per epoch", metavar="N"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Per-device batch size.", rich_help_panel="Iterations per epoch", metavar="N"),
+    num_devices: Optional[int] = typer.Option(None, "--num-devices", help="Devices sharing each epoch.", rich_help_panel="Iterations per epoch", metavar="N"),
+    drop_last: Optional[bool] = typer.Option(None, "--drop-last/--no-drop-last", help="Last partial batch dropped?", rich_help_panel="Iterations per epoch"),
+    scheduler_interval: Optional[Interval] = typer.Option(None, "--scheduler-interval", help=HELP["interval"], rich_help_panel="Input"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help=HELP["epochs"], rich_help_panel="Length of training", metavar="N"),
+    total_iters: Optional[int] = typer.Option(None, "--total-iters", help=HELP["total_iters"], rich_help_panel="Length of training", metavar="N"),
+    optimizer_class: Optional[str] = typer.Option(None, "--optimizer-class", help=HELP["optimizer_class"], rich_help_panel="Input", metavar="CLASS"),
+    scheduler_class: Optional[str] = typer.Option(None, "--scheduler-class", help=HELP["scheduler_class"], rich_help_panel="Input", metavar="CLASS"),
+    check: bool = typer.Option(False, "--check", help=HELP["check"], rich_help_panel="Output"),
+    verify: bool = typer.Option(False, "--verify", help=HELP["verify"], rich_help_panel="Output"),
 ) -> int:
     """Convert weight decay + LR schedule into the exactly equivalent TEXP schedule, in the config's own format."""
     from explr.configs.api import convert, write_converted
@@ -108,10 +121,13 @@ def convert_command(
         raise ConfigError("--check compares the committed output and writes nothing: drop --in-place")
     if verify and (model is None or check):
         raise ConfigError("--verify trains the converted setup: it needs --model MODEL (and not --check)")
-    converted = convert(config, format=format, model=None if verify and lock else model, lock=lock, approximate=approximate,
+    converted = convert(config, format=format, model=None if verify and lock else model, lock=lock,
+                        approximate=approximate,
                         iters_per_epoch=iters_per_epoch, dataset=dataset, dataset_size=dataset_size,
                         batch_size=batch_size, num_devices=num_devices, drop_last=drop_last,
-                        scheduler_interval=scheduler_interval.value if scheduler_interval else None)
+                        scheduler_interval=scheduler_interval.value if scheduler_interval else None,
+                        epochs=epochs, total_iters=total_iters, optimizer_class=optimizer_class,
+                        scheduler_class=scheduler_class)
     if check:
         return _check(converted, output)
     if as_json and output is None and not in_place:

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import enum
-import json
+import shutil
 import sys
 
 import typer
 
 from explr.cli.app import app
 from explr.errors import ExplrError
+from explr.render.rules import rules_json, rules_table
 from explr.rules.catalog import Rule
 from explr.rules.docs import rule_markdown, rules_markdown
 from explr.rules.registry import RULES
@@ -18,19 +19,6 @@ class ListFormat(str, enum.Enum):
     text = "text"
     json = "json"
     markdown = "markdown"
-
-
-def rules_table() -> str:
-    """code, name, severity, summary in aligned columns."""
-    rules = list(RULES.values())
-    width = max(len(r.name) for r in rules)
-    return "".join(f"{r.code}  {r.name:<{width}}  {r.severity.value:<7}  {r.summary}\n" for r in rules)
-
-
-def rules_json() -> str:
-    fields = ("code", "name", "summary", "what_it_does", "why_bad", "example", "how_to_fix")
-    rows = [{**{f: getattr(r, f) for f in fields}, "severity": r.severity.value} for r in RULES.values()]
-    return json.dumps({"schema": "explr.rules/1", "rules": rows}, indent=2) + "\n"
 
 
 def find_rule(key: str) -> Rule:
@@ -57,5 +45,9 @@ def rule_command(
     code: str = typer.Argument(..., metavar="CODE", help="A rule code such as EXP102, or its name."),
 ) -> int:
     """Explain one rule: what it does, why it matters, an example and how to fix it."""
-    sys.stdout.write(rule_markdown(find_rule(code)))
+    markdown = rule_markdown(find_rule(code))
+    if sys.stdout.isatty():  # a terminal reads rendered Markdown; a pipe gets the Markdown source
+        from explr.render.text import render_markdown
+        markdown = render_markdown(markdown, width=min(shutil.get_terminal_size().columns, 100))
+    sys.stdout.write(markdown)
     return 0

@@ -7,15 +7,16 @@ so the CLI can say which format it picked and why.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
-from explr.configs.plan import TrainingPlan
 from explr.configs.source import ConfigSource, KeyPath
 from explr.errors import ConfigError
-from explr.schedule.lr import LRSchedule
 from explr.findings import Location
+from explr.lr_schedule import LRSchedule
+from explr.plan import TrainingPlan
 
 # Training-set sizes of well-known datasets (train split), keyed by lower-case name.
 DATASET_SIZES = {
@@ -37,6 +38,25 @@ class ReadOptions:
     num_devices: int | None = None
     drop_last: bool | None = None
     scheduler_interval: str | None = None  # "epoch" | "step": how user code steps a torch scheduler (Hydra)
+    epochs: int | None = None  # length of training, when the config keeps it under a key explr does not know
+    total_iters: int | None = None  # the same in optimizer steps (iterations)
+    optimizer_class: str | None = None  # LightningCLI: the class the script fixes (parser.add_optimizer_args)
+    scheduler_class: str | None = None  # LightningCLI: parser.add_lr_scheduler_args
+
+
+LENGTH_FLAGS = "pass --epochs N or --total-iters N"  # every "length of training is unknown" error names both
+
+
+def flag_length(options: ReadOptions, iters_per_epoch: int) -> int | None:
+    """Total iterations given by --total-iters / --epochs (None: the config says); ConfigError when invalid."""
+    if options.epochs is not None and options.total_iters is not None:
+        raise ConfigError("give only one of --epochs and --total-iters: both set the length of training")
+    for flag, value in (("--epochs", options.epochs), ("--total-iters", options.total_iters)):
+        if value is not None and value <= 0:
+            raise ConfigError(f"{flag}={value} must be > 0")
+    if options.total_iters is not None:
+        return options.total_iters
+    return options.epochs * iters_per_epoch if options.epochs is not None else None
 
 
 class FormatAdapter(Protocol):
@@ -150,8 +170,17 @@ class ConfigFacts:
             raise self.error(keypath, f"is {raw!r}; it must be {_KINDS[kind]}") from None
 
 
+def late_milestones(schedule: LRSchedule) -> tuple[int, ...]:
+    """Milestones at or past the end of training: torch (and every framework here) never reaches them."""
+    return tuple(m for m in schedule.milestones if m >= schedule.total_iters)
+
+
 def validated_schedule(schedule: LRSchedule, prefix: str, suffix: str = "") -> LRSchedule:
-    """`schedule`, validated; a violation becomes one ConfigError line `prefix + problem + suffix`."""
+    """`schedule` without its late milestones, validated; a violation becomes one ConfigError line
+    `prefix + problem + suffix`. Readers record late_milestones() in TrainingPlan.ignored_milestones (EXP209)."""
+    late = late_milestones(schedule)
+    if late:
+        schedule = dataclasses.replace(schedule, milestones=schedule.milestones[:-len(late)])
     try:
         schedule.validate()
     except ValueError as exc:

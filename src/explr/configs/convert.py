@@ -15,21 +15,23 @@ from typing import Any
 
 from explr.configs.adapter import ReadOptions
 from explr.configs.formats import Detected, detect
-from explr.configs.plan import TrainingPlan
+from explr.configs.hydra_compose import composed
 from explr.configs.source import ConfigSource
 from explr.errors import ConfigError, UnsupportedError
 from explr.findings import Finding
+from explr.plan import TrainingPlan
 from explr.rules.config import config_findings
 from explr.schedule.analysis import ScheduleAnalysis, analyze
 from explr.schedule.closed_form import phase_table
 from explr.schedule.horizons import Assumptions, horizons
 from explr.schedule.phantom import SGDHyper, Trace
+from explr.wording import plural
 
 SCHEMA = "explr.convert/1"
 ADAPTIVE = ("adam", "adamw", "rmsprop")
 
 
-# Config rules (rules/config.py, one source of truth) whose setup has no exact conversion (THEORY.md §3).
+# Config rules (rules/config.py, one source of truth) whose setup has no exact conversion (docs/theory.md §5).
 # By code, not severity: EXP204 (EMA/SWA) defaults to a warning as a lint, yet it still breaks exactness.
 NOT_EXACT = frozenset({"EXP201", "EXP202", "EXP203", "EXP204"})
 
@@ -44,9 +46,9 @@ class SIInfo:
     model: str | None = None
 
     def describe(self) -> str:
-        return {"model": f"audited {self.model} now: {len(self.names or ())} SI parameters",
+        return {"model": f"audited {self.model} now: {plural(len(self.names or ()), 'SI parameter')}",
                 "lock": f"from the recorded audit {self.lock}",
-                "names": f"{len(self.names or ())} SI parameters given by name",
+                "names": f"{plural(len(self.names or ()), 'SI parameter')} given by name",
                 "audit-at-start": "not known yet: the written config makes the runtime audit the model on the "
                                   "first training batch"}[self.how]
 
@@ -158,7 +160,7 @@ def convert(config: str, *, format: str | None = None, options: ReadOptions = Re
 
     `si` (API only): an iterable of SI parameter names, instead of `model`/`lock`.
     """
-    source = ConfigSource.load(config)
+    source = composed(ConfigSource.load(config))  # a Hydra defaults list: what Hydra composes from it
     detected = detect(source, format)
     plan = detected.adapter.read(source, options)
     findings = config_findings(plan)
@@ -166,7 +168,8 @@ def convert(config: str, *, format: str | None = None, options: ReadOptions = Re
     if found and not approximate:
         where, reason = found[0]
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
-        raise UnsupportedError(f"{where}: no exact conversion: {reason}{more}")  # each rule names --approximate
+        raise UnsupportedError(f"{where}: no exact conversion: {reason}{more}; or pass --approximate to convert "
+                               "anyway (the summary says what deviates)")
     info = si_info(model, lock, si)
     return ConvertedPlan(plan, detected, source, info, not found, [r for _, r in found], analysis_of(plan),
                          findings)

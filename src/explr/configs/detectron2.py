@@ -26,10 +26,10 @@ import os
 import pathlib
 
 from explr.configs.adapter import DATASET_SIZES, ConfigFacts, ReadOptions, iters_per_epoch, validated_schedule
-from explr.configs.plan import DecayPolicy, TrainingPlan
 from explr.configs.source import ConfigSource
 from explr.errors import ConfigError, UnsupportedError
-from explr.schedule.lr import WARMUPS, LRSchedule
+from explr.lr_schedule import WARMUPS, LRSchedule
+from explr.plan import DecayPolicy, TrainingPlan
 
 BASE_KEY = "_BASE_"
 S = "SOLVER"

@@ -13,11 +13,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from explr.configs.adapter import ReadOptions, iters_per_epoch, validated_schedule
-from explr.configs.plan import DecayPolicy, TrainingPlan
+from explr.configs.adapter import (LENGTH_FLAGS, ReadOptions, flag_length, iters_per_epoch, late_milestones,
+                                   validated_schedule)
 from explr.configs.source import ConfigSource
 from explr.errors import ConfigError
-from explr.schedule.lr import LRSchedule
+from explr.lr_schedule import LRSchedule
+from explr.plan import DecayPolicy, TrainingPlan
 
 VERSION = 1
 REQUIRED = object()
@@ -50,7 +51,10 @@ class ExplrFormat:
         values = read_sections(source)
         opt, sched, train = values["optimizer"], values["schedule"], values["training"]
         ipe = _iters_per_epoch(source, options, train)
-        schedule = _schedule(source, opt, sched, train, ipe)
+        given = flag_length(options, ipe)
+        if given is not None:  # --epochs / --total-iters replace the config's length
+            train = {**train, "iters": given, "epochs": None}
+        schedule, late = _schedule(source, opt, sched, train, ipe)
         locations = {f"{section}.{key}": source.location((section, key))
                      for section in KEYS for key in source.data.get(section) or {}}
         locations.update({short: locations[long] for short, long in _FACT_KEYS.items() if long in locations})
@@ -60,12 +64,13 @@ class ExplrFormat:
             decay=DecayPolicy(opt["weight_decay"], opt["weight_decay_norm"], opt["weight_decay_bias"]),
             lr=schedule, iters_per_epoch=ipe, epochs=schedule.total_iters / ipe, precision=str(train["precision"]),
             grad_clip_norm=train["grad_clip_norm"], ema=train["ema"],
-            scheduler_interval="epoch" if schedule.step_every > 1 else "step", locations=locations)
+            scheduler_interval="epoch" if schedule.step_every > 1 else "step", ignored_milestones=late,
+            locations=locations)
 
     def rewrite(self, converted) -> tuple[str, list[str]]:
         """Append the `texp:` section; the rest of the file stays byte for byte."""
         from explr.configs.rewrite import Rewriter
-        from explr.configs.write import texp_section
+        from explr.configs.texp_args import texp_section
 
         source = converted.source
         if "texp" in source.data:
@@ -147,11 +152,11 @@ def _total_iters(source: ConfigSource, train: dict, ipe: int) -> int:
     total = train["iters"] or from_epochs
     if not total:
         raise ConfigError(f"{source.where(('training',)) if 'training' in source.data else source.path}: "
-                          "set training.epochs or training.iters (the length of training)")
+                          f"set training.epochs or training.iters (the length of training), or {LENGTH_FLAGS}")
     return total
 
 
-def _schedule(source: ConfigSource, opt: dict, sched: dict, train: dict, ipe: int) -> LRSchedule:
+def _schedule(source: ConfigSource, opt: dict, sched: dict, train: dict, ipe: int) -> tuple[LRSchedule, tuple]:
     unit = sched["unit"]
     if unit not in UNITS:
         raise ConfigError(f"{source.where(('schedule', 'unit'))}: unit={unit!r} must be one of {', '.join(UNITS)}")
@@ -161,10 +166,6 @@ def _schedule(source: ConfigSource, opt: dict, sched: dict, train: dict, ipe: in
     if step_every is None and not str(sched["stepped_every"]).isdigit():
         raise ConfigError(f"{source.where(('schedule', 'stepped_every'))}: must be iter, epoch or a number of "
                           "iterations")
-    late = [m for m in sched["milestones"] if m * scale >= total]
-    if late:
-        raise ConfigError(f"{source.where(('schedule', 'milestones'))}: milestone {late[0]} ({unit}) is at or past "
-                          f"the end of training ({total / scale:g} {unit}s); remove it or train longer")
     schedule = LRSchedule(
         base_lr=opt["lr"], total_iters=total, decay=sched["decay"],
         milestones=tuple(round(m * scale) for m in sched["milestones"]), gamma=sched["gamma"],
@@ -173,8 +174,8 @@ def _schedule(source: ConfigSource, opt: dict, sched: dict, train: dict, ipe: in
         step_every=step_every or int(sched["stepped_every"]),
         decay_start=sched["decay_start"] * scale,
         decay_iters=sched["decay_length"] * scale if sched["decay_length"] else None)
-    validated_schedule(schedule, f"{source.where(('schedule',)) if 'schedule' in source.data else source.path}: ")
-    return schedule
+    where = f"{source.where(('schedule',)) if 'schedule' in source.data else source.path}: "
+    return validated_schedule(schedule, where), late_milestones(schedule)  # late ones ignored, as torch does
 
 
 def plan_document(plan: TrainingPlan) -> dict:

@@ -11,12 +11,12 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from explr.configs.adapter import ReadOptions
-from explr.configs.plan import TrainingPlan
 from explr.configs.source import ConfigSource, KeyPath
 from explr.configs.torch_plan import Training, build_torch_plan
 from explr.configs.torch_spec import ClassSpec
-from explr.configs.training_keys import averaging_path, training_facts
+from explr.configs.training_keys import averaging_path, clipping_switch, training_facts
 from explr.errors import ConfigError
+from explr.plan import TrainingPlan
 
 INTEGRATION = "explr.integrations.hydra"
 _CALL_ARGS = {"params", "optimizer"}  # filled in by user code at call time
@@ -44,11 +44,25 @@ def targets(node: Any, path: KeyPath = ()) -> Iterator[tuple[KeyPath, dict]]:
         yield from targets(child, path + (key,))
 
 
+def _foreign_scheduler(target: str) -> bool:
+    """A scheduler class from outside torch (timm, a project's own): explr cannot read its LR schedule."""
+    lowered = target.lower()
+    return "sched" in lowered and not target.startswith(("torch.optim.lr_scheduler.", "explr."))
+
+
 def find_torch_nodes(source: ConfigSource) -> tuple[KeyPath | None, KeyPath | None]:
-    """Key paths of the (optimizer, scheduler) mappings; nested schedulers of SequentialLR are skipped."""
+    """Key paths of the (optimizer, scheduler) mappings: the first of each (a SequentialLR before its children).
+
+    A scheduler from another library is refused, never skipped: reading the optimizer alone would
+    silently give a constant LR."""
     optimizer = scheduler = None
     for path, node in targets(source.data):
         target = str(node["_target_"])
+        if _foreign_scheduler(target):
+            raise ConfigError(f"{source.where(path + ('_target_',))}: scheduler {target} is not a torch.optim."
+                              "lr_scheduler class; explr reads the LR schedule of Hydra configs from torch schedulers "
+                              "(write it as one, e.g. torch.optim.lr_scheduler.MultiStepLR, or convert the plan by "
+                              "hand)")
         if target.startswith("torch.optim.lr_scheduler.") and scheduler is None:
             scheduler = path
         elif target.startswith("torch.optim.") and not target.startswith("torch.optim.lr_scheduler") \
@@ -90,15 +104,15 @@ class HydraFormat:
         optimizer = target_spec(source, source.get(opt_path), opt_path)
         scheduler = target_spec(source, source.get(sched_path), sched_path) if sched_path is not None else None
         return build_torch_plan(source, self.name, optimizer, scheduler, _training(source, options, sched_path),
-                                lambda node, path: target_spec(source, node, path))
+                                options)
 
 
     def rewrite(self, converted) -> tuple[str, list[str]]:
         """The scheduler node -> explr's TEXPScheduler (the optimizer stays as written); a callback when the
         config has a Lightning-style `callbacks` mapping, else a note on the one line that binds it."""
         from explr.configs.rewrite import Rewriter
-        from explr.configs.write import si_init_args
-        from explr.integrations.scheduler import schedule_args
+        from explr.configs.texp_args import si_init_args
+        from explr.lr_schedule import schedule_args
 
         source, rewriter = converted.source, Rewriter(converted.source)
         opt_path, sched_path = find_torch_nodes(source)
@@ -147,6 +161,9 @@ def _training(source: ConfigSource, options: ReadOptions, sched_path: KeyPath | 
     interval, interval_path = _interval(source, options, sched_path)
     if interval_path:
         facts.paths["scheduler_interval"] = interval_path
+    clip = clipping_switch(source, trainer)
+    if clip:
+        facts.paths["grad_clip_key"] = clip
     ema = averaging_path([(path + ("_target_",), node["_target_"]) for path, node in targets(source.data)])
     if ema:
         facts.paths["ema"] = ema
@@ -154,7 +171,8 @@ def _training(source: ConfigSource, options: ReadOptions, sched_path: KeyPath | 
         iters_per_epoch=facts.iters_per_epoch, epochs=facts.number(epochs_path, int, None),
         max_steps=max_steps if max_steps and max_steps > 0 else None, interval=interval,
         precision=str(facts.number(trainer + ("precision",), str, "32")),
-        grad_clip_norm=facts.clip_norm(trainer), ema=ema is not None, paths=facts.paths)
+        grad_clip_norm=facts.clip_norm(trainer), grad_clip_key=".".join(map(str, clip)) if clip else None,
+        ema=ema is not None, paths=facts.paths)
 
 
 ADAPTER = HydraFormat()

@@ -17,10 +17,10 @@ Older pycls had exp = GAMMA ** epoch; a config using 'exp' must therefore state 
 from __future__ import annotations
 
 from explr.configs.adapter import ConfigFacts, ReadOptions, iters_per_epoch, validated_schedule
-from explr.configs.plan import DecayPolicy, TrainingPlan
 from explr.configs.source import ConfigSource
 from explr.errors import ConfigError
-from explr.schedule.lr import LRSchedule
+from explr.lr_schedule import LRSchedule
+from explr.plan import DecayPolicy, TrainingPlan
 
 # pycls/core/config.py defaults.
 DEFAULTS = {

@@ -25,6 +25,35 @@ from explr.errors import ConfigError
 _COMMENT = re.compile(r"\s+#.*$")
 
 
+def line_comment(line: str) -> str | None:
+    """The comment on a YAML line (text after an unquoted `#` that starts the line or follows a space), else None."""
+    quote = None
+    for i, char in enumerate(line):
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "'\"" and (i == 0 or line[i - 1] in " :[{,-"):
+            quote = char
+        elif char == "#" and (i == 0 or line[i - 1] in " \t"):
+            return line[i:]
+    return None
+
+
+def comments(text: str) -> list[str]:
+    """Every comment of a YAML text, in order (`# ...`, as written)."""
+    return [c for c in map(line_comment, text.splitlines()) if c is not None]
+
+
+def leading_comments(text: str) -> list[str]:
+    """The comment block that opens a file (blank lines inside it kept out)."""
+    out = []
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            break
+        if line.strip():
+            out.append(line.strip())
+    return out
+
+
 def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" "))
 
@@ -126,17 +155,20 @@ class Rewriter:
 
     # ---- edits ------------------------------------------------------------------------------------
     def replace_value(self, keypath: KeyPath, value: Any) -> None:
-        """Replace the value of the key at `keypath`, keeping the key line's own comment."""
+        """Replace the value of the key at `keypath`, keeping the key line's own comment and, as comment lines
+        above the key, every comment of the replaced lines (the output's comments are a superset of the input's)."""
         line, column = self.key_position(keypath)
         end = self.block_end(line, column)
         head = self.lines[line]
         comment = _COMMENT.search(head[head.index(":", column) + 1:])
         key_text = head[: head.index(":", column) + 1]
         suffix = comment.group(0) if comment else ""
+        start = len(key_text) - len(key_text.lstrip(" -"))  # "  - key:" -> the column of the dash
+        kept = [" " * start + c for c in map(line_comment, self.lines[line + 1:end]) if c is not None]
         if not isinstance(value, (dict, list, tuple)):
-            self.edits.append(_Edit(line, end, [f"{key_text} {render(value, 0)[0]}{suffix}"]))
+            self.edits.append(_Edit(line, end, kept + [f"{key_text} {render(value, 0)[0]}{suffix}"]))
             return
-        self.edits.append(_Edit(line, end, [key_text + suffix] + render(value, column + 2)))
+        self.edits.append(_Edit(line, end, kept + [key_text + suffix] + render(value, column + 2)))
 
     def add_key(self, mapping: KeyPath, key: str, value: Any) -> None:
         """Add `key: value` as the last key of the block mapping at `mapping` (() = top level)."""

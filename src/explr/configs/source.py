@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from explr.configs.interpolation import Unresolved, resolve_in_place
 from explr.errors import ConfigError
 from explr.findings import Location
 
@@ -25,25 +26,37 @@ def round_trip_yaml() -> YAML:
     return yaml
 
 
+def decoded(raw: bytes, path: pathlib.Path) -> str:
+    """The text of a config file; a binary or non-UTF-8 file is a ConfigError (YAML configs are UTF-8 text)."""
+    if b"\x00" in raw:
+        raise ConfigError(f"{path}: a binary file (it holds NUL bytes), not a YAML config; pass a training config")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+                          "save the config as UTF-8 or pass a training config") from None
+
+
 @dataclass
 class ConfigSource:
     path: pathlib.Path
     text: str
     data: Any  # ruamel CommentedMap (behaves like a dict)
+    composed: bool = False  # composed by Hydra from `path` and its config groups: lines are not `path`'s
 
     @classmethod
     def load(cls, path: str | pathlib.Path) -> "ConfigSource":
         path = pathlib.Path(path)
         try:
-            text = path.read_text()
+            raw = path.read_bytes()
         except FileNotFoundError:
             raise ConfigError(f"{path}: no such file; pass the path of a training config") from None
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-        return cls.parse(text, path)
+        return cls.parse(decoded(raw, path), path)
 
     @classmethod
-    def parse(cls, text: str, path: str | pathlib.Path = "<string>") -> "ConfigSource":
+    def parse(cls, text: str, path: str | pathlib.Path = "<string>", composed: bool = False) -> "ConfigSource":
         path = pathlib.Path(path)
         try:
             data = round_trip_yaml().load(io.StringIO(text))
@@ -51,13 +64,28 @@ class ConfigSource:
             mark = exc.problem_mark or exc.context_mark
             where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
             raise ConfigError(f"{where}: invalid YAML: {exc.problem or exc.context}; fix the syntax there") from None
+        except YAMLError as exc:  # the reader's errors (control characters) carry no mark
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ConfigError(f"{path}: not a YAML text file ({first}); pass a training config") from None
         if data is None:
             raise ConfigError(f"{path}: the file is empty; pass a training config")
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of keys, not {type(data).__name__}")
-        return cls(path, text, data)
+        resolve_in_place(data, text)  # Hydra's `${...}`: the values the framework runs with
+        return cls(path, text, data, composed)
 
     def get(self, keypath: KeyPath, default: Any = None) -> Any:
+        """The value at `keypath` (`default` when absent); ConfigError when it holds an unresolvable interpolation."""
+        value = self._lookup(keypath, default)
+        if isinstance(value, Unresolved):
+            raise self.unresolved_error(keypath, value)
+        return value
+
+    def unresolved_error(self, keypath: KeyPath, value: Unresolved) -> ConfigError:
+        return ConfigError(f"{self.where(keypath)}: {'.'.join(map(str, keypath))}: cannot resolve {str(value)!r}: "
+                           f"{value.reason}")
+
+    def _lookup(self, keypath: KeyPath, default: Any = None) -> Any:
         node = self.data
         for key in keypath:
             if isinstance(node, dict) and key in node:
@@ -70,11 +98,11 @@ class ConfigSource:
 
     def has(self, keypath: KeyPath) -> bool:
         sentinel = object()
-        return self.get(keypath, sentinel) is not sentinel
+        return self._lookup(keypath, sentinel) is not sentinel
 
     def location(self, keypath: KeyPath) -> Location:
         """file:line of the key at `keypath` (1-based); the file alone when unknown."""
-        parent = self.get(keypath[:-1]) if keypath else None
+        parent = self._lookup(keypath[:-1]) if keypath and not self.composed else None
         line = None
         lc = getattr(parent, "lc", None)
         if lc is not None:

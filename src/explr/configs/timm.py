@@ -23,10 +23,10 @@ import json
 import math
 
 from explr.configs.adapter import ConfigFacts, ReadOptions, iters_per_epoch, validated_schedule
-from explr.configs.plan import DecayPolicy, TrainingPlan
 from explr.configs.source import ConfigSource
 from explr.errors import ConfigError, UnsupportedError
-from explr.schedule.lr import LRSchedule
+from explr.lr_schedule import LRSchedule
+from explr.plan import DecayPolicy, TrainingPlan
 
 # Defaults that are the same in every timm train.py (argparse defaults, train.py).
 STABLE_DEFAULTS = {

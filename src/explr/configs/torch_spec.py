@@ -4,8 +4,9 @@
 Semantics follow torch exactly (checked against the real schedulers in tests):
 - schedulers count *scheduler steps*; Lightning (and the usual Hydra/Lightning module) step them once
   per epoch, so one scheduler step = `step_every` iterations;
-- SequentialLR restarts the scheduler after a milestone at its own step 0, so an inner MultiStepLR's
-  milestones are relative to the SequentialLR milestone, and an inner cosine starts there;
+- SequentialLR / ChainedScheduler cannot be built from a config: their inner schedulers need the optimizer,
+  which neither LightningCLI (jsonargparse) nor hydra.utils.instantiate gives them (both fail on such a
+  config), so explr refuses them as the frameworks do;
 - CosineAnnealingLR is periodic: past T_max the LR rises again (refused: no phase model for it).
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Callable
 
 import torch
 
+from explr.configs.interpolation import unresolved_in
 from explr.configs.source import ConfigSource, KeyPath
 from explr.errors import ConfigError
 from explr.findings import Location
@@ -58,17 +60,59 @@ _KINDS = {
 }
 
 
+_ABSTRACT = {torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler,
+             getattr(torch.optim.lr_scheduler, "_LRScheduler", torch.optim.lr_scheduler.LRScheduler)}
+
+
 def resolve(source: ConfigSource, spec: ClassSpec, kind: str, supported: str) -> type:
     """The torch class a spec names; ConfigError naming file:line when it is not a torch class of that kind."""
     module, bases = _KINDS[kind]
+    unresolved = unresolved_in(spec.args)
+    if unresolved:  # the framework resolves every argument when it builds the object: so must explr
+        raise source.unresolved_error(spec.args_path + unresolved[0], unresolved[1])
     prefix = spec.target.rsplit(".", 1)[0] if "." in spec.target else module.__name__
     cls = getattr(module, spec.class_name, None)
-    known = isinstance(cls, type) and issubclass(cls, bases) and cls not in bases
+    known = isinstance(cls, type) and issubclass(cls, bases) and cls not in _ABSTRACT
     if not prefix.startswith("torch.optim") or not known:
         raise ConfigError(f"{source.where(spec.target_path)}: unknown {kind} class {spec.target!r}; "
                           f"explr converts {supported}")
     _check_args(source, spec, cls)
     return cls
+
+
+def _torch_classes(kind: str) -> list[type]:
+    module, bases = _KINDS[kind]
+    found = {getattr(module, name) for name in dir(module) if not name.startswith("_")}
+    return sorted((c for c in found if isinstance(c, type) and issubclass(c, bases) and c not in _ABSTRACT),
+                  key=lambda c: c.__name__)
+
+
+def _fits(cls: type, keys: set) -> bool:
+    """Does `cls(...)` take exactly these keyword arguments (every key accepted, every required one given)?"""
+    params = {k: p for k, p in inspect.signature(cls.__init__).parameters.items()
+              if k not in ("self", "params", "optimizer") and p.kind is not p.VAR_KEYWORD}
+    required = {k for k, p in params.items() if p.default is p.empty and p.kind is not p.VAR_POSITIONAL}
+    return keys <= set(params) and required <= keys
+
+
+_PARSER_CALL = {"optimizer": "parser.add_optimizer_args(...)", "LR scheduler": "parser.add_lr_scheduler_args(...)"}
+
+
+def infer_class(source: ConfigSource, args: dict, path: KeyPath, kind: str, flag: str) -> tuple[str, str]:
+    """(dotted class, why) of the one torch `kind` class whose constructor takes exactly the keys in `args`;
+    a ConfigError naming `flag` when none or several fit (the script fixes the class, the config cannot say)."""
+    module = _KINDS[kind][0].__name__
+    fits = [c for c in _torch_classes(kind) if _fits(c, set(map(str, args)))]
+    keys = ", ".join(map(str, args)) or "no arguments"
+    if len(fits) != 1:
+        names = ", ".join(c.__name__ for c in fits[:8]) + (" ..." if len(fits) > 8 else "")
+        why = f"{len(fits)} torch {kind} classes take them ({names})" if fits else f"no torch {kind} class takes them"
+        raise ConfigError(f"{source.where(path)}: {'.'.join(map(str, path))} has no class_path and its arguments "
+                          f"({keys}) do not name one class: {why}; pass {flag} with the class your script gives "
+                          f"LightningCLI ({_PARSER_CALL[kind]})")
+    target = f"{module}.{fits[0].__name__}"
+    return target, (f"{'.'.join(map(str, path))} has no class_path: read as {target}, the only torch {kind} "
+                    f"taking {keys}; pass {flag} if your script fixes another class")
 
 
 def _check_args(source: ConfigSource, spec: ClassSpec, cls: type) -> None:
@@ -110,7 +154,6 @@ def read_optimizer(source: ConfigSource, spec: ClassSpec, facts: Facts) -> None:
 class StepContext:
     base_lr: float
     total_steps: int  # scheduler steps in the whole run (epochs when stepped per epoch)
-    start: int = 0  # scheduler step where this scheduler begins (inside SequentialLR)
 
 
 def _number(source: ConfigSource, spec: ClassSpec, facts: Facts, key: str, default: Any, *, positive_int=False,
@@ -129,35 +172,34 @@ def _multistep(source, spec, facts, ctx):
         raise ConfigError(f"{source.where(spec.args_path + ('milestones',))}: MultiStepLR needs a list of integer "
                           "milestones")
     gamma = _number(source, spec, facts, "gamma", 0.1)
-    return {"decay": "step", "milestones": [ctx.start + m for m in milestones], "gamma": float(gamma),
-            "_milestones_at": source.where(spec.args_path + ("milestones",))}
+    return {"decay": "step", "milestones": list(milestones), "gamma": float(gamma)}
 
 
 def _step(source, spec, facts, ctx):
     size = _number(source, spec, facts, "step_size", None, positive_int=True)
     gamma = _number(source, spec, facts, "gamma", 0.1)
-    milestones = list(range(ctx.start + size, ctx.total_steps, size))
+    milestones = list(range(size, ctx.total_steps, size))
     return {"decay": "step", "milestones": milestones, "gamma": float(gamma)}
 
 
 def _cosine(source, spec, facts, ctx):
     t_max = _number(source, spec, facts, "T_max", None, positive_int=True)
     eta_min = _number(source, spec, facts, "eta_min", 0.0)
-    if ctx.start + t_max < ctx.total_steps:
+    if t_max < ctx.total_steps:
         raise ConfigError(f"{source.where(spec.args_path + ('T_max',))}: T_max={t_max} ends before training "
-                          f"({ctx.total_steps - ctx.start} scheduler steps): torch's cosine then rises again; "
-                          f"set T_max to {ctx.total_steps - ctx.start}")
-    return {"decay": "cosine", "decay_start": ctx.start, "decay_iters": t_max, "eta_min": float(eta_min)}
+                          f"({ctx.total_steps} scheduler steps): torch's cosine then rises again; "
+                          f"set T_max to {ctx.total_steps}")
+    return {"decay": "cosine", "decay_iters": t_max, "eta_min": float(eta_min)}
 
 
 def _linear(source, spec, facts, ctx):
     start_factor = float(_number(source, spec, facts, "start_factor", 1.0 / 3, fact="linear_start_factor"))
     end_factor = float(_number(source, spec, facts, "end_factor", 1.0, fact="linear_end_factor"))
     total = _number(source, spec, facts, "total_iters", 5, positive_int=True, fact="linear_total_iters")
-    if end_factor == 1.0 and ctx.start == 0:  # warmup: start_factor -> 1, then constant
+    if end_factor == 1.0:  # warmup: start_factor -> 1, then constant
         return {"decay": "constant", "warmup_iters": total, "warmup_factor": start_factor}
     if start_factor == 1.0:  # linear decay to end_factor, then constant
-        return {"decay": "linear", "decay_start": ctx.start, "decay_iters": total, "eta_min": ctx.base_lr * end_factor}
+        return {"decay": "linear", "decay_iters": total, "eta_min": ctx.base_lr * end_factor}
     raise ConfigError(f"{source.where(spec.args_path)}: LinearLR from {start_factor} to {end_factor}: explr converts "
                       "LinearLR as a warmup (end_factor 1, first) or a decay (start_factor 1)")
 
@@ -165,40 +207,22 @@ def _linear(source, spec, facts, ctx):
 SCHEDULERS: dict[str, Callable] = {
     "MultiStepLR": _multistep, "StepLR": _step, "CosineAnnealingLR": _cosine, "LinearLR": _linear,
 }
-SUPPORTED_SCHEDULERS = ("MultiStepLR, StepLR, CosineAnnealingLR, LinearLR, or SequentialLR of a LinearLR warmup "
-                        "and one of those")
+SUPPORTED_SCHEDULERS = "MultiStepLR, StepLR, CosineAnnealingLR, LinearLR"
+NESTED = ("SequentialLR", "ChainedScheduler")  # schedulers of schedulers: no framework builds them from a config
 
 
-def read_scheduler(source: ConfigSource, spec: ClassSpec, facts: Facts, ctx: StepContext,
-                   nested: Callable[[Any, KeyPath], ClassSpec]) -> dict:
-    """LRSchedule keyword arguments in scheduler steps; `nested` turns a SequentialLR list item into a spec."""
+def read_scheduler(source: ConfigSource, spec: ClassSpec, facts: Facts, ctx: StepContext) -> dict:
+    """LRSchedule keyword arguments in scheduler steps."""
     cls = resolve(source, spec, "LR scheduler", SUPPORTED_SCHEDULERS)
     facts.put("scheduler", cls.__name__, source.location(spec.target_path))
-    if cls.__name__ == "SequentialLR":
-        return _sequential(source, spec, facts, ctx, nested)
+    if cls.__name__ in NESTED:
+        raise ConfigError(f"{source.where(spec.target_path)}: {cls.__name__} cannot be built from a config: its inner "
+                          "schedulers need the optimizer, which LightningCLI and hydra.utils.instantiate do not give "
+                          "them (the framework fails on this config too); use one scheduler, or build this one in code")
     if cls.__name__ not in SCHEDULERS:
         raise ConfigError(f"{source.where(spec.target_path)}: scheduler {cls.__name__} has no exact TEXP conversion "
                           f"yet; explr converts {SUPPORTED_SCHEDULERS}")
     return SCHEDULERS[cls.__name__](source, spec, facts, ctx)
-
-
-def _sequential(source, spec, facts, ctx, nested) -> dict:
-    items, switch = spec.args.get("schedulers"), spec.args.get("milestones")
-    if not (isinstance(items, list) and len(items) == 2 and isinstance(switch, list) and len(switch) == 1):
-        raise ConfigError(f"{source.where(spec.args_path)}: SequentialLR is converted for exactly two schedulers "
-                          "(a LinearLR warmup, then a decay) and one milestone")
-    warm_spec = nested(items[0], spec.args_path + ("schedulers", 0))
-    if warm_spec.class_name != "LinearLR":
-        raise ConfigError(f"{source.where(warm_spec.target_path)}: the first scheduler of SequentialLR must be a "
-                          "LinearLR warmup")
-    warm = _linear(source, warm_spec, facts, ctx)
-    if warm["decay"] != "constant" or warm["warmup_iters"] > switch[0]:
-        raise ConfigError(f"{source.where(spec.args_path + ('milestones',))}: the LinearLR warmup must reach "
-                          f"end_factor 1 by the SequentialLR milestone {switch[0]}")
-    facts.put("warmup_steps", warm["warmup_iters"], source.location(warm_spec.args_path))
-    decay_spec = nested(items[1], spec.args_path + ("schedulers", 1))
-    decay = read_scheduler(source, decay_spec, facts, StepContext(ctx.base_lr, ctx.total_steps, switch[0]), nested)
-    return {**decay, "warmup_iters": warm["warmup_iters"], "warmup_factor": warm["warmup_factor"]}
 
 
 _STEP_KEYS = ("milestones", "warmup_iters", "decay_start", "decay_iters")

@@ -48,6 +48,27 @@ class TrainerFacts:
         return value
 
 
+_CLIP_KEY = re.compile(r"clip_grad|grad_clip|gradient_clip|max_grad_norm|clip_norm", re.IGNORECASE)
+
+
+def clipping_switch(source: ConfigSource, trainer: KeyPath) -> KeyPath | None:
+    """Key path of a project's own gradient-clipping switch that is on (`train.clip_grad_norm: true`, a positive
+    `max_grad_norm`), outside the Lightning trainer's gradient_clip_val; conservative: any such key counts."""
+    def walk(node: Any, path: KeyPath) -> KeyPath | None:
+        for key, child in (node.items() if isinstance(node, dict) else ()):
+            here = path + (key,)
+            if here == trainer + ("gradient_clip_val",):
+                continue
+            on = child is True or isinstance(child, (int, float)) and not isinstance(child, bool) and child > 0
+            if _CLIP_KEY.search(str(key)) and on:
+                return here
+            found = walk(child, here)
+            if found:
+                return found
+        return None
+    return walk(source.data, ())
+
+
 def averaging_path(nodes: list[tuple[KeyPath, Any]]) -> KeyPath | None:
     """Key path of the first weight-averaging class among (path, class name) pairs."""
     return next((path for path, name in nodes if averages_weights(name)), None)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from explr.configs.convert import ConvertedPlan
 from explr.configs.explr_format import plan_document
-from explr.configs.rewrite import render
+from explr.configs.rewrite import leading_comments, render
+from explr.configs.texp_args import texp_section
 from explr.errors import ConfigError
 
 USE_PLAN = ("optimizer, scheduler = explr.integrations.build(model, {path!r}, example_inputs=batch)  # replaces "
@@ -28,35 +29,11 @@ class Written:
     notes: list[str]  # what the user has to know or do (stderr)
 
 
-def si_init_args(converted: ConvertedPlan) -> dict:
-    """How the runtime learns which parameters are SI, as constructor arguments of TEXPScheduler."""
-    si = converted.si
-    if si.how == "lock":
-        args: dict = {"lock": si.lock}
-    else:
-        args = {"si": list(si.names)} if si.names else {"si": "audit"}
-    if not converted.exact:
-        args["approximate"] = True
-    return args
-
-
-def texp_section(converted: ConvertedPlan) -> dict:
-    """The `texp:` section of an explr-format document."""
-    si = converted.si
-    section: dict = {"si": "audit" if si.how == "audit-at-start" else si.how}
-    if si.lock:
-        section["lock"] = si.lock
-    if si.names and si.how != "lock":
-        section["params"] = list(si.names)
-    section["exact"] = converted.exact
-    if converted.not_exact_because:
-        section["deviations"] = list(converted.not_exact_because)
-    return section
-
-
 def plan_text(converted: ConvertedPlan, use_path: str) -> str:
+    """The explr-native plan; it repeats the source's leading comment block (what the run is, its provenance)."""
+    source_head = "".join(f"{line}\n" for line in leading_comments(converted.source.text))
     header = (f"# explr plan converted from {converted.plan.path} ({converted.detected.name}).\n"
-              f"# Use: {USE_PLAN.format(path=use_path)}\n")
+              f"# Use: {USE_PLAN.format(path=use_path)}\n{source_head}")
     return header + "\n".join(render({**plan_document(converted.plan), "texp": texp_section(converted)}, 0)) + "\n"
 
 
@@ -71,6 +48,9 @@ def destination(converted: ConvertedPlan, output: str | None, in_place: bool) ->
         return path
     if not in_place:
         return None
+    if converted.source.composed and converted.detected.entry.writes != "plan":
+        raise ConfigError(f"{converted.source.path}: the converted config is Hydra's composition of this config and "
+                          "its groups; write it with -o FILE (then run with --config-name FILE), not --in-place")
     if converted.detected.entry.writes == "plan":
         return converted.source.path.with_name(converted.source.path.stem + ".explr.yaml")
     return converted.source.path

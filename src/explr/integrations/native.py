@@ -17,7 +17,8 @@ from explr.configs.adapter import ReadOptions
 from explr.configs.explr_format import ADAPTER, read_sections
 from explr.configs.source import ConfigSource
 from explr.errors import ConfigError
-from explr.integrations.scheduler import AUDIT, TEXPScheduler, schedule_args
+from explr.integrations.scheduler import AUDIT, TEXPScheduler
+from explr.lr_schedule import schedule_args
 
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 

@@ -20,23 +20,13 @@ from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 
 from explr.errors import ConfigError
+from explr.lr_schedule import LRSchedule
 from explr.schedule.groups import ORIGINAL_WD, SI_TAG, drop_mixed_joint_groups
-from explr.schedule.lr import LRSchedule
 from explr.schedule.runtime import TEXP
 
 AUDIT = "audit"
 MEMBERS = "explr_members"  # a split group's parameters as positions in the unsplit optimizer (for resume)
 _FIELDS = {f.name: f for f in dataclasses.fields(LRSchedule)}
-
-
-def schedule_args(schedule: LRSchedule) -> dict:
-    """The LRSchedule fields that differ from their defaults, in field order (what a config stores)."""
-    out = {}
-    for name, spec in _FIELDS.items():
-        value = getattr(schedule, name)
-        if spec.default is dataclasses.MISSING or value != spec.default:
-            out[name] = list(value) if isinstance(value, tuple) else value
-    return out
 
 
 def _names(value: Any) -> list[str] | None:

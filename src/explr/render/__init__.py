@@ -1,4 +1,7 @@
-"""Renderers: an AuditReport as text (rich), JSON or SARIF, and writing the result out.
+"""Renderers: an AuditReport as text (rich), JSON or SARIF, and writing the result out; also the
+schedule tables (render.schedule), the rule list (render.rules) and a lock diff (render.text).
+The convert summary and the check report render next to their value types (configs, check), which
+sit above this floor.
 
 Formats are one table; SARIF is imported lazily (its module belongs to the rules package).
 """
@@ -8,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from explr.audit.report import AuditReport
+from explr.audit_report import AuditReport
 from explr.fileio import write_atomic
 
 

@@ -5,7 +5,7 @@ import json
 import math
 from typing import Any
 
-from explr.audit.report import AuditReport
+from explr.audit_report import AuditReport
 
 
 def _finite_or_none(value: Any) -> Any:

@@ -14,11 +14,11 @@ import re
 from collections import Counter
 from importlib import metadata
 from pathlib import Path, PurePosixPath
-from typing import Iterable
+from typing import Any, Iterable
 from urllib.parse import quote
 
 from explr import __version__
-from explr.audit.report import AuditReport
+from explr.audit_report import AuditReport
 from explr.findings import Finding, Location, Severity
 from explr.rules.docs import anchor, rule_markdown, rule_text
 from explr.rules.registry import RULES
@@ -47,7 +47,7 @@ def render_findings_sarif(findings: Iterable[Finding], *, fallback: Location | N
     docs_url = docs_url if docs_url is not None else default_docs_url()
     seen: Counter = Counter()
     results = [_result(f, fallback, root, seen) for f in findings]
-    run = {
+    run: dict[str, Any] = {
         "tool": {"driver": {"name": "explr", "version": __version__, "semanticVersion": __version__,
                             "rules": [_descriptor(code, docs_url) for code in RULES]}},
         "originalUriBaseIds": {SRCROOT: {"uri": root.as_uri().rstrip("/") + "/"}},
@@ -96,7 +96,7 @@ def _family(code: str) -> str:
 
 
 def _result(f: Finding, fallback: Location | None, root: Path, seen: Counter) -> dict:
-    result = {"ruleId": f.code, "ruleIndex": _RULE_INDEX[f.code], "level": LEVELS[f.severity],
+    result: dict[str, Any] = {"ruleId": f.code, "ruleIndex": _RULE_INDEX[f.code], "level": LEVELS[f.severity],
               "message": {"text": f.message}}
     location = f.location if f.location is not None and f.location.path else fallback
     uri = None

@@ -6,14 +6,19 @@ columns fold rather than truncate, so even a narrow terminal never loses part of
 from __future__ import annotations
 
 import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from rich import box
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.table import Table
 from rich.text import Text
 
-from explr.audit.report import AuditReport, ParamVerdict, Verification
-from explr.findings import Severity
+from explr.audit_report import AuditReport, ParamVerdict, Verification
+from explr.findings import Finding, Severity
 
 SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 VERIFICATION_STYLE = {"passed": "green", "failed": "bold red", "skipped": "yellow"}
@@ -85,17 +90,50 @@ def parameter_table(report: AuditReport) -> Table:
     return table
 
 
+@dataclass(frozen=True, slots=True)
+class FindingLine:
+    """Findings that say the same thing about different modules, shown as one line."""
+
+    severity: Severity
+    code: str
+    message: str  # with the module's own name written as <module> when several share it
+    modules: tuple[str, ...]
+
+    def text(self) -> str:
+        if len(self.modules) < 2:
+            return f"{self.modules[0]}: {self.message}" if self.modules else self.message
+        return f"{len(self.modules)} modules ({', '.join(self.modules)}): {self.message}"
+
+
+def _template(f: Finding) -> str:
+    """The message with its module's name replaced, so that repeats of one rule compare equal."""
+    if not f.module:
+        return f.message
+    return re.sub(rf"(?<![\w.]){re.escape(f.module)}(?!\w)", "<module>", f.message)
+
+
+def finding_lines(findings: list[Finding]) -> list[FindingLine]:
+    """Most severe first (stable: rule order within a level); repeats of a message across modules collapse."""
+    lines: dict[tuple, list[Finding]] = {}
+    for f in sorted(findings, key=lambda f: -f.severity.rank):
+        key = (f.severity, f.code, _template(f)) if f.module else (f.severity, f.code, f.message, id(f))
+        lines.setdefault(key, []).append(f)
+    out = []
+    for (severity, code, *_), same in lines.items():
+        message = _template(same[0]) if len(same) > 1 else same[0].message
+        out.append(FindingLine(severity, code, message, tuple(f.module for f in same if f.module)))
+    return out
+
+
 def findings_table(report: AuditReport) -> Table:
-    """One row per finding, most severe first; a long message wraps under itself (hanging indent)."""
+    """One row per finding line; a long message wraps under itself (hanging indent)."""
     table = Table.grid(padding=(0, 1))
     table.add_column(no_wrap=True)
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")
-    ranked = sorted(report.findings, key=lambda f: -f.severity.rank)  # stable: keeps rule order within a level
-    for f in ranked:
-        where = f"{f.module}: " if f.module else ""
-        table.add_row(Text(f"  {f.severity.value}", style=SEVERITY_STYLE[f.severity]), Text(f.code),
-                      Text(where + f.message))
+    for line in finding_lines(report.findings):
+        table.add_row(Text(f"  {line.severity.value}", style=SEVERITY_STYLE[line.severity]),
+                      Text(line.code), Text(line.text()))
     return table
 
 
@@ -109,7 +147,8 @@ def verification_text(v: Verification) -> Text:
 
 def render_text(report: AuditReport, *, color: bool = False, width: int | None = None) -> str:
     width = max(width, _least_width(report)) if width else _natural_width(report)
-    console = Console(file=io.StringIO(), width=width, force_terminal=color,
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, force_terminal=color,
                       color_system="standard" if color else None, markup=False, emoji=False,
                       highlight=False, legacy_windows=False)
     # One-line facts are never wrapped by rich (soft_wrap): a log keeps them greppable.
@@ -124,5 +163,19 @@ def render_text(report: AuditReport, *, color: bool = False, width: int | None =
     if report.verification.detail:
         console.print(Text(f"  {report.verification.detail}", style="dim"), soft_wrap=True)
     console.print(Text(report.summary(), style="bold"), soft_wrap=True)
-    out = console.file.getvalue()
+    out = buffer.getvalue()
     return out if color else "".join(line.rstrip() + "\n" for line in out.splitlines())  # no padding in logs
+
+
+def render_markdown(markdown: str, *, width: int, color: bool = True) -> str:
+    """Markdown (a rule's documentation) laid out for a terminal: headings, emphasis, code blocks."""
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, force_terminal=color,
+                      color_system="standard" if color else None, emoji=False, legacy_windows=False)
+    console.print(Markdown(markdown))
+    return buffer.getvalue()
+
+
+def lock_diff_text(lock_path: Path, lines: Sequence[str]) -> str:
+    """The readable difference between a model and its lock file (stderr of `explr audit --lock`)."""
+    return f"explr: the model differs from {lock_path}:\n" + "".join(f"  {line}\n" for line in lines)

@@ -9,11 +9,11 @@ from __future__ import annotations
 import functools
 from typing import Iterator
 
-from explr.configs.plan import TrainingPlan
 from explr.findings import Finding, Location
+from explr.lr_schedule import LRSchedule
+from explr.plan import TrainingPlan
 from explr.rules.registry import Checks, finding
 from explr.schedule.horizons import Assumptions, Horizon, horizons
-from explr.schedule.lr import LRSchedule
 from explr.schedule.phantom import SGDHyper, trace
 
 CONFIG_CHECKS: Checks[TrainingPlan] = Checks("config")
@@ -38,7 +38,7 @@ def nesterov(plan: TrainingPlan) -> Iterator[Finding]:
     if plan.nesterov and plan.optimizer == "sgd":  # other optimizers: EXP202 already
         yield finding("EXP201", "Nesterov momentum (nesterov=true) has no exact exponential-LR equivalent: its "
                                 "look-ahead gradient term would need a second LR, so the converted run deviates; use "
-                                "plain momentum or convert with --approximate", location=where(plan, "nesterov"))
+                                "plain momentum for an exact conversion", location=where(plan, "nesterov"))
 
 
 @CONFIG_CHECKS.register("EXP202")
@@ -46,16 +46,21 @@ def non_sgd_optimizer(plan: TrainingPlan) -> Iterator[Finding]:
     if plan.optimizer != "sgd":
         yield finding("EXP202", f"optimizer {plan.optimizer!r} has no exact exponential-LR equivalent (only SGD "
                                 "has): its moment estimates mix gradients of different scales, so the converted run "
-                                "(LR η/s_t, s_t = Π(1-ηλ)) only approximates the weight-decay run; use SGD or convert "
-                                "with --approximate", location=where(plan, "optimizer"))
+                                "(LR η/s_t, s_t = Π(1-ηλ)) only approximates the weight-decay run; use SGD for an exact "
+                                "conversion", location=where(plan, "optimizer"))
 
 
 @CONFIG_CHECKS.register("EXP203")
 def gradient_clipping(plan: TrainingPlan) -> Iterator[Finding]:
     if plan.grad_clip_norm is not None and plan.grad_clip_norm > 0:
         yield finding("EXP203", f"gradient-norm clipping at {plan.grad_clip_norm:g}: converted SI gradients shrink "
-                                "like s_t, so the clip acts differently than in the original run; remove it or "
-                                "convert with --approximate", location=where(plan, "grad_clip_norm"))
+                                "like s_t, so the clip acts differently than in the original run; remove it (or clip "
+                                "only the non-SI parameters)", location=where(plan, "grad_clip_norm"))
+    elif plan.grad_clip_key:
+        yield finding("EXP203", f"gradient clipping is switched on by `{plan.grad_clip_key}` (its threshold is set in "
+                                "the training code): converted SI gradients shrink like s_t, so the clip acts "
+                                "differently than in the original run; remove it (or clip only the non-SI parameters)",
+                      location=where(plan, "grad_clip_key"))
 
 
 @CONFIG_CHECKS.register("EXP204")
@@ -63,7 +68,7 @@ def weight_averaging(plan: TrainingPlan) -> Iterator[Finding]:
     if plan.ema:
         yield finding("EXP204", "weight EMA/SWA averages converted iterates of different scale (theta/s_t); the "
                                 "average differs from the original run's: recompute BatchNorm statistics and "
-                                "average only non-SI parameters, or convert with --approximate",
+                                "average only non-SI parameters",
                       location=where(plan, "ema"))
 
 
@@ -108,6 +113,21 @@ def no_weight_decay_on_si(plan: TrainingPlan) -> Iterator[Finding]:
                                 "stays 1 and the conversion changes nothing", location=where(plan, "weight_decay"))
 
 
+@CONFIG_CHECKS.register("EXP209")
+def milestones_after_end(plan: TrainingPlan) -> Iterator[Finding]:
+    if plan.ignored_milestones:
+        late = ", ".join(str(m) for m in plan.ignored_milestones)
+        yield finding("EXP209", f"milestone(s) at iteration {late} lie at or past the end of training "
+                                f"({plan.total_iters} iterations): torch never reaches them, so they are ignored",
+                      location=where(plan, "milestones", "scheduler"))
+
+
+@CONFIG_CHECKS.register("EXP210")
+def class_inferred(plan: TrainingPlan) -> Iterator[Finding]:
+    for fact, why in plan.class_notes:
+        yield finding("EXP210", why, location=where(plan, fact))
+
+
 def _horizons(plan: TrainingPlan) -> dict[str, Horizon]:
     if plan.optimizer != "sgd":  # the phantom scale models SGD; other optimizers get EXP202 instead
         return {}
@@ -126,6 +146,8 @@ def _horizons_of(schedule: LRSchedule, hyper: SGDHyper) -> dict[str, Horizon]:
 
 
 def _when(horizon: Horizon, plan: TrainingPlan) -> str:
+    if horizon.step is None:
+        return "no step (the LR ends at 0)"
     if plan.iters_per_epoch:
         return f"step {horizon.step} (epoch {horizon.step / plan.iters_per_epoch:.1f})"
     return f"step {horizon.step}"

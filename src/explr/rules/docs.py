@@ -6,6 +6,7 @@ Regenerate the committed page with `python -m explr.rules.docs > docs/rules.md`
 from __future__ import annotations
 
 from explr.rules.catalog import Rule
+from explr.rules.examples import EXAMPLES
 from explr.rules.registry import RULES
 
 FAMILIES = (("EXP1", "Model rules (`explr audit`)"), ("EXP2", "Config rules (`explr convert`, `explr check`)"),
@@ -35,12 +36,30 @@ def anchor(code: str) -> str:
     return code.lower()
 
 
+def example_language(rule: Rule) -> str:
+    """Model rules' examples are model files, config rules' are explr-format YAML (explr.rules.examples)."""
+    if EXAMPLES[rule.code].invalid is None:
+        return ""  # prose: no model triggers it
+    return "yaml" if rule.code.startswith("EXP2") else "python"
+
+
+def _example_intro(rule: Rule) -> str:
+    if EXAMPLES[rule.code].invalid is None:
+        return "No correct model triggers it; it fires when explr itself is wrong, for example with"
+    kind = "This config" if rule.code.startswith("EXP2") else "This model"
+    if rule.code.startswith("EXP3"):
+        return f"{kind}, audited against a lock recorded from the version under *Use instead*, triggers {rule.code}:"
+    return f"{kind} triggers {rule.code}:"
+
+
 def rule_markdown(rule: Rule, level: int = 2) -> str:
-    """One rule as Markdown: heading, severity, and the four ruff-style sections."""
-    h = "#" * level
+    """One rule as Markdown: heading, severity, and the ruff-style sections with both examples."""
+    h, lang = "#" * level, example_language(rule)
     parts = [f"{h} {rule.code}", f"`{rule.name}` · default severity: **{rule.severity.value}**", rule.summary,
              f"{h}# What it does", rule.what_it_does, f"{h}# Why is this bad?", rule.why_bad,
-             f"{h}# Example", f"```\n{rule.example}\n```", f"{h}# How to fix", rule.how_to_fix]
+             f"{h}# Example", _example_intro(rule), f"```{lang}\n{rule.example.rstrip()}\n```",
+             "Use instead (does not trigger it):", f"```{lang or 'python'}\n{rule.valid_example.rstrip()}\n```",
+             f"{h}# How to fix", rule.how_to_fix]
     return "\n\n".join(parts) + "\n"
 
 
@@ -48,7 +67,8 @@ def rule_text(rule: Rule) -> str:
     """One rule as plain text (SARIF help.text)."""
     return (f"{rule.code} {rule.name} ({rule.severity.value}): {rule.summary}\n\n"
             f"What it does: {rule.what_it_does}\n\nWhy is this bad? {rule.why_bad}\n\n"
-            f"Example:\n{rule.example}\n\nHow to fix: {rule.how_to_fix}\n")
+            f"Example:\n{rule.example.rstrip()}\n\nUse instead:\n{rule.valid_example.rstrip()}\n\n"
+            f"How to fix: {rule.how_to_fix}\n")
 
 
 def rules_markdown() -> str:

@@ -11,13 +11,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Iterator
 
-from explr.audit.report import AuditReport
+from explr.audit_report import AuditReport
 from explr.findings import Finding, Location
 from explr.rules.registry import Checks, finding
+from explr.wording import plural
 
 MODEL_CHECKS: Checks[AuditReport] = Checks("model")
 
-# Scale invariance holds up to a relative error of about eps/var (THEORY.md §1): above 0.1%
+# Scale invariance holds up to a relative error of about eps/var (docs/theory.md §1): above 0.1%
 # the converted run drifts visibly from the original once the weights change scale.
 EPS_RATIO_LIMIT = 1e-3
 _LISTED = 8  # names listed in one message before "+N more"
@@ -122,7 +123,7 @@ def _common_module(params) -> str | None:
 def opaque_modules(report: AuditReport) -> Iterator[Finding]:
     for part in report.opaque:
         yield finding("EXP104", f"{part.module or 'the model'} could not be captured ({part.why}): its "
-                                f"{len(part.params)} parameters are treated as not scale-invariant",
+                                f"{plural(len(part.params), 'parameter')} {'is' if len(part.params) == 1 else 'are'} treated as not scale-invariant",
                       module=part.module or None)
 
 

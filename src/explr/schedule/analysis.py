@@ -4,10 +4,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from explr.schedule.closed_form import (Phase, alpha, growth_per_epoch, growth_per_step,
-                                        log_inverse_scale_estimate, phase_table)
+from explr.lr_schedule import LRSchedule
+from explr.schedule.closed_form import (
+    Phase,
+    alpha,
+    growth_per_epoch,
+    growth_per_step,
+    log_inverse_scale_estimate,
+    phase_table,
+)
 from explr.schedule.horizons import Assumptions, Horizon, horizons
-from explr.schedule.lr import LRSchedule
 from explr.schedule.phantom import SGDHyper, Trace, trace
 
 SCHEMA = "explr.schedule/1"

@@ -1,4 +1,4 @@
-"""Closed forms of the phantom scale (THEORY.md §3) and the TEXP phase table.
+"""Closed forms of the phantom scale (docs/theory.md §3) and the TEXP phase table.
 
 With a constant LR η, the phantom obeys s_t = (1+γ-(1-δ)λη)·s_{t-1} - γ·s_{t-2} (momentum γ,
 dampening δ, weight decay λ), so s_t -> A·α^t with α the larger root of
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from explr.schedule.lr import LRSchedule
+from explr.lr_schedule import LRSchedule
 from explr.schedule.phantom import SGDHyper, Trace
 
 
@@ -106,6 +106,6 @@ def phase_table(schedule: LRSchedule, hyper: SGDHyper, iters_per_epoch: int, run
 
 
 def log_inverse_scale_estimate(lrs: list[float], hyper: SGDHyper) -> float:
-    """ln(1/s_T) ≈ λ/(1-γ)·Σ η_t (THEORY §4), valid while λη is small; the engine gives the exact value."""
+    """ln(1/s_T) ≈ λ/(1-γ)·Σ η_t (docs/theory.md §4), valid while λη is small; the engine gives the exact value."""
     damp = hyper.dampening if hyper.momentum != 0.0 else 0.0
     return (1.0 - damp) * hyper.weight_decay / (1.0 - hyper.momentum) * math.fsum(lrs)

@@ -1,7 +1,7 @@
 """`explr.param_groups`: optimizer param groups that put the scale-invariant (SI) parameters on TEXP.
 
 SI parameters get weight decay 0 and the tag `explr_si=True`; their original weight decay is kept
-in `explr_weight_decay` for the phantom scalar (THEORY.md §3). Every other parameter keeps the
+in `explr_weight_decay` for the phantom scalar (docs/theory.md §3). Every other parameter keeps the
 original policy, including a no-decay group for norm/bias parameters when the setup has one.
 """
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any
 
 from torch import nn
 
-from explr.audit.report import AuditReport
-from explr.configs.plan import DecayPolicy
+from explr.audit_report import AuditReport
 from explr.errors import ConfigError, ExplrError
+from explr.plan import DecayPolicy
 
 SI_TAG = "explr_si"
 ORIGINAL_WD = "explr_weight_decay"
@@ -30,7 +30,7 @@ def _si_names_and_joint_groups(model: nn.Module, si: Any) -> tuple[list[str], li
     if isinstance(si, (str, os.PathLike)):
         from explr.lock import read_lock  # lazy: the lock module is only needed for this input
 
-        lock = read_lock(si)
+        lock = read_lock(os.fspath(si))
         lock.check_model(model)  # raises ExplrError when the model changed since the lock was written
         return list(lock.si), [tuple(g) for g in getattr(lock, "groups", ()) if len(g) > 1]
     if isinstance(si, Iterable):

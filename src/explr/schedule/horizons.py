@@ -1,4 +1,4 @@
-"""Numeric horizons of a converted run (THEORY.md §4), from the schedule alone.
+"""Numeric horizons of a converted run (docs/theory.md §4), from the schedule alone.
 
 Model assumptions (stated in every result):
 - the original run's weights keep their scale: its largest SI weight element is about
@@ -79,3 +79,20 @@ def horizons(run: Trace, hyper: SGDHyper, assumptions: Assumptions = Assumptions
         step, within = _first_crossing(log_inv, threshold, run, hyper)
         found[what] = Horizon(what, threshold, step, within)
     return found
+
+
+# Above this the squared norm of the SI weights (weight norms, renormalization checks) overflows float32.
+GROWTH_LIMIT = math.sqrt(torch.finfo(torch.float32).max)
+
+
+def growth_warning(run: Trace) -> str | None:
+    """A warning with the fix when the converted run's numbers leave float32's range (docs/theory.md §4):
+    the SI weight norms grow past sqrt(float32 max), or the converted LR itself exceeds float32 max."""
+    growth, top_lr = 1.0 / run.s_final, max(run.converted, default=0.0)
+    f32_max = torch.finfo(torch.float32).max
+    if growth <= GROWTH_LIMIT and top_lr <= f32_max:
+        return None
+    return (f"SI weight norms grow by {growth:.2g} and the converted LR reaches {top_lr:.2g}: beyond float32's "
+            f"range (squared norms overflow above {GROWTH_LIMIT:.2g}, an LR above {f32_max:.2g} is inf); enable "
+            "renormalization, explr.TEXP(..., renormalize=(low, high)), which rescales the SI weights, their "
+            "momentum buffers and later LRs exactly (docs/theory.md §4)")

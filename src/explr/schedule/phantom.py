@@ -1,4 +1,4 @@
-"""The exact conversion (THEORY.md §3): the phantom scalar s_t.
+"""The exact conversion (docs/theory.md §3): the phantom scalar s_t.
 
 s_t is a scalar parameter that starts at 1.0 and is stepped by the *original* PyTorch SGD
 (same LR, momentum, dampening, weight decay) with a loss gradient of exactly zero. Training the
@@ -19,7 +19,7 @@ class SGDHyper:
     momentum: float = 0.0
     dampening: float = 0.0
     weight_decay: float = 0.0
-    nesterov: bool = False  # no exact equivalent (THEORY §3); modelled only for approximate conversions
+    nesterov: bool = False  # no exact equivalent (docs/theory.md §5); modelled only for approximate conversions
 
     def validate(self) -> None:
         if not (0.0 <= self.momentum < 1.0):
@@ -62,7 +62,7 @@ class Phantom:
         if not math.isfinite(ratio):  # ln(1/s) beyond ~355: η/s² has left float64
             raise ValueError(
                 f"the phantom scale reached {self.s:.3g} at step {self.t}: the converted LR η/s² no longer fits "
-                "float64 and no float type holds the converted weights; shorten the run or renormalize (THEORY §4)")
+                "float64 and no float type holds the converted weights; shorten the run or renormalize (docs/theory.md §4)")
         return ratio
 
     def rescale(self, factor: float) -> None:

@@ -1,4 +1,4 @@
-"""Renormalization (THEORY.md §4): keep the converted SI weights in a safe range, exactly.
+"""Renormalization (docs/theory.md §4): keep the converted SI weights in a safe range, exactly.
 
 At any step, multiplying the SI parameters by c, their momentum buffers by 1/c and all later SI
 LRs by c² leaves the network function of every later step unchanged (train-mode SI). c is a power

@@ -3,7 +3,7 @@
 Param groups tagged `explr_si` (see explr.param_groups) get η̃_t = η_t/(s_{t-1}s_t), with s_t the
 phantom scalar of their original (momentum, dampening, weight decay); all other groups get the
 original LR η_t. The network function then equals the weight-decay run's at every step
-(THEORY.md §3). Optional renormalization (§4) keeps the SI weights in a safe range, exactly.
+(docs/theory.md §3). Optional renormalization (§4) keeps the SI weights in a safe range, exactly.
 """
 from __future__ import annotations
 
@@ -176,7 +176,7 @@ class TEXP(LRScheduler):
         except ValueError as exc:
             raise ConfigError(f"TEXP: {exc}") from None
 
-    def get_lr(self) -> list[float]:
+    def get_lr(self) -> list[float]:  # type: ignore[override]  # torch's stub also allows tensors; ours are floats
         i = self.last_epoch
         if i != self._digested:  # a jump: digest the schedule up to here
             self._lr_digest, self._digested = fingerprint.digest_of(self._source.lrs_at, i), i

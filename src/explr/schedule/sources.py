@@ -19,7 +19,7 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from explr.errors import ConfigError, UnsupportedError, quote_error
-from explr.schedule.lr import LRSchedule
+from explr.lr_schedule import LRSchedule
 
 _KINDS = "an LRSchedule, a function i -> lr, or a factory opt -> torch LR scheduler"
 
@@ -76,7 +76,7 @@ def throwaway_optimizer(initial_lrs: list[float], momenta: list[float]) -> torch
     groups = [{"params": [torch.zeros(1, requires_grad=True)], "lr": lr, "momentum": m}
               for lr, m in zip(initial_lrs, momenta)]
     opt = torch.optim.SGD(groups, lr=initial_lrs[0])
-    opt._opt_called = True  # no optimizer steps on the throwaway: silence torch's ordering warning
+    opt._opt_called = True  # type: ignore[attr-defined]  # no steps on the throwaway: silence torch's ordering warning
     return opt
 
 
@@ -87,7 +87,7 @@ def _cycles_momentum(sched: Any) -> bool:
 
 
 def _is_lr_value(value: Any) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value) and float(value) >= 0
 
 
 def _declared_kind(schedule: Callable) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from explr.findings import Location
-from explr.schedule.lr import LRSchedule
+from explr.lr_schedule import LRSchedule
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +34,11 @@ class TrainingPlan:
     epochs: float | None
     precision: str = "32"  # "64" | "32" | "16-mixed" | "bf16-mixed"
     grad_clip_norm: float | None = None
+    grad_clip_key: str | None = None  # a project's own clipping switch (threshold in its code): train.clip_grad_norm
     ema: bool = False
     scheduler_interval: str = "step"  # how the original scheduler is stepped: "step" | "epoch"
+    ignored_milestones: tuple[int, ...] = ()  # iterations at or past the end: never reached, dropped (EXP209)
+    class_notes: tuple[tuple[str, str], ...] = ()  # (fact, why) for a class inferred from its arguments (EXP210)
     locations: dict[str, Location] = field(default_factory=dict)  # fact name -> where it was read
 
     @property

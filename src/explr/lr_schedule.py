@@ -6,6 +6,7 @@ modelled with `step_every = iters_per_epoch` (the LR is held constant inside eac
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -116,3 +117,13 @@ def schedule_from_epochs(lr: float, iters_per_epoch: int, epochs: int, milestone
                           warmup_iters=warmup_epochs * iters_per_epoch)
     schedule.validate()
     return schedule
+
+
+def schedule_args(schedule: LRSchedule) -> dict:
+    """The LRSchedule fields that differ from their defaults, in field order (what a config stores)."""
+    out = {}
+    for spec in dataclasses.fields(LRSchedule):
+        value = getattr(schedule, spec.name)
+        if spec.default is dataclasses.MISSING or value != spec.default:
+            out[spec.name] = list(value) if isinstance(value, tuple) else value
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from explr.findings import Finding, Location, Severity
+from explr.wording import percent, plural
 
 SCHEMA = "explr.audit/1"
 
@@ -99,7 +100,7 @@ class AuditReport:
         si_elems = sum(p.numel for p in self.parameters if p.si)
         joint = sum(1 for g in self.groups if len(g.members) > 1)
         return (f"{n_si}/{len(self.parameters)} parameter tensors scale-invariant "
-                f"({100 * si_elems / total:.0f}% of weights), {joint} joint group{'s' if joint != 1 else ''}")
+                f"({percent(si_elems, total)} of weights), {plural(joint, 'joint group')}")
 
     def to_json(self) -> dict:
         return {
