@@ -1,4 +1,4 @@
-"""AMP loss scaling: a step GradScaler skips (overflow) moves the LR index but not the weights (THEORY §3).
+"""AMP loss scaling: a step GradScaler skips (overflow) moves the LR index but not the weights (docs/theory.md §3).
 
 The overflows are real: the loss of a chosen step is multiplied by inf, torch.amp.GradScaler("cpu") finds
 the non-finite gradients and does not call optimizer.step(). Both runs see the same skips.

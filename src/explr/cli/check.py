@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import json
 import sys
@@ -152,7 +153,9 @@ def check_command(
         options = CheckOptions(steps=steps, compress=not no_compress, device=device.value, dtype=dtype.value,
                                batch_size=check_batch_size, seed=seed, approximate=approximate,
                                tolerance=tolerance, data=data, keep_eps=keep_eps,
-                               amp=amp.value if amp else None, **({} if budget is None else {"budget": budget}))
+                               amp=amp.value if amp else None)
+        if budget is not None:
+            options = dataclasses.replace(options, budget=budget)
         read = ReadOptions(iters_per_epoch=iters_per_epoch, dataset=dataset, dataset_size=dataset_size,
                            batch_size=batch_size, num_devices=num_devices, drop_last=drop_last,
                            scheduler_interval=scheduler_interval.value if scheduler_interval else None,

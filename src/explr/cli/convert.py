@@ -137,7 +137,7 @@ def convert_command(
         written = write_converted(converted, output, in_place)
         if written.path is None:
             sys.stdout.write(written.text)
-    verified = _verify(converted, model) if verify else None
+    verified = _verify(converted, model) if verify and model else None
     if as_json:
         summary = {**converted.to_json(), **({"check": verified.to_json()} if verified else {})}
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
