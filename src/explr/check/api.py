@@ -282,9 +282,6 @@ def check(model: str | nn.Module, config: str | TrainingPlan, *, example_inputs:
     data = _data(options, model if isinstance(model, str) else "", net, inputs)
     noise = needs_noise_floor(device, dtype) or amp is not None
     step_plan = _step_plan(setup, base, data, 3 if noise else 2, started)
-    if step_plan.budget is not None:
-        log(step_plan.describe())
-        notes.append(step_plan.describe())
     try:
         setup.comp = compress(plan.lr, step_plan.steps, enabled=options.compress)
     except ValueError as exc:
@@ -293,7 +290,9 @@ def check(model: str | nn.Module, config: str | TrainingPlan, *, example_inputs:
     setup.where = data.where
     probe = _first_batch(make_stream, base, data.where, device, dtype).head(options.probe_size)
     runs, warned = _build_runs(base, plan, si_arg, setup.comp, options, noise, amp)
-    for line in [*setup.comp.describe(plan.iters_per_epoch), f"data: {data.where}"]:
+    planned = [step_plan.describe()] if step_plan.budget is not None else []  # once the inputs proved valid
+    notes += planned
+    for line in [*planned, *setup.comp.describe(plan.iters_per_epoch), f"data: {data.where}"]:
         log(line)
     cuda = [torch.cuda.current_device()] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):  # the runs reseed the RNG every step: leave the caller's alone
