@@ -48,7 +48,7 @@ def test_then_synthetic_images_shrink_down_to_the_minimum_side():
 
 def test_describe_states_plan_and_estimate():
     text = StepPlan(40, 8, 0.5, 2, 12.0, 90.0).describe()
-    assert text.startswith("plan: 40 steps x 2 runs at batch 8") and "estimate 55 s" in text and "within" in text
+    assert text.startswith("plan: 40 steps x 2 runs at batch 8") and "estimate 54 s" in text and "within" in text
 
 
 def test_a_budgeted_check_logs_its_plan_first_and_runs_the_planned_steps():

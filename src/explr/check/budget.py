@@ -19,7 +19,7 @@ DEFAULT_BUDGET = 90.0  # seconds: a CI job step, and a user waiting at a termina
 MIN_STEPS = 24  # below this a compressed schedule barely shows its phases (MIN_GAP steps each)
 MIN_BATCH = 2  # BatchNorm in train mode needs more than one value per channel
 MIN_SIDE = 32  # smallest synthetic image side (a CIFAR image; 5 stride-2 stages still leave 1x1)
-END_STEPS = 3.0  # last probe + eval-mode recalibration and comparison, in training steps of one run
+END_STEPS = 2.0  # last probe + eval-mode recalibration (2 batches) and comparison, in training steps of one run
 SAFETY = 0.9  # share of the remaining time planned for, so noise on a shared machine stays inside
 
 
