@@ -150,9 +150,9 @@ def _shrinkable_side(model: nn.Module, inputs: tuple) -> int | None:
 
 
 def _audit_inputs(inputs: tuple, data: _Data, si: Any) -> tuple[tuple, list[str]]:
-    """Under a time budget, a large synthetic image is audited at a quarter of its side (at least 2*MIN_SIDE):
+    """Under a time budget, a large synthetic image is audited at a quarter of its side (at least MIN_SIDE):
     the SI set is a property of the graph, and the budget may train on smaller images anyway."""
-    if si is not None or data.side is None or data.side < 8 * MIN_SIDE:
+    if si is not None or data.side is None or data.side // 4 < MIN_SIDE:
         return inputs, []
     shrunk = _shrunk(inputs, 4)
     side = data.side // 4

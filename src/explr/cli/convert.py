@@ -152,7 +152,7 @@ def convert_command(
 def _verify(converted, model: str):
     """--verify: the trajectory check on the converted setup (progress on stderr; stdout may hold the config)."""
     from explr.check.api import verify_converted
-    from explr.cli.check import internal_errors_as_exit_2, note, progress_bar
+    from explr.cli.progress import internal_errors_as_exit_2, note, progress_bar
 
     with internal_errors_as_exit_2("the check"), progress_bar(sys.stderr.isatty()) as on_step:
         return verify_converted(converted, model, on_step=on_step, log=note)

@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 
 from explr.cli.app import app
-from explr.cli.check import check_plot_path, internal_errors_as_exit_2, note, progress_bar
+from explr.cli.check import check_plot_path
+from explr.cli.progress import internal_errors_as_exit_2, note, progress_bar
 from explr.demo import DemoOptions
 
 

@@ -57,7 +57,8 @@ class ExplrCallback(_Base):
         for scheduler in schedulers:
             if not scheduler.bound:
                 scheduler.bind(pl_module, first_input(batch))
-        self._before = (trainer.global_step, [s.texp.optimizer_steps for s in schedulers])
+        step = getattr(trainer, "global_step", None)  # a trainer without a step count: no skip tracking
+        self._before = None if step is None else (step, [s.texp.optimizer_steps for s in schedulers])
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, *args: Any) -> None:
         if self._before is None:
