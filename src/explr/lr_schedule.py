@@ -10,7 +10,9 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-DECAYS = ("step", "cosine", "linear", "constant", "exp")
+DECAYS = ("step", "cosine", "linear", "constant", "exp", "poly", "tanh")
+CYCLED = ("cosine", "poly", "tanh")  # the decays that take timm's restarts (and, but tanh, k-decay)
+TANH_BOUNDS = (-7.0, 3.0)  # timm TanhLRScheduler's lb, ub defaults (create_scheduler_v2 never sets them)
 WARMUPS = ("linear", "constant")
 # How warmup combines with the decay: "multiply" scales the decayed LR (torch chained, pycls);
 # "ramp_to_base" replaces it by a ramp from warmup_factor*base_lr to base_lr (timm schedulers);
@@ -23,7 +25,7 @@ class LRSchedule:
     base_lr: float
     total_iters: int
     decay: str = "step"  # one of DECAYS
-    milestones: tuple[int, ...] = ()  # iterations where the LR is multiplied by gamma ("step")
+    milestones: tuple[int, ...] = ()  # iterations where the LR is multiplied by gamma ("step"), sorted
     gamma: float = 0.1
     eta_min: float = 0.0  # floor of "cosine"/"linear" decay; end LR of "exp" (base*(eta_min/base)**frac)
     warmup_iters: int = 0
@@ -33,6 +35,13 @@ class LRSchedule:
     decay_start: int = 0  # iteration where "cosine"/"linear" decay begins (torch SequentialLR after warmup)
     decay_iters: int | None = None  # length of that decay; None: until total_iters
     warmup_blend: str = "multiply"  # one of WARMUP_BLENDS
+    # Cosine restarts and k-decay (timm CosineLRScheduler): cycle i lasts decay_iters * cycle_mul**i, peaks at
+    # base_lr * cycle_decay**i, and the phase is frac**k_decay; after cycle_limit cycles the LR stays at eta_min.
+    cycle_limit: int = 1
+    cycle_mul: float = 1.0
+    cycle_decay: float = 1.0
+    k_decay: float = 1.0
+    power: float = 1.0  # "poly" (timm PolyLRScheduler): eta_min + (peak - eta_min) * (1 - frac**k_decay) ** power
 
     def validate(self) -> None:
         if not (self.base_lr > 0 and math.isfinite(self.base_lr)):
@@ -43,14 +52,14 @@ class LRSchedule:
             raise ValueError(f"decay={self.decay!r} is not one of {', '.join(DECAYS)}")
         if self.warmup_method not in WARMUPS:
             raise ValueError(f"warmup_method={self.warmup_method!r} is not one of {', '.join(WARMUPS)}")
-        if list(self.milestones) != sorted(set(self.milestones)):
-            raise ValueError(f"milestones={list(self.milestones)} must be strictly increasing")
+        if list(self.milestones) != sorted(self.milestones):  # a repeated milestone decays twice there (timm)
+            raise ValueError(f"milestones={list(self.milestones)} must be strictly increasing (or repeated)")
         if self.milestones and (self.milestones[0] <= 0 or self.milestones[-1] >= self.total_iters):
             raise ValueError(f"milestones={list(self.milestones)} must lie inside (0, {self.total_iters}) iterations")
         if not (0 < self.gamma <= 1):
             raise ValueError(f"gamma={self.gamma!r} must be in (0, 1]")
-        if not (0 <= self.warmup_iters < self.total_iters):
-            raise ValueError(f"warmup iterations={self.warmup_iters!r} must be in [0, {self.total_iters})")
+        if not (0 <= self.warmup_iters <= self.total_iters):  # == total: the whole run warms up (detectron2)
+            raise ValueError(f"warmup iterations={self.warmup_iters!r} must be in [0, {self.total_iters}]")
         if self.step_every <= 0:
             raise ValueError(f"step_every={self.step_every!r} must be > 0")
         if not (0 <= self.decay_start < self.total_iters) or (self.decay_iters is not None and self.decay_iters <= 0):
@@ -59,6 +68,18 @@ class LRSchedule:
             raise ValueError(f"warmup_blend={self.warmup_blend!r} is not one of {', '.join(WARMUP_BLENDS)}")
         if self.decay == "exp" and not 0 < self.eta_min <= self.base_lr:
             raise ValueError(f"exp decay needs 0 < eta_min={self.eta_min!r} <= lr={self.base_lr!r}")
+        if self.cycle_limit < 1 or self.cycle_mul <= 0 or self.cycle_decay <= 0 or self.k_decay <= 0:
+            raise ValueError(f"cycle_limit={self.cycle_limit!r} must be >= 1 and cycle_mul={self.cycle_mul!r}, "
+                             f"cycle_decay={self.cycle_decay!r}, k_decay={self.k_decay!r} > 0")
+        if self._cycled and self.decay not in CYCLED:
+            raise ValueError(f"cycles and k-decay apply to {' and '.join(CYCLED)} decay only, not decay={self.decay!r}")
+        if self.power <= 0:
+            raise ValueError(f"power={self.power!r} must be > 0")
+
+    @property
+    def _cycled(self) -> bool:
+        return self.decay in ("poly", "tanh") or (self.cycle_limit, self.cycle_mul, self.cycle_decay, self.k_decay) != (
+            1, 1.0, 1.0, 1.0)
 
     def _position(self, i: int) -> int:
         return (i // self.step_every) * self.step_every
@@ -77,11 +98,35 @@ class LRSchedule:
         if self.decay == "constant":
             return self.base_lr
         length = self.decay_iters if self.decay_iters is not None else self.total_iters - self.decay_start
+        if self._cycled:
+            return self._cycled_decay(max(u - self.decay_start, 0), length)
         frac = min(max(u - self.decay_start, 0) / length, 1.0)
         if self.decay == "exp":
             return self.base_lr * (self.eta_min / self.base_lr) ** frac
         shape = 0.5 * (1.0 + math.cos(math.pi * frac)) if self.decay == "cosine" else 1.0 - frac
         return self.eta_min + (self.base_lr - self.eta_min) * shape
+
+    def _cycled_decay(self, t: int, length: int) -> float:
+        """timm Cosine/Poly/TanhLRScheduler._get_lr after warmup, t and length in iterations (same operations)."""
+        mul = self.cycle_mul
+        if mul != 1:
+            i = math.floor(math.log(1 - t / length * (1 - mul), mul))
+            t_i = mul ** i * length
+            t_curr = t - (1 - mul ** i) / (1 - mul) * length
+        else:
+            i, t_i = t // length, length
+            t_curr = t - length * i
+        if i >= self.cycle_limit:
+            return self.eta_min
+        peak = self.base_lr * self.cycle_decay ** i
+        k = self.k_decay
+        if self.decay == "poly":
+            return self.eta_min + (peak - self.eta_min) * (1 - t_curr ** k / t_i ** k) ** self.power
+        if self.decay == "tanh":
+            lb, ub = TANH_BOUNDS
+            tr = t_curr / t_i
+            return self.eta_min + 0.5 * (peak - self.eta_min) * (1 - math.tanh(lb * (1. - tr) + ub * tr))
+        return self.eta_min + 0.5 * (peak - self.eta_min) * (1 + math.cos(math.pi * t_curr ** k / t_i ** k))
 
     def warmup_ramp(self, u: int) -> float:
         """LR during warmup when it replaces the decay ("ramp_to_*" blends)."""

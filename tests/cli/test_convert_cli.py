@@ -6,6 +6,9 @@ import json
 import pytest
 
 from explr.cli import main
+from explr.configs.adapter import ReadOptions
+from explr.configs.explr_format import ADAPTER as EXPLR_FORMAT
+from explr.configs.source import ConfigSource
 from tests.conftest import FIXTURES
 
 CIFAR = str(FIXTURES / "configs" / "lightning" / "cifar_resnet_step.yaml")
@@ -174,6 +177,25 @@ def test_huge_growth_warns_with_the_renormalization_fix(capsys, tmp_path):
     assert code == 0 and "warning: SI weight norms grow by 4.8e+36" in err and "renormalize=(low, high)" in err
 
 
+D2_REAL = FIXTURES / "configs" / "detectron2" / "real"
+
+
+@pytest.mark.parametrize("config", ["configs/PascalVOC-Detection/faster_rcnn_R_50_FPN.yaml",
+                                    "projects/DensePose/configs/densepose_rcnn_R_50_FPN_s1x.yaml",
+                                    "configs/quick_schedules/mask_rcnn_R_50_FPN_instant_test.yaml"])
+@pytest.mark.parametrize("approximate", [[], ["--approximate"]])
+def test_detectron2_dataset_of_unknown_size_converts_per_iteration(capsys, tmp_path, config, approximate):
+    """A per-iteration schedule needs no epoch length: only the epoch columns are unknown (they were a TypeError)."""
+    out_file = tmp_path / "plan.explr.yaml"
+    code, out, err = run(capsys, str(D2_REAL / config), "--json", "-o", str(out_file), *approximate)
+    data = json.loads(out)
+    assert code == 0 and data["iters_per_epoch"] is None and data["exact"] is True
+    assert all(h["epoch"] is None for h in data["horizons"].values())
+    assert all(p["growth_per_epoch"] is None for p in data["phases"])
+    code, out, err = run(capsys, str(D2_REAL / config), "-o", str(tmp_path / "again.yaml"), *approximate)
+    assert code == 0 and "unknown iterations/epoch" in err and "Traceback" not in err
+    plan = EXPLR_FORMAT.read(ConfigSource.load(out_file), ReadOptions())  # the written plan reads back without flags
+    assert plan.iters_per_epoch is None and plan.total_iters == data["source"]["total_iters"]
 VERIFY_MODEL = str(FIXTURES / "models" / "resnet_cifar.py")
 
 

@@ -110,14 +110,20 @@ def test_plan_formats_get_the_explr_plan_generically(tmp_path, monkeypatch):
     assert ConfigSource.load(written.path).get(("texp", "params")) == ["conv1.weight"]
 
 
+# Real configs explr refuses even with --approximate, each tested for its reason where its reader is tested.
+REFUSED = ("detectron2/real/projects/DeepLab",  # WarmupPolyLR
+           "timm/real/pytorch-image-models/train.yaml")  # sched: plateau (metric-driven)
 PLAN_FIXTURES = sorted(path for entry in formats.FORMATS if entry.writes == "plan"
-                       for path in (FIXTURES / "configs" / entry.name).rglob("*.yaml"))
+                       for path in (FIXTURES / "configs" / entry.name).rglob("*.yaml")
+                       if not any(part in path.as_posix() for part in REFUSED))
+# Real timm args.yaml often leave the dataset to a folder and lr to lr_base: say how many processes and samples.
+PLAN_OPTIONS = dict(num_devices=2, dataset_size=10_000)
 
 
 @pytest.mark.parametrize("path", PLAN_FIXTURES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_explr_plan_of_every_plan_format_fixture_reads_back_identically(path):
     """The generic plan path loses nothing any reader puts in a TrainingPlan (schedule, decay policy, SGD)."""
-    converted = convert(str(path), approximate=True)
+    converted = convert(str(path), approximate=True, **PLAN_OPTIONS)
     again = formats.entry_for("explr").adapter().read(
         ConfigSource.parse(write_converted(converted).text, "plan.yaml"), ReadOptions())
     assert again.lr == converted.plan.lr and again.decay == converted.plan.decay

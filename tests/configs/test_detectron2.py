@@ -125,13 +125,14 @@ GOOD = "SOLVER:\n  BASE_LR: 0.02\n  STEPS: (600, 800)\n  MAX_ITER: 900\n  WARMUP
 
 
 @pytest.mark.parametrize("edit, error, match", [
-    (("(600, 800)", "(600, 900)"), ConfigError, r"cfg.yaml:3: SOLVER.STEPS has \[900\] at or past MAX_ITER=900"),
+    (("(600, 800)", "(600, 900)"), ConfigError, r"cfg.yaml:3: SOLVER.STEPS has 900 = MAX_ITER, which detectron2's "
+                                              r"MultiStepParamScheduler rejects"),
     (("(600, 800)", "(800, 600)"), ConfigError, r"cfg.yaml:3: SOLVER.STEPS .* strictly increasing"),
     (("(600, 800)", "sixty"), ConfigError, r"cfg.yaml:3: SOLVER.STEPS is 'sixty'; it must be a list of numbers"),
     (("MAX_ITER: 900", "MAX_ITER: 900\n  WARMUP_METHOD: cosine"), ConfigError, r"cfg.yaml:5: SOLVER.WARMUP_METHOD is 'cosine'"),
-    (("WARMUP_ITERS: 100", "WARMUP_ITERS: 900"), ConfigError, r"cfg.yaml:5: SOLVER.WARMUP_ITERS is 900"),
-    (("MAX_ITER: 900", "MAX_ITER: 900\n  LR_SCHEDULER_NAME: WarmupStepWithFixedGammaLR"), ConfigError,
-     r"cfg.yaml:5: SOLVER.LR_SCHEDULER_NAME is 'WarmupStepWithFixedGammaLR'; explr converts"),
+    (("WARMUP_ITERS: 100", "WARMUP_ITERS: -5"), ConfigError, r"cfg.yaml:5: SOLVER.WARMUP_ITERS is -5; it must be >= 0"),
+    (("MAX_ITER: 900", "MAX_ITER: 900\n  LR_SCHEDULER_NAME: WarmupPolyLR"), ConfigError,
+     r"cfg.yaml:5: SOLVER.LR_SCHEDULER_NAME is 'WarmupPolyLR'; explr converts"),
     (("MAX_ITER: 900", "MAX_ITER: 900\n  WEIGHT_DECAY_BIAS: 0.0001"), UnsupportedError,
      r"cfg.yaml:5: WEIGHT_DECAY_BIAS=0.0001 also applies to norm-layer biases"),
     (("MAX_ITER: 900", "MAX_ITER: 900\n  BIAS_LR_FACTOR: 2.0"), UnsupportedError, r"cfg.yaml:5: SOLVER.BIAS_LR_FACTOR"),

@@ -9,6 +9,7 @@ from explr.configs.pycls import ADAPTER as PYCLS
 from explr.configs.source import ConfigSource
 from explr.configs.timm import ADAPTER as TIMM
 from explr.errors import ConfigError
+from explr.rules.config import config_findings
 
 
 def pycls_epoch_lr(e, *, base_lr, policy, max_epoch, steps=(), lr_mult=0.1, min_lr=0.0, warmup_epochs=0,
@@ -88,7 +89,6 @@ GOOD = "OPTIM:\n  LR_POLICY: steps\n  STEPS: [0, 3, 6]\n  MAX_EPOCH: 8\nTRAIN:\n
 
 @pytest.mark.parametrize("edit, match", [
     (("[0, 3, 6]", "[3, 6]"), r"cfg.yaml:3: OPTIM.STEPS is \[3, 6\]; the 'steps' policy needs a list starting at 0"),
-    (("[0, 3, 6]", "[0, 3, 8]"), r"cfg.yaml:3: OPTIM.STEPS has step 8 at or past MAX_EPOCH=8"),
     (("[0, 3, 6]", "[0, 6, 3]"), r"cfg.yaml:3: OPTIM.STEPS .* strictly increasing"),
     (("LR_POLICY: steps", "LR_POLICY: poly"), r"cfg.yaml:2: OPTIM.LR_POLICY is 'poly'; pycls defines"),
     (("LR_POLICY: steps", "LR_POLICY: exp"), r"cfg.yaml:2: LR_POLICY 'exp' changed meaning .* set OPTIM.MIN_LR"),
@@ -106,3 +106,12 @@ def test_bad_input_names_file_line_and_fix(tmp_path, edit, match):
     path.write_text(GOOD.replace(*edit))
     with pytest.raises(ConfigError, match=match):
         read(path)
+
+
+def test_steps_at_or_past_max_epoch_are_never_reached_and_reported(tmp_path):
+    """lr_fun_steps only looks at epochs < MAX_EPOCH: a later step is ignored, and EXP209 says so."""
+    path = tmp_path / "cfg.yaml"
+    path.write_text(GOOD.replace("[0, 3, 6]", "[0, 3, 8, 9]"))
+    plan = PYCLS.read(ConfigSource.load(path), ReadOptions())
+    assert plan.lr.milestones == (3 * 500,) and plan.ignored_milestones == (8 * 500, 9 * 500)
+    assert [f.code for f in config_findings(plan)].count("EXP209") == 1

@@ -14,21 +14,25 @@ from explr.errors import ConfigError, UnsupportedError
 
 def timm_get_lr(sched, t, *, lr, warmup_t, warmup_lr, decay_t=None, milestones=(), rate=0.1, t_initial=None,
                 lr_min=0.0):
-    """_get_lr of timm/scheduler/{step_lr,multistep_lr,cosine_lr}.py (warmup_prefix=False, one cycle)."""
+    """_get_lr of timm/scheduler/{step_lr,multistep_lr,cosine_lr}.py (warmup_prefix=False, one cycle).
+
+    The full set of options is checked against timm itself by benchmarks/frameworks/timm_oracle.py."""
     if t < warmup_t:
         return warmup_lr + t * (lr - warmup_lr) / warmup_t
     if sched == "step":
         return lr * rate ** (t // decay_t)
     if sched == "multistep":
-        return lr * rate ** bisect.bisect_right(milestones, t)
+        return lr * rate ** bisect.bisect_right(milestones, t + 1)  # MultiStepLRScheduler.get_curr_decay_steps
     cycle = t // t_initial
     t_curr = t - t_initial * cycle
     return lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * t_curr / t_initial)) if cycle < 1 else lr_min
 
 
-def timm_train_lrs(get_lr, num_epochs, updates_per_epoch, on_updates):
-    """The LR of every optimizer update as train.py drives the scheduler (step_update / step(epoch + 1))."""
-    lrs, num_updates, value = [], 0, get_lr(0)
+def timm_train_lrs(get_lr, num_epochs, updates_per_epoch, on_updates, initial=None):
+    """The LR of every optimizer update as train.py drives the scheduler (step_update / step(epoch + 1)).
+
+    Before the first step the optimizer holds the LR the scheduler was built with (`initial`: lr, or warmup_lr)."""
+    lrs, num_updates, value = [], 0, get_lr(0) if initial is None else initial
     for epoch in range(num_epochs):
         for _ in range(updates_per_epoch):
             lrs.append(value)
@@ -60,7 +64,8 @@ def test_cifar_multistep_plan_and_locations(fixtures_dir):
     assert plan.decay.other == 5e-4 and plan.decay.for_kind("norm") == 0 and plan.decay.for_kind("bias") == 0
     assert plan.iters_per_epoch == 50_000 // 128  # timm's train loader drops the last partial batch
     assert (plan.epochs, plan.total_iters, plan.scheduler_interval) == (200, 200 * 390, "epoch")
-    assert plan.lr.milestones == (100 * 390, 150 * 390) and plan.lr.step_every == 390
+    # timm applies milestone m at epoch m - 1 (bisect_right(decay_t, t + 1)), unlike torch's MultiStepLR
+    assert plan.lr.milestones == (99 * 390, 149 * 390) and plan.lr.step_every == 390
     assert (plan.precision, plan.grad_clip_norm, plan.ema) == ("32", None, False)
     assert lines(plan) == {"dataset": 3, "batch_size": 5, "optimizer": 6, "nesterov": 6, "lr": 7, "momentum": 8,
                            "weight_decay": 9, "schedule": 10, "milestones": 11, "gamma": 12, "epochs": 13,
@@ -137,15 +142,20 @@ BASE = "opt: momentum\nlr: 0.1\nweight_decay: 5.0e-4\nsched: multistep\ndecay_mi
 @pytest.mark.parametrize("edit, error, match", [
     (("weight_decay: 5.0e-4\n", ""), ConfigError, r"weight_decay` is missing; timm's default changed"),
     (("sched: multistep\n", ""), ConfigError, r"`sched` is missing"),
-    (("sched: multistep\n", "sched: tanh\n"), ConfigError, r"args.yaml:4: sched is 'tanh'; explr converts"),
+    (("sched: multistep\n", "sched: wsd\n"), UnsupportedError,
+     r"args.yaml:4: sched='wsd' is not modelled by explr; explr converts timm's step, multistep, cosine, poly, tanh, constant"),
+    (("sched: multistep\n", "sched: plateau\n"), UnsupportedError,
+     r"sched='plateau' decays when the eval metric stops improving"),
     (("opt: momentum\n", "opt: lookahead_sgd\n"), ConfigError, r"args.yaml:1: opt is 'lookahead_sgd'"),
-    (("[3, 6]", "[3, 8]"), ConfigError, r"args.yaml:5: decay_milestones has milestone 8 at or past the end"),
-    (("[3, 6]", "[6, 3]"), ConfigError, r"strictly increasing"),
+    (("[3, 6]", "[6, 3]"), ConfigError, r"args.yaml:5: decay_milestones is \[6, 3\]; write increasing whole"),
     (("dataset: cifar10\n", ""), ConfigError, r"cannot tell iterations per epoch.*--iters-per-epoch"),
     (("lr: 0.1\n", "lr: fast\n"), ConfigError, r"args.yaml:2: lr is 'fast'; it must be a number"),
-    (("epochs: 8\n", "epochs: 8\nlr_noise: [0.4, 0.9]\n"), UnsupportedError, r"lr_noise=.* not modelled"),
+    (("epochs: 8\n", "epochs: 8\nlr_noise: [0.4, 0.9]\n"), UnsupportedError,
+     r"args.yaml:7: lr_noise=\[0.4, 0.9\] adds random noise to the LR .* set it to null"),
     (("epochs: 8\n", "epochs: 8\nclip_grad: 1.0\nclip_mode: agc\n"), UnsupportedError, r"clip_mode='agc'"),
-    (("epochs: 8\n", "epochs: 8\nwarmup_prefix: true\n"), UnsupportedError, r"args.yaml:7: warmup_prefix=True"),
+    (("epochs: 8\n", "epochs: 8\nlayer_decay: 0.75\n"), UnsupportedError, r"args.yaml:7: layer_decay=0.75 scales"),
+    (("sched: multistep\n", "sched: cosine\nmin_lr: 0\ncooldown_epochs: 0\nlr_cycle_mul: 0\n"), ConfigError,
+     r"args.yaml:7: lr_cycle_mul / lr_cycle_decay / lr_k_decay are \[0.0, 0.5, 1.0\]; they must be > 0"),
     (("epochs: 8\n", "epochs: 8\naug_repeats: 3\n"), UnsupportedError, r"args.yaml:7: aug_repeats=3"),
     (("epochs: 8\n", "epochs: 0\n"), ConfigError, r"args.yaml:6: epochs is 0; it must be > 0"),
     (("warmup_epochs: 0\n", "warmup_epochs: 2\n"), ConfigError, r"`warmup_lr` is missing"),
@@ -155,3 +165,61 @@ def test_bad_input_names_file_line_and_fix(tmp_path, edit, error, match):
     assert TIMM.read(ConfigSource.load(write(tmp_path, BASE, "ok.yaml")), ReadOptions()).total_iters == 8 * 500
     with pytest.raises(error, match=match):
         read(path)
+
+
+def test_multistep_milestones_apply_one_epoch_early_and_late_ones_are_ignored(tmp_path):
+    """timm: milestone m takes effect at epoch m - 1; one that would take effect after the last epoch never does."""
+    plan = read(write(tmp_path, BASE.replace("[3, 6]", "[1, 3, 8, 9]")))
+    assert plan.lr.milestones == (1 * 500, 2 * 500, 7 * 500)  # milestone 1 still waits for epoch 1 (initial LR)
+    assert plan.ignored_milestones == (8 * 500,)  # milestone 9 would apply at epoch 8, after the last one (EXP209)
+    assert plan.lr.lr_at(0) == 0.1 and plan.lr.lr_at(7 * 500) == pytest.approx(0.1 * 0.1 ** 3, rel=1e-15)
+
+
+def test_warmup_prefix_lengthens_training_and_shifts_the_decay(tmp_path):
+    text = BASE.replace("warmup_epochs: 0\n", "warmup_epochs: 2\nwarmup_lr: 0.01\nwarmup_prefix: true\n")
+    plan = read(write(tmp_path, text))
+    assert plan.total_iters == (8 + 2) * 500  # create_scheduler_v2: num_epochs += warmup_epochs
+    assert plan.lr.milestones == ((3 - 1 + 2) * 500, (6 - 1 + 2) * 500)
+    ref = timm_train_lrs(lambda t: 0.01 + t * (0.1 - 0.01) / 2 if t < 2 else
+                         0.1 * 0.1 ** bisect.bisect_right([3, 6], t - 2 + 1), 10, 500, False, initial=0.01)
+    assert all(plan.lr.lr_at(i) == pytest.approx(want, rel=1e-12) for i, want in enumerate(ref))
+
+
+def test_lr_from_lr_base_and_the_global_batch(tmp_path):
+    text = BASE.replace("lr: 0.1\n", "lr: null\nlr_base: 0.1\nlr_base_size: 256\ngrad_accum_steps: 2\n")
+    with pytest.raises(ConfigError, match=r"lr is unset, so timm derives it .* pass --num-devices N"):
+        read(write(tmp_path, text))
+    assert read(write(tmp_path, text), num_devices=4).lr.base_lr == pytest.approx(0.1 * 100 * 4 * 2 / 256)
+    adam = text.replace("opt: momentum", "opt: adamw")  # 'ada' optimizers scale by the square root
+    assert read(write(tmp_path, adam), num_devices=4).lr.base_lr == pytest.approx(0.1 * math.sqrt(100 * 4 * 2 / 256))
+
+
+def test_real_plateau_config_is_refused_naming_the_metric(fixtures_dir):
+    path = fixtures_dir / "configs/timm/real/pytorch-image-models/train.yaml"
+    with pytest.raises(UnsupportedError, match=r"train.yaml:27: sched='plateau' decays when the eval metric"):
+        read(path, dataset_size=1000)
+
+
+def test_poly_schedule_is_timms_polynomial_after_the_warmup_prefix(fixtures_dir):
+    """PolyLRScheduler._get_lr: lr_min + (lr - lr_min) * (1 - t / t_initial) ** power, power = decay_rate."""
+    plan = read(fixtures_dir / "configs/timm/variants/poly_epochs.yaml")
+    ipe = 50_000 // 128
+    assert (plan.total_iters, plan.lr.decay, plan.lr.power) == (22 * ipe, "poly", 0.9)
+    ref = timm_train_lrs(lambda t: 1e-4 + t * (0.1 - 1e-4) / 2 if t < 2 else 0.1 * (1 - (t - 2) / 20) ** 0.9,
+                         22, ipe, False, initial=1e-4)
+    assert all(plan.lr.lr_at(i) == pytest.approx(want, rel=1e-12, abs=1e-15) for i, want in enumerate(ref))
+
+
+def test_tanh_warmup_ramps_to_the_tanh_value_at_its_end(fixtures_dir):
+    """TanhLRScheduler: warmup_steps aim at _get_lr(warmup_t) unless warmup_prefix; then lr_min + 0.5 * (lr - lr_min)
+    * (1 - tanh(lb * (1 - t / T) + ub * t / T)) with lb, ub = -7, 3, and lr_min for cooldown_epochs after T."""
+    plan = read(fixtures_dir / "configs/timm/variants/tanh_warmup.yaml")
+    ipe = 50_000 // 128
+
+    def tanh_lr(t):
+        return 1e-5 + 0.5 * (0.1 - 1e-5) * (1 - math.tanh(-7 * (1 - t / 30) + 3 * t / 30)) if t < 30 else 1e-5
+
+    ref = timm_train_lrs(lambda t: 1e-4 + t * (tanh_lr(3) - 1e-4) / 3 if t < 3 else tanh_lr(t), 35, ipe, False,
+                         initial=1e-4)
+    assert plan.total_iters == 35 * ipe
+    assert all(plan.lr.lr_at(i) == pytest.approx(want, rel=1e-12) for i, want in enumerate(ref))

@@ -27,7 +27,7 @@ def _table(converted, written) -> None:
     plan, analysis = converted.plan, converted.analysis
     console = Console(file=sys.stderr, width=110)
     console.print(f"[bold]{converted.detected.name}[/] config ({converted.detected.reason}); "
-                  f"{plan.iters_per_epoch} iterations/epoch, {plan.total_iters} iterations")
+                  f"{plan.iters_per_epoch or 'unknown'} iterations/epoch, {plan.total_iters} iterations")
     console.print(f"SI parameters: {converted.si.describe()}")
     verdict = "[green]exact[/]" if converted.exact else "[yellow]approximate[/]: " + "; ".join(
         converted.not_exact_because)
@@ -38,8 +38,9 @@ def _table(converted, written) -> None:
         table.add_column(column, justify="right")
     ipe = plan.iters_per_epoch
     for p in analysis.phases:
-        growth = f"{p.growth_per_epoch:.4f}" if p.growth_per_epoch is not None else "varies"
-        table.add_row(f"{p.start_iter}-{p.end_iter}", f"{p.start_iter / ipe:.4g}-{p.end_iter / ipe:.4g}",
+        growth = f"{p.growth_per_epoch:.4f}" if p.growth_per_epoch is not None else "varies" if ipe else "-"
+        epochs = f"{p.start_iter / ipe:.4g}-{p.end_iter / ipe:.4g}" if ipe else "-"
+        table.add_row(f"{p.start_iter}-{p.end_iter}", epochs,
                       f"{p.base_lr:.4g}",
                       f"{p.converted_lr_start:.4g}", f"{p.converted_lr_end:.4g}", growth)
     console.print(table)

@@ -119,8 +119,8 @@ def _adaptive_analysis(plan: TrainingPlan, hyper: SGDHyper) -> ScheduleAnalysis:
     phases = [dataclasses.replace(p, growth_per_epoch=None if p.growth_per_epoch is None
                                   else (1.0 - p.base_lr * hyper.weight_decay) ** -ipe)
               for p in phase_table(plan.lr, hyper, ipe, run)]
-    return ScheduleAnalysis(plan.lr, hyper, ipe, Assumptions(), run, keep, 1.0 / keep, keep ** -ipe, phases,
-                            horizons(run, hyper))
+    return ScheduleAnalysis(plan.lr, hyper, ipe, Assumptions(), run, keep, 1.0 / keep,
+                            keep ** -ipe if ipe else None, phases, horizons(run, hyper))
 
 
 def analysis_of(plan: TrainingPlan) -> ScheduleAnalysis:

@@ -9,10 +9,15 @@ Semantics read from facebookresearch/detectron2 (main):
   get_default_optimizer_params: parameters of normalization modules get WEIGHT_DECAY_NORM, then every
   parameter named "bias" gets WEIGHT_DECAY_BIAS when it is not None (None: same as WEIGHT_DECAY) —
   so a set WEIGHT_DECAY_BIAS also applies to the biases of norm layers.
-- solver/build.py build_lr_scheduler + solver/lr_scheduler.py: LRMultiplier steps once per iteration;
-  the LR of iteration i is BASE_LR * WarmupParamScheduler(i / MAX_ITER): during WARMUP_ITERS a linear ramp
-  from WARMUP_FACTOR to the scheduler's value at the end of warmup ("ramp_to_decay"), then
-  MultiStepParamScheduler (GAMMA ** number of STEPS <= i) or CosineParamScheduler(1 -> BASE_LR_END/BASE_LR).
+- solver/build.py build_lr_scheduler + solver/lr_scheduler.py: LRMultiplier steps once per iteration; the LR of
+  iteration i is BASE_LR * WarmupParamScheduler(main)(i / MAX_ITER), main being MultiStepParamScheduler (STEPS
+  <= MAX_ITER kept, later ones dropped with a warning), CosineParamScheduler(1 -> BASE_LR_END/BASE_LR) or
+  StepWithFixedGammaParamScheduler (NUM_DECAYS); warmup is a linear (or constant) ramp from WARMUP_FACTOR to the
+  main value at the end of warmup, over min(WARMUP_ITERS / MAX_ITER, 1); RESCALE_INTERVAL runs main over the
+  iterations after warmup. fvcore adds WHERE_EPSILON = 1e-6 to `where` before flooring it, which the milestone
+  iterations here reproduce. tests/configs/test_detectron2_fvcore.py checks this against fvcore's own classes.
+- engine/defaults.py DefaultTrainer.auto_scale_workers: REFERENCE_WORLD_SIZE != 0 rescales IMS_PER_BATCH, BASE_LR,
+  MAX_ITER, WARMUP_ITERS and STEPS to the actual number of GPUs (--num-devices).
 
 Iterations per epoch: detectron2 counts iterations (MAX_ITER, STEPS, WARMUP_ITERS), so the LR schedule
 needs none. It is reported when known (--iters-per-epoch, or the size of DATASETS.TRAIN[0] /
@@ -24,6 +29,7 @@ import json
 import math
 import os
 import pathlib
+from dataclasses import dataclass
 
 from explr.configs.adapter import DATASET_SIZES, ConfigFacts, ReadOptions, iters_per_epoch, validated_schedule
 from explr.configs.source import ConfigSource
@@ -37,15 +43,16 @@ S = "SOLVER"
 DEFAULTS = {
     "LR_SCHEDULER_NAME": "WarmupMultiStepLR", "MAX_ITER": 40000, "BASE_LR": 0.001, "BASE_LR_END": 0.0,
     "MOMENTUM": 0.9, "NESTEROV": False, "WEIGHT_DECAY": 0.0001, "WEIGHT_DECAY_NORM": 0.0, "GAMMA": 0.1,
-    "STEPS": (30000,), "WARMUP_FACTOR": 1.0 / 1000, "WARMUP_ITERS": 1000, "WARMUP_METHOD": "linear",
+    "STEPS": (30000,), "NUM_DECAYS": 3, "WARMUP_FACTOR": 1.0 / 1000, "WARMUP_ITERS": 1000, "WARMUP_METHOD": "linear",
     "RESCALE_INTERVAL": False, "IMS_PER_BATCH": 16, "REFERENCE_WORLD_SIZE": 0, "BIAS_LR_FACTOR": 1.0,
     "WEIGHT_DECAY_BIAS": None, "CLIP_GRADIENTS": {"ENABLED": False, "CLIP_TYPE": "value", "CLIP_VALUE": 1.0},
     "AMP": {"ENABLED": False},
 }
 NULLABLE = ("WEIGHT_DECAY_NORM", "WEIGHT_DECAY_BIAS")  # None: follow WEIGHT_DECAY (solver/build.py)
-SCHEDULERS = {"WarmupMultiStepLR": "step", "WarmupCosineLR": "cosine"}
-# Settings that change the optimizer in ways the plan cannot hold: key -> the value that means "off".
-UNMODELLED = {"BIAS_LR_FACTOR": 1.0, "RESCALE_INTERVAL": False, "REFERENCE_WORLD_SIZE": 0}
+SCHEDULERS = {"WarmupMultiStepLR": "step", "WarmupCosineLR": "cosine", "WarmupStepWithFixedGammaLR": "step"}
+WHERE_EPSILON = 1e-6  # fvcore ParamScheduler.WHERE_EPSILON: added to `where` before it is compared or floored
+# Settings that change the optimizer in ways the plan cannot hold: key -> (the value that means "off", why).
+UNMODELLED = {"BIAS_LR_FACTOR": (1.0, "gives biases their own LR (get_default_optimizer_params)")}
 
 
 class Detectron2Adapter:
@@ -65,40 +72,51 @@ class Detectron2Adapter:
         facts = ConfigFacts(load_with_bases(source))
         _refuse_unmodelled(facts)
         _check_optimizer(facts)
-        schedule = _schedule(facts)
-        ipe = _iters_per_epoch(facts, options)
+        scaled = _auto_scaled(facts, options)
+        schedule, late = _schedule(facts, scaled)
+        ipe = _iters_per_epoch(facts, options, scaled.batch_size)
         return TrainingPlan(
             format=self.name, path=str(source.path), optimizer="sgd",
             momentum=_solver(facts, "momentum", "MOMENTUM", float), dampening=0.0,
             nesterov=_solver(facts, "nesterov", "NESTEROV", bool), decay=_decay(facts), lr=schedule,
             iters_per_epoch=ipe, epochs=schedule.total_iters / ipe if ipe else None,
             precision="16-mixed" if _solver(facts, "precision", ("AMP", "ENABLED"), bool) else "32",
-            grad_clip_norm=_clip_norm(facts), ema=False, scheduler_interval="step", locations=facts.locations)
+            grad_clip_norm=_clip_norm(facts), ema=False, scheduler_interval="step", ignored_milestones=late,
+            locations=facts.locations)
 
 
-def load_with_bases(source: ConfigSource) -> list[ConfigSource]:
-    """The config followed by its `_BASE_` chain (most specific first); missing or cyclic bases are errors."""
-    chain, seen = [source], [pathlib.Path(source.path).resolve()]
-    while BASE_KEY in chain[-1].data:
-        child = chain[-1]
-        base = child.data[BASE_KEY]
-        where = child.where((BASE_KEY,))
-        if not isinstance(base, str) or not base.strip():
-            raise ConfigError(f"{where}: {BASE_KEY} must be the path of a YAML file, not {base!r}")
-        if base.startswith(("http://", "https://")):
-            raise ConfigError(f"{where}: {BASE_KEY} {base!r} is a URL; download it and point {BASE_KEY} at the file")
-        path = pathlib.Path(os.path.expanduser(base))
-        path = pathlib.Path(os.path.normpath(path if path.is_absolute() else pathlib.Path(child.path).parent / path))
-        if path.resolve() in seen:
-            cycle = " -> ".join(str(p) for p in [*seen, path.resolve()])
-            raise ConfigError(f"{where}: {BASE_KEY} {base!r} makes an inheritance cycle ({cycle}); "
-                              f"remove one {BASE_KEY}")
-        if not path.is_file():
-            raise ConfigError(f"{where}: {BASE_KEY} file {path} does not exist (resolved relative to "
-                              f"{pathlib.Path(child.path).parent}); fix the path")
-        chain.append(ConfigSource.load(path))
-        seen.append(path.resolve())
-    return chain
+def load_with_bases(source: ConfigSource, ancestry: tuple[pathlib.Path, ...] = ()) -> list[ConfigSource]:
+    """The config followed by its `_BASE_` files, highest priority first; missing or cyclic bases are errors.
+
+    fvcore's load_yaml_with_base: `_BASE_` is one path or a list; bases of a list are merged in order (a later
+    one overrides an earlier one, each with its own bases under it) and the child is merged over them all.
+    """
+    ancestry = (*ancestry, pathlib.Path(source.path).resolve())
+    if BASE_KEY not in source.data:
+        return [source]
+    bases = source.data[BASE_KEY]
+    layers = [source]
+    for base in reversed(bases) if isinstance(bases, list) else [bases]:
+        path = _base_path(source, base, ancestry)
+        layers += load_with_bases(ConfigSource.load(path), ancestry)
+    return layers
+
+
+def _base_path(child: ConfigSource, base: object, ancestry: tuple[pathlib.Path, ...]) -> pathlib.Path:
+    where = child.where((BASE_KEY,))
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{where}: {BASE_KEY} must be the path of a YAML file or a list of them, not {base!r}")
+    if base.startswith(("http://", "https://")):
+        raise ConfigError(f"{where}: {BASE_KEY} {base!r} is a URL; download it and point {BASE_KEY} at the file")
+    path = pathlib.Path(os.path.expanduser(base))
+    path = pathlib.Path(os.path.normpath(path if path.is_absolute() else pathlib.Path(child.path).parent / path))
+    if path.resolve() in ancestry:
+        cycle = " -> ".join(str(p) for p in [*ancestry, path.resolve()])
+        raise ConfigError(f"{where}: {BASE_KEY} {base!r} makes an inheritance cycle ({cycle}); remove one {BASE_KEY}")
+    if not path.is_file():
+        raise ConfigError(f"{where}: {BASE_KEY} file {path} does not exist (resolved relative to "
+                          f"{pathlib.Path(child.path).parent}); fix the path")
+    return path
 
 
 def _default(key: str | tuple) -> object:
@@ -117,12 +135,11 @@ def _solver(facts: ConfigFacts, fact: str | None, key: str | tuple, kind: type):
 
 
 def _refuse_unmodelled(facts: ConfigFacts) -> None:
-    for key, off in UNMODELLED.items():
+    for key, (off, why) in UNMODELLED.items():
         value = _solver(facts, None, key, type(off))
         if value != off:
-            raise UnsupportedError(f"{facts.where((S, key))}: {S}.{key}={value!r} changes the LR or batch per "
-                                   "parameter group or world size, which explr does not model; "
-                                   f"set it to {json.dumps(off)}")
+            raise UnsupportedError(f"{facts.where((S, key))}: {S}.{key}={value!r} {why}, which explr's plan cannot "
+                                   f"hold; set it to {json.dumps(off)}")
 
 
 def _check_optimizer(facts: ConfigFacts) -> None:
@@ -133,44 +150,126 @@ def _check_optimizer(facts: ConfigFacts) -> None:
                                "build_optimizer (SGD); explr reads SGD configs only: remove the key or convert by hand")
 
 
-def _schedule(facts: ConfigFacts) -> LRSchedule:
+@dataclass(frozen=True, slots=True)
+class _Scaled:
+    """SOLVER values after DefaultTrainer.auto_scale_workers (engine/defaults.py) for the actual world size."""
+
+    base_lr: float
+    max_iter: int
+    warmup_iters: int
+    steps: tuple
+    batch_size: int
+
+
+def _auto_scaled(facts: ConfigFacts, options: ReadOptions) -> _Scaled:
+    base_lr, max_iter = _solver(facts, "lr", "BASE_LR", float), _solver(facts, "total_iters", "MAX_ITER", int)
+    warmup = _solver(facts, "warmup_iters", "WARMUP_ITERS", int)
+    batch = _solver(facts, "batch_size", "IMS_PER_BATCH", int)
+    steps = _solver(facts, "milestones", "STEPS", tuple)
+    reference = _solver(facts, None, "REFERENCE_WORLD_SIZE", int)
+    if reference == 0 or reference == options.num_devices:
+        return _Scaled(base_lr, max_iter, warmup, steps, batch)
+    if options.num_devices is None:
+        raise ConfigError(f"{facts.where((S, 'REFERENCE_WORLD_SIZE'))}: REFERENCE_WORLD_SIZE={reference} makes "
+                          "detectron2 rescale BASE_LR, MAX_ITER, STEPS and IMS_PER_BATCH to the number of GPUs; "
+                          "pass --num-devices N")
+    if reference < 0 or batch % reference:
+        raise facts.error((S, "REFERENCE_WORLD_SIZE"), f"is {reference}; IMS_PER_BATCH={batch} must be a multiple "
+                          "of it (detectron2 asserts this)")
+    scale = options.num_devices / reference
+    return _Scaled(base_lr * scale, int(round(max_iter / scale)), int(round(warmup / scale)),
+                   tuple(int(round(step / scale)) for step in steps), int(round(batch * scale)))
+
+
+def _schedule(facts: ConfigFacts, scaled: _Scaled) -> tuple[LRSchedule, tuple[int, ...]]:
+    """build_lr_scheduler: LRMultiplier(WarmupParamScheduler(main)), stepped every iteration; and the STEPS past
+    MAX_ITER, which build_lr_scheduler drops with a warning (EXP209)."""
     name = _solver(facts, "schedule", "LR_SCHEDULER_NAME", str)
     if name not in SCHEDULERS:
         raise facts.error((S, "LR_SCHEDULER_NAME"), f"is {name!r}; explr converts {', '.join(SCHEDULERS)}")
-    max_iter = _solver(facts, "total_iters", "MAX_ITER", int)
-    base_lr = _solver(facts, "lr", "BASE_LR", float)
+    max_iter, base_lr = scaled.max_iter, scaled.base_lr
     if max_iter <= 0 or base_lr <= 0:
         raise facts.error((S, "MAX_ITER" if max_iter <= 0 else "BASE_LR"), "must be > 0; fix it")
+    rescale = _solver(facts, None, "RESCALE_INTERVAL", bool)
+    warmup = _warmup_iters(facts, scaled)
     kwargs = dict(base_lr=base_lr, total_iters=max_iter, decay=SCHEDULERS[name], warmup_blend="ramp_to_decay",
-                  warmup_iters=_warmup_iters(facts, max_iter),
-                  warmup_factor=_solver(facts, "warmup_factor", "WARMUP_FACTOR", float),
+                  warmup_iters=warmup, warmup_factor=_solver(facts, "warmup_factor", "WARMUP_FACTOR", float),
                   warmup_method=_solver(facts, "warmup_method", "WARMUP_METHOD", str))
     if kwargs["warmup_method"] not in WARMUPS:
         raise facts.error((S, "WARMUP_METHOD"), f"is {kwargs['warmup_method']!r}; use one of {', '.join(WARMUPS)}")
+    late: tuple[int, ...] = ()
     if kwargs["decay"] == "step":
-        kwargs.update(milestones=_steps(facts, max_iter), gamma=_solver(facts, "gamma", "GAMMA", float))
+        steps = _steps(facts, scaled) if name == "WarmupMultiStepLR" else _fixed_gamma_steps(facts, max_iter)
+        late = tuple(int(step) for step in scaled.steps if step > max_iter) if name == "WarmupMultiStepLR" else ()
+        kwargs.update(milestones=_milestone_iters(steps, max_iter, warmup if rescale else 0),
+                      gamma=_solver(facts, "gamma", "GAMMA", float))
     else:
-        kwargs.update(eta_min=_solver(facts, "eta_min", "BASE_LR_END", float))
-    return validated_schedule(LRSchedule(**kwargs), f"{facts.source.path}: the detectron2 schedule is invalid: ",
-                              f"; fix the {S} keys")
+        end = _solver(facts, "eta_min", "BASE_LR_END", float)
+        if not 0 <= end <= base_lr:  # build_lr_scheduler asserts 0 <= BASE_LR_END / BASE_LR <= 1
+            raise facts.error((S, "BASE_LR_END"), f"is {end}; it must lie in [0, BASE_LR={base_lr}]")
+        start = warmup if rescale else 0  # RESCALE_INTERVAL: the cosine runs over the iterations after warmup
+        kwargs.update(eta_min=end, decay_start=start, decay_iters=max_iter - start)
+    schedule = validated_schedule(LRSchedule(**kwargs), f"{facts.source.path}: the detectron2 schedule is invalid: ",
+                                  f"; fix the {S} keys")
+    return schedule, late
 
 
-def _warmup_iters(facts: ConfigFacts, max_iter: int) -> int:
-    warmup = _solver(facts, "warmup_iters", "WARMUP_ITERS", int)
-    if not 0 <= warmup < max_iter:
-        raise facts.error((S, "WARMUP_ITERS"), f"is {warmup}; it must be in [0, MAX_ITER={max_iter})")
+def _first_iter(reached, max_iter: int) -> int:
+    """The first iteration i in [0, max_iter] where the monotone predicate `reached(i)` holds (max_iter if none)."""
+    lo, hi = 0, max_iter
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if reached(mid) else (mid + 1, hi)
+    return lo
+
+
+def _warmup_iters(facts: ConfigFacts, scaled: _Scaled) -> int:
+    """Iterations CompositeParamScheduler spends in warmup: while i / MAX_ITER + WHERE_EPSILON <= warmup length."""
+    warmup, max_iter = scaled.warmup_iters, scaled.max_iter
+    if warmup < 0:
+        raise facts.error((S, "WARMUP_ITERS"), f"is {warmup}; it must be >= 0")
+    length = min(warmup / max_iter, 1.0)
+    warmup = min(warmup, max_iter)  # WARMUP_ITERS >= MAX_ITER: the ramp spans the whole run
+    effective = _first_iter(lambda i: i / max_iter + WHERE_EPSILON > length, max_iter)
+    if effective != warmup and warmup:  # only when MAX_ITER >= 1e6: fvcore's epsilon shortens the ramp
+        raise UnsupportedError(f"{facts.where((S, 'WARMUP_ITERS'))}: with MAX_ITER={max_iter} fvcore's WHERE_EPSILON "
+                               f"ends the warmup at iteration {effective}, not {warmup}, mid-ramp; explr does not "
+                               "model that cut; use MAX_ITER < 1000000")
     return warmup
 
 
-def _steps(facts: ConfigFacts, max_iter: int) -> tuple[int, ...]:
-    steps = _solver(facts, "milestones", "STEPS", tuple)
+def _milestone_iters(steps: tuple[int, ...], max_iter: int, decay_start: int) -> tuple[int, ...]:
+    """Iterations where MultiStepParamScheduler's int((where + WHERE_EPSILON) * MAX_ITER) reaches each step."""
+    warmup_len = decay_start / max_iter
+    span = 1 - warmup_len if warmup_len + (1 - warmup_len) == 1.0 else 1.0 - warmup_len  # CompositeParamScheduler
+    start = (warmup_len + span) - span
+
+    def where(i: int) -> float:  # the main scheduler's time: fixed, or rescaled after warmup (RESCALE_INTERVAL)
+        return i / max_iter if not decay_start else (i / max_iter - start) / span
+
+    found = [_first_iter(lambda i, m=m: int((where(i) + WHERE_EPSILON) * max_iter) >= m, max_iter) for m in steps]
+    return tuple(i for i in found if i < max_iter)
+
+
+def _steps(facts: ConfigFacts, scaled: _Scaled) -> tuple[int, ...]:
+    steps, max_iter = scaled.steps, scaled.max_iter
     if any(not float(step).is_integer() or step <= 0 for step in steps) or list(steps) != sorted(set(steps)):
-        raise facts.error((S, "STEPS"), f"is {steps}; write strictly increasing iteration numbers > 0")
-    late = [int(step) for step in steps if step >= max_iter]
-    if late:  # detectron2 drops them with a warning; a typo here silently changes the schedule
-        raise facts.error((S, "STEPS"), f"has {late} at or past MAX_ITER={max_iter} (detectron2 ignores them); "
-                          "remove them or raise MAX_ITER")
-    return tuple(int(step) for step in steps)
+        raise facts.error((S, "STEPS"), f"is {_solver(facts, None, 'STEPS', tuple)}; write strictly increasing "
+                          "iteration numbers > 0")
+    if max_iter in steps:  # kept by build_lr_scheduler (x <= MAX_ITER), then rejected by MultiStepParamScheduler
+        raise facts.error((S, "STEPS"), f"has {max_iter} = MAX_ITER, which detectron2's MultiStepParamScheduler "
+                          "rejects (milestone >= num_updates); remove it")
+    # build_lr_scheduler drops steps past MAX_ITER with a warning; they never happen.
+    return tuple(int(step) for step in steps if step < max_iter)
+
+
+def _fixed_gamma_steps(facts: ConfigFacts, max_iter: int) -> tuple[int, ...]:
+    """StepWithFixedGammaParamScheduler: NUM_DECAYS decays at multiples of ceil(MAX_ITER / (NUM_DECAYS + 1))."""
+    decays = _solver(facts, "milestones", "NUM_DECAYS", int)
+    if decays <= 0 or max_iter < decays + 1:
+        raise facts.error((S, "NUM_DECAYS"), f"is {decays}; it must be > 0 and below MAX_ITER={max_iter}")
+    width = math.ceil(max_iter / float(decays + 1))
+    return tuple(width * (k + 1) for k in range(decays))
 
 
 def _decay(facts: ConfigFacts) -> DecayPolicy:
@@ -197,14 +296,13 @@ def _clip_norm(facts: ConfigFacts) -> float | None:
     return _solver(facts, "grad_clip_norm", ("CLIP_GRADIENTS", "CLIP_VALUE"), float)
 
 
-def _iters_per_epoch(facts: ConfigFacts, options: ReadOptions) -> int | None:
+def _iters_per_epoch(facts: ConfigFacts, options: ReadOptions, batch: int) -> int | None:
     """Nominal iterations per epoch, or None: detectron2's schedule is in iterations and does not need it."""
     if options.iters_per_epoch is not None:
         return iters_per_epoch(facts.source, options, batch_size=None)  # validates the flag
-    batch = _solver(facts, "batch_size", "IMS_PER_BATCH", int)
     if options.batch_size:
         batch = options.batch_size * (options.num_devices or 1)  # --batch-size is per device
-    names = [options.dataset] if options.dataset else facts.get("dataset", ("DATASETS", "TRAIN"), list, [])
+    names = [options.dataset] if options.dataset else (facts.get("dataset", ("DATASETS", "TRAIN"), list, []) or [])
     sizes = [DATASET_SIZES.get(str(name).lower()) for name in names]  # DATASETS.TRAIN are concatenated
     size = options.dataset_size or (sum(sizes) if sizes and None not in sizes else None)
     return math.ceil(size / batch) if size and batch > 0 else None

@@ -30,7 +30,9 @@ KEYS: dict[str, dict[str, tuple[Any, Any]]] = {
     "schedule": {"unit": (str, REQUIRED), "decay": (str, "constant"), "milestones": (list, []),
                  "gamma": (float, 0.1), "eta_min": (float, 0.0), "warmup": (int, 0), "warmup_factor": (float, 0.0),
                  "warmup_method": (str, "linear"), "warmup_blend": (str, "multiply"), "decay_start": (int, 0),
-                 "decay_length": (int, None), "stepped_every": (str, "iter")},
+                 "decay_length": (int, None), "stepped_every": (str, "iter"), "cycle_limit": (int, 1),
+                 "cycle_mul": (float, 1.0), "cycle_decay": (float, 1.0), "k_decay": (float, 1.0),
+                 "power": (float, 1.0)},
     "training": {"epochs": (float, None), "iters": (int, None), "iters_per_epoch": (int, None),
                  "dataset": (str, None), "dataset_size": (int, None), "batch_size": (int, None),
                  "num_devices": (int, None), "drop_last": (bool, None), "precision": (str, "32"),
@@ -39,6 +41,7 @@ KEYS: dict[str, dict[str, tuple[Any, Any]]] = {
              "deviations": (list, None)},
 }
 UNITS = ("epoch", "iter")
+SHAPE_KEYS = ("cycle_limit", "cycle_mul", "cycle_decay", "k_decay", "power")  # named as LRSchedule's fields
 
 
 class ExplrFormat:
@@ -50,8 +53,8 @@ class ExplrFormat:
     def read(self, source: ConfigSource, options: ReadOptions) -> TrainingPlan:
         values = read_sections(source)
         opt, sched, train = values["optimizer"], values["schedule"], values["training"]
-        ipe = _iters_per_epoch(source, options, train)
-        given = flag_length(options, ipe)
+        ipe = None if _per_iteration_only(sched, train, options) else _iters_per_epoch(source, options, train)
+        given = flag_length(options, ipe or 0)  # no ipe: no --epochs either (_per_iteration_only)
         if given is not None:  # --epochs / --total-iters replace the config's length
             train = {**train, "iters": given, "epochs": None}
         schedule, late = _schedule(source, opt, sched, train, ipe)
@@ -62,7 +65,8 @@ class ExplrFormat:
             format=self.name, path=str(source.path), optimizer=opt["name"].lower(), momentum=opt["momentum"],
             dampening=opt["dampening"], nesterov=opt["nesterov"],
             decay=DecayPolicy(opt["weight_decay"], opt["weight_decay_norm"], opt["weight_decay_bias"]),
-            lr=schedule, iters_per_epoch=ipe, epochs=schedule.total_iters / ipe, precision=str(train["precision"]),
+            lr=schedule, iters_per_epoch=ipe, epochs=schedule.total_iters / ipe if ipe else None,
+            precision=str(train["precision"]),
             grad_clip_norm=train["grad_clip_norm"], ema=train["ema"],
             scheduler_interval="epoch" if schedule.step_every > 1 else "step", ignored_milestones=late,
             locations=locations)
@@ -128,6 +132,14 @@ def _typed(source: ConfigSource, keypath: tuple, value: Any, kind: Any) -> Any:
     return float(value) if kind is float else str(value) if kind is str else value
 
 
+def _per_iteration_only(sched: dict, train: dict, options: ReadOptions) -> bool:
+    """A plan all in iterations that gives no epoch length (detectron2 on a dataset of unknown size) needs none."""
+    stated = (train["iters_per_epoch"], train["epochs"], train["dataset"], train["dataset_size"], options.dataset,
+              options.dataset_size, options.iters_per_epoch, options.epochs)
+    return sched["unit"] == "iter" and sched["stepped_every"] == "iter" and bool(train["iters"]) and \
+        not any(value is not None for value in stated)
+
+
 def _iters_per_epoch(source: ConfigSource, options: ReadOptions, train: dict) -> int:
     size_options = options if options.dataset_size or not train["dataset_size"] else \
         dataclasses.replace(options, dataset_size=train["dataset_size"])
@@ -144,8 +156,8 @@ def _iters_per_epoch(source: ConfigSource, options: ReadOptions, train: dict) ->
                            num_devices=train["num_devices"], drop_last=train["drop_last"])
 
 
-def _total_iters(source: ConfigSource, train: dict, ipe: int) -> int:
-    from_epochs = round(train["epochs"] * ipe) if train["epochs"] else None
+def _total_iters(source: ConfigSource, train: dict, ipe: int | None) -> int:
+    from_epochs = round(train["epochs"] * ipe) if train["epochs"] and ipe else None
     if train["iters"] and from_epochs and train["iters"] != from_epochs:
         raise ConfigError(f"{source.where(('training', 'iters'))}: training.iters={train['iters']} contradicts "
                           f"training.epochs={train['epochs']:g} ({from_epochs} iterations at {ipe}/epoch); keep one")
@@ -156,11 +168,12 @@ def _total_iters(source: ConfigSource, train: dict, ipe: int) -> int:
     return total
 
 
-def _schedule(source: ConfigSource, opt: dict, sched: dict, train: dict, ipe: int) -> tuple[LRSchedule, tuple]:
+def _schedule(source: ConfigSource, opt: dict, sched: dict, train: dict, ipe: int | None) -> tuple[LRSchedule, tuple]:
+    """`ipe` None only for plans all in iterations (_per_iteration_only), where no length is scaled by it."""
     unit = sched["unit"]
     if unit not in UNITS:
         raise ConfigError(f"{source.where(('schedule', 'unit'))}: unit={unit!r} must be one of {', '.join(UNITS)}")
-    scale = ipe if unit == "epoch" else 1
+    scale = ipe if unit == "epoch" and ipe else 1
     total = _total_iters(source, train, ipe)
     step_every = {"iter": 1, "epoch": ipe}.get(sched["stepped_every"])
     if step_every is None and not str(sched["stepped_every"]).isdigit():
@@ -173,7 +186,8 @@ def _schedule(source: ConfigSource, opt: dict, sched: dict, train: dict, ipe: in
         warmup_method=sched["warmup_method"], warmup_blend=sched["warmup_blend"],
         step_every=step_every or int(sched["stepped_every"]),
         decay_start=sched["decay_start"] * scale,
-        decay_iters=sched["decay_length"] * scale if sched["decay_length"] else None)
+        decay_iters=sched["decay_length"] * scale if sched["decay_length"] else None,
+        **{key: sched[key] for key in SHAPE_KEYS})
     where = f"{source.where(('schedule',)) if 'schedule' in source.data else source.path}: "
     return validated_schedule(schedule, where), late_milestones(schedule)  # late ones ignored, as torch does
 
@@ -185,7 +199,8 @@ def plan_document(plan: TrainingPlan) -> dict:
                 "eta_min": lr.eta_min, "warmup": lr.warmup_iters, "warmup_factor": lr.warmup_factor,
                 "warmup_method": lr.warmup_method, "warmup_blend": lr.warmup_blend, "decay_start": lr.decay_start,
                 "decay_length": lr.decay_iters,
-                "stepped_every": {1: "iter", ipe: "epoch"}.get(lr.step_every, str(lr.step_every))}
+                "stepped_every": {1: "iter", ipe: "epoch"}.get(lr.step_every, str(lr.step_every)),
+                **{key: getattr(lr, key) for key in SHAPE_KEYS}}
     optimizer = {"name": plan.optimizer, "lr": lr.base_lr, "momentum": plan.momentum, "dampening": plan.dampening,
                  "nesterov": plan.nesterov, "weight_decay": plan.decay.other,
                  "weight_decay_norm": plan.decay.norm, "weight_decay_bias": plan.decay.bias}

@@ -1,17 +1,23 @@
 """timm training arguments (train.py `--config FILE`, or the args.yaml train.py writes) -> TrainingPlan.
 
-Semantics read from huggingface/pytorch-image-models:
-- train.py: the YAML sets argparse defaults (so "1e-4" strings are type-converted); the LR scheduler
-  is created by create_scheduler_v2 with updates_per_epoch = ceil(len(loader) / grad_accum_steps),
-  the train loader drops the last partial batch (timm/data/loader.py: drop_last=is_training); when
-  `lr` is unset it is lr_base * global_batch / lr_base_size (sqrt scaling for 'ada*'/'lamb' opts).
-- timm/scheduler/scheduler_factory.py: lengths are in epochs; with sched_on_updates they are all
-  multiplied by updates_per_epoch and the scheduler is stepped per update, else once per epoch (the
-  LR of epoch e is _get_lr(e): train.py calls step(epoch + 1) at the end of each epoch).
-- step_lr.py / multistep_lr.py / cosine_lr.py: warmup is a linear ramp from warmup_lr to lr that
-  replaces the decay (warmup_blend "ramp_to_base"); step: lr * decay_rate ** (t // decay_t);
-  multistep: lr * decay_rate ** bisect_right(milestones, t); cosine: lr_min + (lr - lr_min)/2 *
-  (1 + cos(pi t / epochs)), then lr_min for cooldown_epochs (trained epochs = epochs + cooldown).
+Semantics read from huggingface/pytorch-image-models (timm 1.0.x); benchmarks/frameworks/timm_oracle.py checks
+every timm fixture against timm's own create_scheduler_v2, LR per update:
+- train.py: the YAML sets argparse defaults (so "1e-4" strings are type-converted); when `lr` is unset (null or 0)
+  it is lr_base * batch_ratio, batch_ratio = batch_size x world size x grad_accum_steps / lr_base_size, square-rooted
+  for 'ada*'/'lamb' optimizers unless lr_base_scale says otherwise. updates_per_epoch = ceil(len(loader) /
+  grad_accum_steps); the train loader drops the last partial batch. train_one_epoch calls
+  step_update(num_updates) after every update and main() step(epoch + 1) after every epoch, so the LR of epoch
+  (or update) t > 0 is _get_lr(t) and t = 0 keeps the LR the scheduler was built with.
+- scheduler_factory.py create_scheduler_v2: lengths are in epochs, times updates_per_epoch with sched_on_updates;
+  trained epochs = num_epochs (+ warmup_epochs with warmup_prefix) for step/multistep/constant, and
+  get_cycle_length() + cooldown_epochs for cosine, poly and tanh.
+- step_lr.py / multistep_lr.py / cosine_lr.py: warmup is a linear ramp from warmup_lr to lr that replaces the decay;
+  with warmup_prefix the decay's clock starts after warmup. step: lr * decay_rate ** (t // decay_t); multistep:
+  lr * decay_rate ** bisect_right(milestones, t + 1), i.e. milestone m applies at t = m - 1 (timm keeps this on
+  purpose); cosine, poly (power = decay_rate) and tanh (its warmup ramps to the tanh value at the end of
+  warmup): restarts (lr_cycle_limit/mul/decay), k-decay (not tanh), lr_min after the last cycle.
+- Refused: lr_noise (random noise per step), sched plateau (metric-driven), wsd/rsqrt (not modelled),
+  layer_decay (LR per layer), aug_repeats/epoch_repeats (samples per epoch).
 - timm/optim/optim_factory.py: 'sgd' and 'nesterov' build SGD(nesterov=True), 'momentum' nesterov=False;
   param_groups_weight_decay gives no decay to biases and to every parameter with ndim <= 1.
   Known gap: DecayPolicy has no kind for 1-D parameters that are neither norm nor bias (layer scales):
@@ -21,8 +27,9 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 
-from explr.configs.adapter import ConfigFacts, ReadOptions, iters_per_epoch, validated_schedule
+from explr.configs.adapter import ConfigFacts, ReadOptions, iters_per_epoch, late_milestones, validated_schedule
 from explr.configs.source import ConfigSource
 from explr.errors import ConfigError, UnsupportedError
 from explr.lr_schedule import LRSchedule
@@ -31,7 +38,8 @@ from explr.plan import DecayPolicy, TrainingPlan
 # Defaults that are the same in every timm train.py (argparse defaults, train.py).
 STABLE_DEFAULTS = {
     "opt": "sgd", "momentum": 0.9, "clip_grad": None, "clip_mode": "norm", "sched_on_updates": False,
-    "warmup_prefix": False, "model_ema": False, "amp": False, "amp_dtype": "float16", "grad_accum_steps": 1,
+    "warmup_prefix": False, "model_ema": False, "lr_cycle_limit": 1, "lr_cycle_mul": 1.0, "lr_cycle_decay": 0.5,
+    "lr_k_decay": 1.0, "amp": False, "amp_dtype": "float16", "grad_accum_steps": 1,
     "decay_rate": 0.1, "lr_base": 0.1, "lr_base_size": 256, "lr_base_scale": "", "dataset": "",
 }
 # Defaults that changed between timm versions (train.py history): the config must state them.
@@ -48,12 +56,23 @@ OPTIMIZERS = {
                                          "rmsproptf", "lamb", "lars", "adabelief", "adafactor", "lion", "adagrad",
                                          "adadelta", "novograd", "adan", "madgrad")},
 }
-SCHEDULES = ("step", "multistep", "cosine")
-# Options that change the LR or the epoch length in ways explr does not model: key -> value meaning "off".
-# (warmup_prefix: how it lengthens training differs between timm versions; aug_repeats/epoch_repeats
-# change the samples per epoch.)
-UNMODELLED = {"lr_noise": None, "layer_decay": None, "lr_cycle_limit": 1, "lr_cycle_mul": 1.0,
-              "lr_k_decay": 1.0, "warmup_prefix": False, "aug_repeats": 0, "epoch_repeats": 0}
+SCHEDULES = ("step", "multistep", "cosine", "poly", "tanh", "constant")
+CYCLED = ("cosine", "poly", "tanh")  # timm's cycle schedulers (get_cycle_length)
+REFUSED_SCHEDULES = {
+    "plateau": "decays when the eval metric stops improving, so the schedule is not known before training",
+    "wsd": "is not modelled by explr",
+    "rsqrt": "is not modelled by explr", "none": "leaves the LR to the optimizer (no scheduler)",
+}
+# Cosine restarts and k-decay (train.py defaults; stable across versions).
+CYCLE_KEYS = {"lr_cycle_limit": int, "lr_cycle_mul": float, "lr_cycle_decay": float, "lr_k_decay": float}
+MAX_DECAYS = 100_000
+# Options that change the LR or the epoch length in ways explr does not model: key -> (value meaning "off", why).
+UNMODELLED = {
+    "lr_noise": (None, "adds random noise to the LR at every scheduler step (Scheduler._add_noise)"),
+    "layer_decay": (None, "scales the LR per layer group"),
+    "aug_repeats": (0, "changes the samples per epoch (RepeatAugSampler)"),
+    "epoch_repeats": (0, "changes the samples per epoch"),
+}
 DETECT_KEYS = ("decay_epochs", "decay_milestones", "decay_rate", "warmup_lr", "warmup_epochs",
                "cooldown_epochs", "sched_on_updates", "model_ema", "clip_grad")
 
@@ -77,7 +96,7 @@ class TimmAdapter:
         family, nesterov = _optimizer(facts)
         updates = _updates_per_epoch(facts, options)
         per_update = _get(facts, "scheduler_interval", "sched_on_updates", bool)
-        schedule = _schedule(facts, _lr(facts, options), updates, per_update)
+        schedule, late = _schedule(facts, _lr(facts, options), updates, per_update)
         wd = _required(facts, "weight_decay", "weight_decay", float)
         return TrainingPlan(
             format=self.name, path=str(source.path), optimizer=family,
@@ -86,7 +105,7 @@ class TimmAdapter:
             lr=schedule, iters_per_epoch=updates, epochs=schedule.total_iters / updates,
             precision=_precision(facts), grad_clip_norm=_clip_norm(facts),
             ema=_get(facts, "ema", "model_ema", bool), scheduler_interval="step" if per_update else "epoch",
-            locations=facts.locations)
+            ignored_milestones=late, locations=facts.locations)
 
 
 def _get(facts: ConfigFacts, fact: str | None, key: str, kind: type):
@@ -109,10 +128,10 @@ def _required(facts: ConfigFacts, fact: str | None, key: str, kind: type):
 
 
 def _refuse_unmodelled(facts: ConfigFacts) -> None:
-    for key, off in UNMODELLED.items():
+    for key, (off, why) in UNMODELLED.items():
         value = facts.source.get((key,), off)
-        if value is not None and value != off:
-            raise UnsupportedError(f"{facts.where((key,))}: {key}={value!r} is not modelled by explr; "
+        if value is not None and value != off and value != []:
+            raise UnsupportedError(f"{facts.where((key,))}: {key}={value!r} {why}, which explr does not model; "
                                    f"set it to {json.dumps(off)} (its default) to convert")
 
 
@@ -139,7 +158,10 @@ def _lr(facts: ConfigFacts, options: ReadOptions) -> float:
         facts, None, "lr_base_size", int)
     opt = str(_get(facts, None, "opt", str)).lower()
     scale = _get(facts, None, "lr_base_scale", str) or ("sqrt" if "ada" in opt or "lamb" in opt else "linear")
-    return _get(facts, "lr", "lr_base", float) * (math.sqrt(ratio) if scale == "sqrt" else ratio)
+    lr = _get(facts, "lr", "lr_base", float) * (math.sqrt(ratio) if scale == "sqrt" else ratio)
+    if not lr > 0:
+        raise facts.error(("lr_base",), f"gives lr={lr!r} for the global batch; it must be > 0")
+    return lr
 
 
 def _required_batch(facts: ConfigFacts) -> int:
@@ -155,6 +177,9 @@ def _updates_per_epoch(facts: ConfigFacts, options: ReadOptions) -> int:
     name = str(dataset).rsplit("/", 1)[-1] if dataset else None  # "torch/cifar10" -> "cifar10"
     batch = facts.get("batch_size", ("batch_size",), int, None)
     batches = iters_per_epoch(facts.source, options, batch_size=batch, dataset=name, drop_last=True)
+    if batches <= 0:
+        raise ConfigError(f"{facts.source.path}: the train loader has no full batch per process (it drops the last "
+                          "partial one); check batch_size and the dataset size, or pass --iters-per-epoch N")
     if options.iters_per_epoch:
         return batches
     accum = _get(facts, None, "grad_accum_steps", int)
@@ -163,39 +188,98 @@ def _updates_per_epoch(facts: ConfigFacts, options: ReadOptions) -> int:
     return -(-batches // accum)
 
 
-def _schedule(facts: ConfigFacts, lr: float, updates: int, per_update: bool) -> LRSchedule:
-    """The timm scheduler as an LRSchedule in iterations (t is an epoch, or an update with sched_on_updates)."""
+@dataclass(frozen=True, slots=True)
+class _Clock:
+    """timm's scheduler time t: epochs, or updates with sched_on_updates (create_scheduler_v2 scales lengths)."""
+
+    updates: int  # optimizer updates per epoch (iterations)
+    per_update: bool
+
+    @property
+    def t_per_epoch(self) -> int:
+        return self.updates if self.per_update else 1
+
+    @property
+    def step_every(self) -> int:  # iterations per scheduler step
+        return 1 if self.per_update else self.updates
+
+
+def _schedule(facts: ConfigFacts, lr: float, updates: int, per_update: bool) -> tuple[LRSchedule, tuple[int, ...]]:
+    """The timm scheduler as an LRSchedule in iterations (create_scheduler_v2 + train.py's stepping), and the
+    milestones that would take effect at or after the end (training stops first: EXP209)."""
     sched = str(_required(facts, "schedule", "sched", str)).lower()
     if sched not in SCHEDULES:
-        raise facts.error(("sched",), f"is {sched!r}; explr converts timm's {', '.join(SCHEDULES)} schedulers")
+        why = REFUSED_SCHEDULES.get(sched, "is unknown")
+        raise UnsupportedError(f"{facts.where(('sched',))}: sched={sched!r} {why}"
+                               f"; explr converts timm's {', '.join(SCHEDULES)} schedulers")
+    clock = _Clock(updates, per_update)
     epochs = _required(facts, "epochs", "epochs", int)
     if epochs <= 0:
         raise facts.error(("epochs",), f"is {epochs}; it must be > 0")
-    t_per_epoch = updates if per_update else 1
-    step_every = 1 if per_update else updates
-    warmup_epochs = _required(facts, "warmup_iters", "warmup_epochs", int)
-    warmup_lr = _required(facts, "warmup_factor", "warmup_lr", float) if warmup_epochs > 0 else 0.0
-    kwargs = dict(base_lr=lr, total_iters=epochs * updates, step_every=step_every, warmup_blend="ramp_to_base",
-                  warmup_iters=warmup_epochs * updates, warmup_factor=warmup_lr / lr)
-    if sched == "cosine":
-        cooldown = _required(facts, "cooldown_epochs", "cooldown_epochs", int)
-        kwargs.update(decay="cosine", eta_min=_required(facts, "eta_min", "min_lr", float),
-                      decay_iters=epochs * updates, total_iters=(epochs + cooldown) * updates)
-    else:
-        ticks = _step_ticks(facts, epochs * t_per_epoch, t_per_epoch) if sched == "step" else \
-            _multistep_ticks(facts, epochs * t_per_epoch, t_per_epoch)
-        kwargs.update(decay="step", milestones=tuple(t * step_every for t in ticks),
-                      gamma=_get(facts, "gamma", "decay_rate", float))
-    return _validated(facts, LRSchedule(**kwargs))
+    warmup = _required(facts, "warmup_iters", "warmup_epochs", int)
+    if warmup < 0:
+        raise facts.error(("warmup_epochs",), f"is {warmup}; it must be >= 0")
+    prefix = _get(facts, "warmup_prefix", "warmup_prefix", bool)
+    warmup_lr = _required(facts, "warmup_factor", "warmup_lr", float) if warmup > 0 else 0.0
+    shift = warmup * clock.t_per_epoch if prefix else 0  # timm subtracts warmup_t from t after warmup
+    kwargs = dict(base_lr=lr, step_every=clock.step_every, warmup_blend="ramp_to_base",
+                  warmup_iters=warmup * updates, warmup_factor=warmup_lr / lr)
+    if sched in CYCLED:
+        kwargs.update(_cycled(facts, clock, epochs, shift, sched))
+        if sched == "tanh" and not prefix:  # TanhLRScheduler ramps to _get_lr(warmup_t), not to lr
+            kwargs.update(warmup_blend="ramp_to_decay")
+    else:  # step, multistep and constant: num_epochs (+ warmup_epochs with warmup_prefix), no cooldown
+        total_t = (epochs + (warmup if prefix else 0)) * clock.t_per_epoch
+        ticks = [] if sched == "constant" else _step_ticks(facts, clock, shift) if sched == "step" else \
+            _multistep_ticks(facts, clock, shift)
+        first = max(warmup * clock.t_per_epoch, 1)  # t=0 keeps the LR the scheduler was built with
+        kwargs.update(decay="constant" if sched == "constant" else "step", total_iters=total_t * clock.step_every,
+                      milestones=tuple(max(t, first) * clock.step_every for t in ticks))
+        if sched != "constant":
+            kwargs.update(gamma=_get(facts, "gamma", "decay_rate", float))
+    schedule = LRSchedule(**kwargs)
+    return _validated(facts, schedule), late_milestones(schedule)
 
 
-def _step_ticks(facts: ConfigFacts, total_t: int, t_per_epoch: int) -> list[int]:
-    """Scheduler times t where t // decay_t grows (StepLRScheduler; decay_epochs may be fractional, e.g. 2.4)."""
-    decay_t = _required(facts, "milestones", "decay_epochs", float) * t_per_epoch
-    if decay_t < 1:
-        raise facts.error(("decay_epochs",), f"gives a decay interval of {decay_t} scheduler steps; it must be >= 1")
+def _cycled(facts: ConfigFacts, clock: _Clock, epochs: int, shift: int, sched: str) -> dict:
+    """Cosine/Poly/TanhLRScheduler: t_initial = epochs, restarts, k-decay; trained t = get_cycle_length() + cooldown.
+
+    poly's power is decay_rate (create_scheduler_v2 passes power=decay_rate)."""
+    cooldown = _required(facts, "cooldown_epochs", "cooldown_epochs", int)
+    t_initial = epochs * clock.t_per_epoch
+    cycles = {key: _get(facts, None, key, kind) for key, kind in CYCLE_KEYS.items()}
+    if cycles["lr_cycle_mul"] <= 0 or cycles["lr_k_decay"] <= 0 or cycles["lr_cycle_decay"] <= 0:
+        raise facts.error(("lr_cycle_mul",), f"/ lr_cycle_decay / lr_k_decay are {list(cycles.values())[1:]}; "
+                          "they must be > 0")
+    limit, mul = max(1, cycles["lr_cycle_limit"]), cycles["lr_cycle_mul"]
+    try:  # get_cycle_length()
+        length = t_initial * limit if mul == 1.0 else int(math.floor(-t_initial * (mul ** limit - 1) / (1 - mul)))
+    except (OverflowError, ValueError):
+        raise facts.error(("lr_cycle_limit",), f"is {limit} with lr_cycle_mul={mul}: the cycles never end; "
+                          "lower them") from None
+    trained_t = length + shift + cooldown * clock.t_per_epoch
+    trained_epochs = trained_t if not clock.per_update else trained_t // clock.updates
+    cycled = dict(cycle_limit=cycles["lr_cycle_limit"], cycle_mul=mul, cycle_decay=cycles["lr_cycle_decay"]) \
+        if cycles["lr_cycle_limit"] > 1 else {}
+    if sched == "poly":
+        cycled["power"] = _get(facts, "gamma", "decay_rate", float)
+    if sched != "tanh":  # TanhLRScheduler takes no k_decay
+        cycled["k_decay"] = cycles["lr_k_decay"]
+    return dict(decay=sched, eta_min=_required(facts, "eta_min", "min_lr", float),
+                decay_start=shift * clock.step_every, decay_iters=t_initial * clock.step_every,
+                total_iters=trained_epochs * clock.updates, **cycled)
+
+
+def _step_ticks(facts: ConfigFacts, clock: _Clock, shift: int) -> list[int]:
+    """Scheduler times t where (t - shift) // decay_t grows (StepLRScheduler; decay_epochs may be fractional)."""
+    decay_t = _required(facts, "milestones", "decay_epochs", float) * clock.t_per_epoch
+    if not decay_t > 0:
+        raise facts.error(("decay_epochs",), f"gives a decay interval of {decay_t} scheduler steps; it must be > 0")
+    total_t = _required(facts, None, "epochs", int) * clock.t_per_epoch + shift
+    if total_t / decay_t > MAX_DECAYS:
+        raise facts.error(("decay_epochs",), f"decays the LR more than {MAX_DECAYS} times; raise it")
     ticks, k = [], 1
-    while (tick := _first_t_reaching(k, decay_t)) < total_t:
+    while (tick := _first_t_reaching(k, decay_t) + shift) < total_t:
         ticks.append(tick)
         k += 1
     return ticks
@@ -210,15 +294,12 @@ def _first_t_reaching(k: int, decay_t: float) -> int:
     return t
 
 
-def _multistep_ticks(facts: ConfigFacts, total_t: int, t_per_epoch: int) -> list[int]:
+def _multistep_ticks(facts: ConfigFacts, clock: _Clock, shift: int) -> list[int]:
+    """MultiStepLRScheduler: bisect_right(decay_t, t + 1), so milestone m applies at t = m - 1 (timm's convention)."""
     milestones = _required(facts, "milestones", "decay_milestones", tuple)
-    ticks = [m * t_per_epoch for m in milestones]
-    if list(ticks) != sorted(set(ticks)) or any(t <= 0 or t != int(t) for t in ticks):
-        raise facts.error(("decay_milestones",), f"is {list(milestones)}; write strictly increasing whole epochs > 0")
-    if ticks and ticks[-1] >= total_t:
-        raise facts.error(("decay_milestones",), f"has milestone {milestones[-1]} at or past the end of training "
-                          f"({total_t // t_per_epoch} epochs); remove it or raise epochs")
-    return [int(t) for t in ticks]
+    if list(milestones) != sorted(milestones) or any(m != int(m) for m in milestones):
+        raise facts.error(("decay_milestones",), f"is {list(milestones)}; write increasing whole epochs")
+    return [int(m) * clock.t_per_epoch - 1 + shift for m in milestones]
 
 
 def _validated(facts: ConfigFacts, schedule: LRSchedule) -> LRSchedule:

@@ -32,7 +32,8 @@ def phase_rows(a: ScheduleAnalysis) -> Table:
     for col in ("phase", "epochs", "iterations", "LR", "converted LR start", "converted LR end", "growth/epoch"):
         table.add_column(col, justify="left" if col == "phase" else "right")
     for p in a.phases:
-        table.add_row(p.kind, f"{p.start_iter / ipe:g}-{p.end_iter / ipe:g}", f"{p.start_iter}-{p.end_iter}",
+        epochs = f"{p.start_iter / ipe:g}-{p.end_iter / ipe:g}" if ipe else "-"  # None: epoch length unknown
+        table.add_row(p.kind, epochs, f"{p.start_iter}-{p.end_iter}",
                       _fmt(p.base_lr), _fmt(p.converted_lr_start), _fmt(p.converted_lr_end), _fmt(p.growth_per_epoch))
     return table
 
@@ -80,12 +81,14 @@ def write_plot(a: ScheduleAnalysis, path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise ExplrError("--plot needs matplotlib: pip install matplotlib (explr's plot extra)") from None
-    epochs = [(i + 1) / a.iters_per_epoch for i in range(len(a.run.lrs))]
+    per_epoch = a.iters_per_epoch or 1  # epoch length unknown: the x axis counts iterations
+    epochs = [(i + 1) / per_epoch for i in range(len(a.run.lrs))]
     fig, ax = plt.subplots(figsize=(7, 4))
     for values, label in ((a.run.lrs, "original LR (with weight decay)"), (a.run.converted, "TEXP LR (no decay)")):
         pts = [(e, v) for e, v in zip(epochs, values) if v > 0]  # log scale: a warmup from 0 starts off-axis
         ax.plot([e for e, _ in pts], [v for _, v in pts], label=label)
-    ax.set(yscale="log", xlabel="epoch", ylabel="learning rate", title="Exact TEXP schedule")
+    ax.set(yscale="log", xlabel="epoch" if a.iters_per_epoch else "iteration", ylabel="learning rate",
+           title="Exact TEXP schedule")
     ax.legend()
     image = io.BytesIO()
     try:

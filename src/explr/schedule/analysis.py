@@ -23,12 +23,12 @@ SCHEMA = "explr.schedule/1"
 class ScheduleAnalysis:
     schedule: LRSchedule
     hyper: SGDHyper
-    iters_per_epoch: int
+    iters_per_epoch: int | None  # None: unknown (a per-iteration schedule needs none; epoch figures are None)
     assumptions: Assumptions
     run: Trace
     alpha: float  # at the base LR
     growth_per_step: float
-    growth_per_epoch: float
+    growth_per_epoch: float | None
     phases: list[Phase]
     horizons: dict[str, Horizon]
 
@@ -41,7 +41,7 @@ class ScheduleAnalysis:
         return -math.log(self.run.s_final)
 
     def epoch_of(self, step: int | None) -> float | None:
-        return None if step is None else step / self.iters_per_epoch
+        return None if step is None or not self.iters_per_epoch else step / self.iters_per_epoch
 
     def to_json(self) -> dict:
         return {
@@ -66,16 +66,20 @@ class ScheduleAnalysis:
         }
 
 
-def analyze(schedule: LRSchedule, hyper: SGDHyper, iters_per_epoch: int,
+def analyze(schedule: LRSchedule, hyper: SGDHyper, iters_per_epoch: int | None,
             assumptions: Assumptions = Assumptions()) -> ScheduleAnalysis:
-    """Validate the inputs (ValueError naming value and allowed range) and compute the full analysis."""
+    """Validate the inputs (ValueError naming value and allowed range) and compute the full analysis.
+
+    `iters_per_epoch` None (unknown) leaves every per-epoch figure None; the schedule itself is per iteration.
+    """
     schedule.validate()
     hyper.validate()
-    if iters_per_epoch <= 0:
+    if iters_per_epoch is not None and (not isinstance(iters_per_epoch, int) or iters_per_epoch <= 0):
         raise ValueError(f"iters_per_epoch={iters_per_epoch!r} must be an integer > 0")
     run = trace(schedule.lr_at, hyper, schedule.total_iters)
     lr = schedule.base_lr
     return ScheduleAnalysis(
         schedule, hyper, iters_per_epoch, assumptions, run,
-        alpha(lr, hyper), growth_per_step(lr, hyper), growth_per_epoch(lr, hyper, iters_per_epoch),
+        alpha(lr, hyper), growth_per_step(lr, hyper),
+        growth_per_epoch(lr, hyper, iters_per_epoch) if iters_per_epoch else None,
         phase_table(schedule, hyper, iters_per_epoch, run), horizons(run, hyper, assumptions))

@@ -66,7 +66,7 @@ class Phase:
     base_lr: float  # original LR at the phase start
     converted_lr_start: float  # η̃ of the first step of the phase
     converted_lr_end: float  # η̃ of the last step of the phase
-    growth_per_epoch: float | None  # closed form α^(-2·ipe); None where the LR varies inside the phase
+    growth_per_epoch: float | None  # closed form α^(-2·ipe); None where the LR varies inside or ipe is unknown
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -89,7 +89,7 @@ def _phase_kind(schedule: LRSchedule, start: int) -> str:
     return "decay"
 
 
-def phase_table(schedule: LRSchedule, hyper: SGDHyper, iters_per_epoch: int, run: Trace) -> list[Phase]:
+def phase_table(schedule: LRSchedule, hyper: SGDHyper, iters_per_epoch: int | None, run: Trace) -> list[Phase]:
     """TEXP phases (the paper's Theorem 2): at each boundary the LR drops and the growth switches to α_I^-2.
 
     `run` is the engine's trace of the same schedule: the converted LRs are exact, including the
@@ -100,7 +100,7 @@ def phase_table(schedule: LRSchedule, hyper: SGDHyper, iters_per_epoch: int, run
     for start, end in zip(cuts, cuts[1:]):
         kind = _phase_kind(schedule, start)
         base = run.lrs[start]
-        growth = growth_per_epoch(base, hyper, iters_per_epoch) if kind == "constant" else None
+        growth = growth_per_epoch(base, hyper, iters_per_epoch) if kind == "constant" and iters_per_epoch else None
         phases.append(Phase(kind, start, end, base, run.converted[start], run.converted[end - 1], growth))
     return phases
 
