@@ -59,7 +59,16 @@ def test_a_budgeted_check_logs_its_plan_first_and_runs_the_planned_steps():
     plan_line = lines[0]
     assert plan_line.startswith("plan: ") and f"plan: {result.steps} steps x 2 runs" in plan_line
     assert plan_line in result.notes and result.passed
-    assert MIN_STEPS <= result.steps < 200  # the budget, not the cap, chose it
+    assert MIN_STEPS <= result.steps <= 200
+
+
+def test_a_slow_step_makes_the_budget_choose_fewer_steps_and_say_it_is_over(monkeypatch):
+    monkeypatch.setattr("explr.check.api.time_step", lambda step, size: 1.0)  # 1 s a step, whatever the size
+    spec, report = audited("resnet_cifar")
+    lines = []
+    result = check(spec, DEMO_CONFIG, si=report, log=lines.append,
+                   options=CheckOptions(budget=6.0, batch_size=8, device="cpu"))
+    assert result.steps == MIN_STEPS and "at batch 2" in lines[0] and "OVER" in lines[0]
 
 
 def test_given_steps_are_run_as_given_without_timing():
