@@ -50,7 +50,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--skip-demo", action="store_true")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default); 1 keeps idle "
+                        "OpenMP threads from spinning into the CPU time on a shared machine")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     spec = str(ROOT / "fixtures" / "models" / f"{args.model}.py")
     loaded = load_model(spec)
     report = audit(loaded.model, loaded.example_inputs, verify=False)
