@@ -1,18 +1,22 @@
 """Audit benchmark: prints measured figures and ratios side by side (not a test; run it by hand).
 
-    python benchmarks/bench_audit.py            # everything (~2 min at 1 thread; the naive baseline is ~900 forwards)
+    python benchmarks/bench_audit.py            # everything (~3 min at 1 thread; the naive baseline is ~1000 forwards)
     python benchmarks/bench_audit.py --quick    # naive baseline on a sample of parameters, extrapolated
 
-Per model (a ResNet-50-sized CNN and a 24-layer pre-LN transformer, benchmarks/models/):
+Per model (a ResNet-50-sized CNN, a 24-layer pre-LN transformer and a VGG-11-BN-sized CNN whose
+weights are mostly one big classifier, benchmarks/models/):
   * degree analysis alone (degrees + constraints + solve) vs graph capture      goal <= 0.5x
   * full audit (capture + analysis + solve + numeric confirmation) vs the naive alternative,
     "scale each parameter tensor and run the model twice" (float64, train mode)   goal >= 10x faster
+  * what the confirmation cost: float64 copies of the model and float64 forward passes
+    (budget: at most 1 copy and 6 forwards)
 And the peak RSS of `explr audit --device meta` on a 1.3B-parameter definition (goal < 2 GB),
 measured on that one child process (see child_peak_rss_mb).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import os
@@ -26,6 +30,7 @@ from typing import Callable, TypeVar
 
 import torch
 
+from explr.audit import numeric
 from explr.audit.api import analyse_capture, audit
 from explr.audit.capture import capture
 from explr.load import load_model
@@ -34,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 MODELS = {
     "ResNet-50 (bottleneck [3,4,6,3], width 64)": str(HERE / "models" / "resnet50.py"),
     "24-layer pre-LN transformer (d=256)": str(HERE / "models" / "transformer.py"),
+    "VGG-11-BN (ImageNet classifier, 132.9M parameters)": str(HERE / "models" / "vgg11_bn.py"),
 }
 BILLION_SPEC = str(HERE / "models" / "transformer.py:build_1b")
 NAIVE_FACTOR = 2.9
@@ -102,6 +108,27 @@ def naive_scaling_time(model: torch.nn.Module, inputs: tuple, sample: int | None
     return took.scaled(len(params) / len(chosen)), len(params), len(chosen)
 
 
+@contextlib.contextmanager
+def counting_confirmation():
+    """Count the float64 copies and forward passes the numeric confirmation makes."""
+    cost = {"copies": 0, "forwards": 0}
+    copy_fn, forward_fn = numeric.float64_copy, numeric.ScalingProbe._forward
+
+    def counted_copy(*args, **kwargs):
+        cost["copies"] += 1
+        return copy_fn(*args, **kwargs)
+
+    def counted_forward(probe):
+        cost["forwards"] += 1
+        return forward_fn(probe)
+
+    numeric.float64_copy, numeric.ScalingProbe._forward = counted_copy, counted_forward
+    try:
+        yield cost
+    finally:
+        numeric.float64_copy, numeric.ScalingProbe._forward = copy_fn, forward_fn
+
+
 def bench_model(label: str, spec: str, args: argparse.Namespace) -> None:
     loaded = load_model(spec)
     model, inputs = loaded.model, loaded.example_inputs
@@ -110,10 +137,16 @@ def bench_model(label: str, spec: str, args: argparse.Namespace) -> None:
     capture_t, degrees_t = capture_and_degree_times(model, inputs, args.repeat)
     print(f"  graph capture              {capture_t}")
     print(f"  degree analysis + solve    {degrees_t}   ratio {degrees_t / capture_t:.2f}x  (goal <= 0.5x)")
-    report, audit_t = timed(lambda: audit(model, inputs, verify=True, model_name=label,
-                                          inputs_note=loaded.inputs_note))
+    def full_audit():
+        return audit(model, inputs, verify=True, model_name=label, inputs_note=loaded.inputs_note)
+
+    full_audit()  # warm-up: lazy imports and first-call costs, as the best-of timings above exclude them
+    with counting_confirmation() as cost:
+        report, audit_t = timed(full_audit)
     print(f"  full audit (verify on)     {audit_t}   {report.summary()}; "
           f"verification {report.verification.status}")
+    print(f"  confirmation cost          {cost['copies']} float64 cop{'y' if cost['copies'] == 1 else 'ies'}, "
+          f"{cost['forwards']} float64 forward passes  (budget: 1 copy, 6 forwards)")
     naive_t, n_tensors, n_timed = naive_scaling_time(model, inputs, args.naive_sample)
     note = f"   (extrapolated from {n_timed} tensors)" if n_timed < n_tensors else ""
     print(f"  naive, {n_tensors} tensors x 2 runs {naive_t}{note}")
@@ -161,6 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=3, help="best of N for capture and degree timings")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads (1: CPU time equals compute time; ratios barely depend on it)")
+    parser.add_argument("--only", default="", help="only the models whose label contains this text (skips the meta run)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.naive_sample = 20 if args.quick else None
@@ -168,8 +202,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; ratios use process CPU time")
     for label, spec in MODELS.items():
-        bench_model(label, spec, args)
-    bench_meta(BILLION_SPEC)
+        if args.only.lower() in label.lower():
+            bench_model(label, spec, args)
+    if not args.only:
+        bench_meta(BILLION_SPEC)
 
 
 if __name__ == "__main__":

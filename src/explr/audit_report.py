@@ -49,6 +49,7 @@ class UnknownOp:
 
     op: str
     module: str
+    detail: str = ""  # e.g. "its rule failed at node add_1 (module m, model.py:12 `...`): ..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,16 @@ class Normalizer:
     input_var: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class HandWrittenEps:
+    """`statistic + eps` written by hand (x / sqrt(var + 1e-5)): read as the statistic, like a
+    normalization's eps, which holds while eps is small against the statistic."""
+
+    eps: float
+    module: str
+    params: tuple[str, ...]  # the parameters whose invariance relies on it
+
+
 @dataclass(slots=True)
 class AuditReport:
     model: str
@@ -77,6 +88,7 @@ class AuditReport:
     opaque: list[OpaquePart] = field(default_factory=list)
     unknown_ops: list[UnknownOp] = field(default_factory=list)
     normalizers: list[Normalizer] = field(default_factory=list)
+    hand_written_eps: list[HandWrittenEps] = field(default_factory=list)
     inert: list[str] = field(default_factory=list)  # params a following normalization cancels (bias before BN)
     output_params: list[str] = field(default_factory=list)  # non-SI params that reach the output unnormalized (head)
     module_locations: dict[str, Location] = field(default_factory=dict)  # module name -> where defined/called

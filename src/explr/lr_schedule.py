@@ -41,7 +41,11 @@ class LRSchedule:
     cycle_mul: float = 1.0
     cycle_decay: float = 1.0
     k_decay: float = 1.0
-    power: float = 1.0  # "poly" (timm PolyLRScheduler): eta_min + (peak - eta_min) * (1 - frac**k_decay) ** power
+    # decay shape exponent: "poly" (timm PolyLRScheduler) eta_min + (peak - eta_min) * (1 - frac**k_decay) ** power;
+    # "linear" (mmengine PolyLR) (1 - frac) ** power
+    power: float = 1.0
+    warmup_every: int | None = None  # warmup stepped every this many iterations; None: as step_every (mmengine
+    # can warm up per iteration under a decay stepped per epoch)
 
     def validate(self) -> None:
         if not (self.base_lr > 0 and math.isfinite(self.base_lr)):
@@ -66,6 +70,10 @@ class LRSchedule:
             raise ValueError(f"decay_start={self.decay_start!r}/decay_iters={self.decay_iters!r} must lie inside training")
         if self.warmup_blend not in WARMUP_BLENDS:
             raise ValueError(f"warmup_blend={self.warmup_blend!r} is not one of {', '.join(WARMUP_BLENDS)}")
+        if not self.power > 0:
+            raise ValueError(f"power={self.power!r} must be > 0")
+        if self.warmup_every is not None and self.warmup_every <= 0:
+            raise ValueError(f"warmup_every={self.warmup_every!r} must be > 0")
         if self.decay == "exp" and not 0 < self.eta_min <= self.base_lr:
             raise ValueError(f"exp decay needs 0 < eta_min={self.eta_min!r} <= lr={self.base_lr!r}")
         if self.cycle_limit < 1 or self.cycle_mul <= 0 or self.cycle_decay <= 0 or self.k_decay <= 0:
@@ -73,16 +81,15 @@ class LRSchedule:
                              f"cycle_decay={self.cycle_decay!r}, k_decay={self.k_decay!r} > 0")
         if self._cycled and self.decay not in CYCLED:
             raise ValueError(f"cycles and k-decay apply to {' and '.join(CYCLED)} decay only, not decay={self.decay!r}")
-        if self.power <= 0:
-            raise ValueError(f"power={self.power!r} must be > 0")
 
     @property
     def _cycled(self) -> bool:
         return self.decay in ("poly", "tanh") or (self.cycle_limit, self.cycle_mul, self.cycle_decay, self.k_decay) != (
             1, 1.0, 1.0, 1.0)
 
-    def _position(self, i: int) -> int:
-        return (i // self.step_every) * self.step_every
+    def _position(self, i: int, every: int | None = None) -> int:
+        every = every or self.step_every
+        return (i // every) * every
 
     def warmup_multiplier(self, u: int) -> float:
         if u >= self.warmup_iters:
@@ -103,7 +110,7 @@ class LRSchedule:
         frac = min(max(u - self.decay_start, 0) / length, 1.0)
         if self.decay == "exp":
             return self.base_lr * (self.eta_min / self.base_lr) ** frac
-        shape = 0.5 * (1.0 + math.cos(math.pi * frac)) if self.decay == "cosine" else 1.0 - frac
+        shape = 0.5 * (1.0 + math.cos(math.pi * frac)) if self.decay == "cosine" else (1.0 - frac) ** self.power
         return self.eta_min + (self.base_lr - self.eta_min) * shape
 
     def _cycled_decay(self, t: int, length: int) -> float:
@@ -137,10 +144,10 @@ class LRSchedule:
         return start + (end - start) * (u / self.warmup_iters)
 
     def lr_at(self, i: int) -> float:
-        u = self._position(i)
-        if u < self.warmup_iters and self.warmup_blend != "multiply":
-            return self.warmup_ramp(u)
-        return self.decay_lr(u) * self.warmup_multiplier(u)
+        u, w = self._position(i), self._position(i, self.warmup_every)
+        if w < self.warmup_iters and self.warmup_blend != "multiply":
+            return self.warmup_ramp(w)
+        return self.decay_lr(u) * self.warmup_multiplier(w)
 
     def __call__(self, i: int) -> float:
         return self.lr_at(i)

@@ -44,7 +44,7 @@ IMG = torch.randn(4, 3, 6, 6)
 
 
 def test_duplicate_rule_registration_is_an_error():
-    assert "F.conv2d" in TABLE
+    assert F.conv2d in TABLE
     with pytest.raises(RuntimeError, match="duplicate"):
         rule("F.conv2d")(lambda call: None)
 
@@ -202,3 +202,41 @@ def test_runtime_asserts_on_tensors_are_known_and_inert():
     m = Seq(checked, conv=nn.Conv2d(3, 4, 1, bias=False), bn=nn.BatchNorm2d(4), conv2=nn.Conv2d(4, 2, 1))
     ctx, sol, index = solved(m, IMG)
     assert ctx.unknown_ops == [] and "conv.weight" in alone(sol, index)
+
+
+class _Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(3, 4, 1, bias=False), nn.BatchNorm2d(4)
+
+    def forward(self, x):
+        return self.bn(F.relu(self.conv(x)))  # the line a failing relu rule must name
+
+
+def test_a_rule_that_raises_names_node_module_and_source_line(monkeypatch):
+    def broken(call):
+        raise ValueError("boom")
+    monkeypatch.setitem(TABLE, F.relu, broken)
+    m = Seq(lambda s, x: s.block(x), block=_Block())
+    ctx, sol, index = solved(m, IMG)
+    [failure] = ctx.unknown_ops
+    assert failure.op == "F.relu" and failure.module == "block"
+    assert failure.detail.startswith("its rule failed at node relu (module block, ")
+    assert "test_degrees.py:" in failure.detail and "F.relu(self.conv(x))" in failure.detail
+    assert failure.detail.endswith("ValueError: boom")
+    assert "block.conv.weight" not in si(sol, index)  # conservative: the op counts as unknown
+    assert sol.forced[index["block.conv.weight"]].kind == "rule-error"
+
+
+def test_hand_written_eps_is_read_as_the_statistic_only_when_small():
+    def hand_bn(s, x):
+        z = s.conv(x)
+        return (z - z.mean((0, 2, 3), keepdim=True)) / torch.sqrt(z.var((0, 2, 3), keepdim=True) + 1e-5)
+    m = Seq(hand_bn, conv=nn.Conv2d(3, 4, 3, bias=False))
+    ctx, sol, index = solved(m, IMG)
+    assert si(sol, index) == {"conv.weight"}
+    [site] = ctx.eps_sites
+    assert site.eps == 1e-5 and site.vars == {index["conv.weight"]} and 0 < site.ratio < 1e-3
+    ctx, sol, index = solved(m, IMG * 1e-3)  # activations ~1e-3: eps/var ~ 10
+    assert si(sol, index) == set() and ctx.eps_sites == []
+    assert "eps 1e-05 is" in sol.forced[index["conv.weight"]].detail

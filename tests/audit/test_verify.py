@@ -7,7 +7,7 @@ from torch import nn
 
 from explr.audit.numeric import TOLERANCE, ScalingProbe, is_scale_invariant, max_rel_error
 from explr.audit.verify import _bisect, _Claim, verify_report
-from explr.audit_report import AuditReport, Group, ParamVerdict
+from explr.audit_report import AuditReport, Group, HandWrittenEps, ParamVerdict
 from tests.audit.expectations import EXPECTED, groups, load_fixture
 
 
@@ -39,7 +39,7 @@ def test_correct_report_passes_in_a_handful_of_forwards(name, count_forwards):
     verification, findings = verify_report(model, inputs, report)
     assert (verification.status, findings) == ("passed", [])
     assert verification.max_rel_error <= TOLERANCE
-    assert len(count_forwards) <= 5  # baseline, noise floor, 2 joint draws, 1 individual draw
+    assert len(count_forwards) <= 3  # baseline and 2 draws (the last also scales individuals)
 
 
 def test_nothing_claimed_is_skipped_not_passed():
@@ -87,7 +87,10 @@ def test_wrong_individual_claim_inside_a_true_group_is_named():
     report = make_report(model, groups(exp), individually={*exp["individually_si"], "gn1.weight"})
     verification, findings = verify_report(model, inputs, report)
     assert verification.status == "failed"
-    assert [f.message.split(" is claimed")[0] for f in findings] == ["parameter gn1.weight"]
+    assert findings[0].message.split(" is claimed")[0] == "parameter gn1.weight"
+    # withdrawn, and gn1.bias (SI only together with it) is not left claimed on its own
+    assert not report.by_name("gn1.weight").si and not report.by_name("gn1.bias").si
+    assert report.by_name("gn1.weight").reason.startswith("refuted numerically: scaling parameter gn1.weight by ")
 
 
 @pytest.mark.parametrize("name, param", [("resnet_cifar", "conv1.weight"),
@@ -213,3 +216,64 @@ def test_non_finite_output_is_skipped():
     model = _LogOfParam()
     verification, _ = verify_report(model, (torch.randn(8, 4),), make_report(model, [{"lin.weight"}]))
     assert verification.status == "skipped" and "NaN or inf" in verification.detail
+
+
+class _ComplexWeight(nn.Module):
+    """|x W| with a complex W, normalized: W is SI; its imaginary part matters to the output."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(4, 4, dtype=torch.complex64))
+        self.bn = nn.BatchNorm1d(4, affine=False)
+
+    def forward(self, x):
+        return self.bn((x.to(self.w.dtype) @ self.w).abs())
+
+
+def test_complex_parameters_are_confirmed_in_complex128():
+    model, x = _ComplexWeight(), torch.randn(8, 4)
+    probe = ScalingProbe(model, (x,))
+    w = probe.params["w"]
+    assert w.dtype == torch.complex128 and float(w.detach().imag.abs().max()) > 0.1
+    with torch.no_grad():  # the copy keeps the imaginary part: dropping it changes the output
+        probe.params["w"].imag.zero_()
+    assert max_rel_error(probe.baseline, probe._forward()) > 1e-3
+    report = make_report(model, [{"w"}], individually={"w"})
+    assert verify_report(model, (x,), report)[0].status == "passed"
+
+
+class _HandWrittenNorm(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, bias=False)
+
+    def forward(self, x):
+        z = self.conv(x)
+        return (z - z.mean((0, 2, 3), keepdim=True)) / torch.sqrt(z.var((0, 2, 3), keepdim=True) + 1e-5)
+
+
+def _claims_hand_written_eps(model):
+    report = make_report(model, [{"conv.weight"}], individually={"conv.weight"})
+    report.hand_written_eps = [HandWrittenEps(1e-5, "", ("conv.weight",))]
+    return report
+
+
+def test_hand_written_eps_is_neutralized_and_measured_like_a_norm_eps():
+    model, x = _HandWrittenNorm(), torch.randn(4, 3, 6, 6)
+    assert ScalingProbe(model, (x,)).scaling_error(["conv.weight"]) > 1e-7  # the literal left alone
+    probe = ScalingProbe(model, (x,), eps_literals=[1e-5])
+    assert probe.scaling_error(["conv.weight"]) <= 1e-13
+    with torch.no_grad():
+        z = probe.model.conv(probe.inputs[0])
+    assert probe.eps_ratios[1e-5] == pytest.approx(1e-5 / float(z.var((0, 2, 3)).mean()), rel=1e-6)
+    report = _claims_hand_written_eps(model)
+    assert verify_report(model, (x,), report)[0].status == "passed" and report.by_name("conv.weight").si
+
+
+def test_claims_relying_on_an_eps_that_is_not_small_are_withdrawn():
+    model, x = _HandWrittenNorm(), 1e-3 * torch.randn(4, 3, 6, 6)  # eps/var ~ 10 in the copy
+    report = _claims_hand_written_eps(model)
+    verification, _ = verify_report(model, (x,), report)
+    verdict = report.by_name("conv.weight")
+    assert verification.status == "failed" and not verdict.si
+    assert verdict.reason.startswith("refuted numerically: the hand-written eps 1e-05 in the model is ")

@@ -7,8 +7,9 @@ import pytest
 
 from explr.cli import main
 from explr.configs.adapter import ReadOptions
-from explr.configs.explr_format import ADAPTER as EXPLR_FORMAT
+from explr.configs.detectron2 import ADAPTER as DETECTRON2
 from explr.configs.source import ConfigSource
+from tests.configs.texp_harness import MODEL
 from tests.conftest import FIXTURES
 
 CIFAR = str(FIXTURES / "configs" / "lightning" / "cifar_resnet_step.yaml")
@@ -132,16 +133,22 @@ def test_check_up_to_date_then_stale_then_missing(capsys, tmp_path):
     assert code == 1 and "run explr convert" in err and not committed.exists()
 
 
-def test_check_plan_format_uses_the_default_plan_path(capsys, tmp_path):
-    config = tmp_path / TIMM.name
-    config.write_text(TIMM.read_text())
-    plan = tmp_path / (config.stem + ".explr.yaml")
-    assert run(capsys, str(config), "--check")[0] == 1 and not plan.exists()
-    assert run(capsys, str(config), "--in-place")[0] == 0 and plan.exists()
-    assert run(capsys, str(config), "--check")[0] == 0
-    config.write_text(config.read_text().replace("\nepochs: 200", "\nepochs: 180"))  # source changed: plan is stale
-    code, _, err = run(capsys, str(config), "--check")
-    assert code == 1 and "is stale" in err and config.read_text() != TIMM.read_text()
+def test_check_inherit_format_uses_the_default_side_path(capsys, tmp_path):
+    """detectron2 output inherits the input (_BASE_): --in-place and --check use NAME_explr.yaml next to it."""
+    original = FIXTURES / "configs" / "detectron2" / "COCO-Detection" / "retinanet_cosine.yaml"
+    config = tmp_path / original.name
+    config.write_text(original.read_text().replace('_BASE_: "../', f'_BASE_: "{original.parent.parent}/'))
+    side = tmp_path / (config.stem + "_explr.yaml")
+    args = (str(config), "--model", MODEL, "--approximate")
+    assert run(capsys, *args, "--check")[0] == 1 and not side.exists()
+    assert run(capsys, *args, "--in-place")[0] == 0 and side.exists()
+    assert run(capsys, *args, "--check")[0] == 0
+    assert f"_BASE_: ./{config.name}" in side.read_text()
+
+
+def test_idiomatic_outputs_need_the_si_parameters(capsys, tmp_path):
+    code, out, err = run(capsys, str(TIMM), "-o", str(tmp_path / "o.yaml"))
+    assert code == 2 and "pass --lock FILE" in err and not (tmp_path / "o.yaml").exists()
 
 
 def test_check_rewrite_format_needs_the_committed_path(capsys):
@@ -186,7 +193,8 @@ D2_REAL = FIXTURES / "configs" / "detectron2" / "real"
 @pytest.mark.parametrize("approximate", [[], ["--approximate"]])
 def test_detectron2_dataset_of_unknown_size_converts_per_iteration(capsys, tmp_path, config, approximate):
     """A per-iteration schedule needs no epoch length: only the epoch columns are unknown (they were a TypeError)."""
-    out_file = tmp_path / "plan.explr.yaml"
+    out_file = tmp_path / "converted.yaml"
+    approximate = [*approximate, "--model", MODEL]  # the detectron2 output names the SI parameters
     code, out, err = run(capsys, str(D2_REAL / config), "--json", "-o", str(out_file), *approximate)
     data = json.loads(out)
     assert code == 0 and data["iters_per_epoch"] is None and data["exact"] is True
@@ -194,7 +202,7 @@ def test_detectron2_dataset_of_unknown_size_converts_per_iteration(capsys, tmp_p
     assert all(p["growth_per_epoch"] is None for p in data["phases"])
     code, out, err = run(capsys, str(D2_REAL / config), "-o", str(tmp_path / "again.yaml"), *approximate)
     assert code == 0 and "unknown iterations/epoch" in err and "Traceback" not in err
-    plan = EXPLR_FORMAT.read(ConfigSource.load(out_file), ReadOptions())  # the written plan reads back without flags
+    plan = DETECTRON2.read(ConfigSource.load(out_file), ReadOptions())  # the written config reads back without flags
     assert plan.iters_per_epoch is None and plan.total_iters == data["source"]["total_iters"]
 VERIFY_MODEL = str(FIXTURES / "models" / "resnet_cifar.py")
 

@@ -113,19 +113,23 @@ def test_plan_formats_get_the_explr_plan_generically(tmp_path, monkeypatch):
 # Real configs explr refuses even with --approximate, each tested for its reason where its reader is tested.
 REFUSED = ("detectron2/real/projects/DeepLab",  # WarmupPolyLR
            "timm/real/pytorch-image-models/train.yaml")  # sched: plateau (metric-driven)
-PLAN_FIXTURES = sorted(path for entry in formats.FORMATS if entry.writes == "plan"
-                       for path in (FIXTURES / "configs" / entry.name).rglob("*.yaml")
-                       if not any(part in path.as_posix() for part in REFUSED))
+IDIOMATIC_FIXTURES = sorted(path for entry in formats.FORMATS if entry.writer and entry.name != "mmengine"
+                            for path in (FIXTURES / "configs" / entry.name).rglob("*.yaml")
+                            if not any(part in path.as_posix() for part in REFUSED))
 # Real timm args.yaml often leave the dataset to a folder and lr to lr_base: say how many processes and samples.
-PLAN_OPTIONS = dict(num_devices=2, dataset_size=10_000)
+READ_OPTIONS = dict(num_devices=2, dataset_size=10_000)
 
 
-@pytest.mark.parametrize("path", PLAN_FIXTURES, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_explr_plan_of_every_plan_format_fixture_reads_back_identically(path):
-    """The generic plan path loses nothing any reader puts in a TrainingPlan (schedule, decay policy, SGD)."""
-    converted = convert(str(path), approximate=True, **PLAN_OPTIONS)
-    again = formats.entry_for("explr").adapter().read(
-        ConfigSource.parse(write_converted(converted).text, "plan.yaml"), ReadOptions())
+@pytest.mark.parametrize("path", IDIOMATIC_FIXTURES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_framework_idiomatic_output_reads_back_identically(path, tmp_path):
+    """The converted detectron2/timm/pycls config is still that framework's config: the same reader gives the
+    same plan (schedule, decay policy, SGD), and the explr node says which parameters are SI."""
+    converted = convert(str(path), approximate=True, si=["conv1.weight"], **READ_OPTIONS)
+    out = tmp_path / path.name
+    write_converted(converted, str(out))
+    again = converted.detected.adapter.read(ConfigSource.load(out), ReadOptions(**READ_OPTIONS))
     assert again.lr == converted.plan.lr and again.decay == converted.plan.decay
     assert (again.optimizer, again.momentum, again.dampening, again.nesterov) == (
         converted.plan.optimizer, converted.plan.momentum, converted.plan.dampening, converted.plan.nesterov)
+    node = ConfigSource.load(out).get(("EXPLR",)) or ConfigSource.load(out).get(("explr",))
+    assert list(node.get("PARAMS", node.get("si"))) == ["conv1.weight"]

@@ -99,7 +99,7 @@ def test_detection_and_registration(fixtures_dir):
     assert "SOLVER.BASE_LR" in DETECTRON2.detect(base)
     for name, adapter in (("detectron2", DETECTRON2), ("pycls", PYCLS), ("timm", TIMM)):
         entry = entry_for(name)
-        assert entry.adapter() is adapter and entry.writes == "plan"
+        assert entry.adapter() is adapter and entry.writer is not None  # framework-idiomatic output
 
 
 def write(tmp_path, name, text):

@@ -13,24 +13,44 @@ too, so w/||w|| is seen.
 from __future__ import annotations
 
 import contextlib
+import linecache
+import os
+import sys
 from dataclasses import dataclass, field
 
 import torch
 from torch import fx
 from torch.fx import _symbolic_trace as _st
 from torch.fx.node import map_aggregate, map_arg
+from torch.overrides import TorchFunctionMode
 
+import explr
 from explr.errors import TraceError, quote_error
 
 # Tensor methods whose results are shape/metadata: answered concretely, never recorded.
 CONCRETE_METHODS = frozenset({
     "size", "dim", "ndimension", "numel", "nelement", "element_size", "stride", "is_contiguous",
-    "is_floating_point", "is_complex", "get_device", "storage_offset", "type",
+    "is_floating_point", "is_complex", "get_device", "storage_offset",
 })
 
 
 # Functions of tensor metadata only: answered concretely too (torch.numel(x) is as static as x.numel()).
 CONCRETE_FUNCTIONS = frozenset({torch.numel, torch.is_floating_point, torch.is_complex, torch.result_type})
+
+
+_NOT_USER_CODE = tuple(os.path.dirname(m.__file__) + os.sep for m in (torch, contextlib, explr))
+
+
+def user_frame() -> str:
+    """'model.py:42 `out = a + b`': the innermost caller outside torch, explr and the standard
+    library (cheaper than fx's record_stack_traces, which formats the whole stack per node)."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_NOT_USER_CODE):
+        frame = frame.f_back
+    if frame is None:
+        return ""
+    code = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}" + (f" `{code}`" if code else "")
 
 
 class DataDependentControlFlow(RuntimeError):
@@ -60,6 +80,8 @@ class ConcreteProxy(fx.Proxy):
 
     def __getattr__(self, k: str):
         val = self.node.meta.get("val")
+        if isinstance(val, torch.Tensor) and k == "type":
+            return lambda *a, **kw: val.type() if not a and not kw else fx.proxy.Attribute(self, k)(*a, **kw)
         if isinstance(val, torch.Tensor) and not k.startswith("__"):
             attr = getattr(val, k, None)
             if callable(attr):
@@ -142,6 +164,7 @@ class ConcreteTracer(fx.Tracer):
     # -- every node gets its concrete value
     def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
         node = super().create_node(kind, target, args, kwargs, name, type_expr)
+        node.meta["source"] = user_frame()  # a failing rule names this line (explr.audit.degrees.place)
         if kind != "output":
             node.meta["val"] = self._run(node)
         return node
@@ -158,7 +181,10 @@ class ConcreteTracer(fx.Tracer):
             if node.op == "call_method":
                 return getattr(args[0], node.target)(*args[1:], **kwargs)
             try:
-                return fetch_attr(self.root, node.target)(*args, **kwargs)
+                with ParameterReads(self._param_names) as reads:
+                    out = fetch_attr(self.root, node.target)(*args, **kwargs)
+                node.meta["reads"] = reads.names
+                return out
             except Exception as exc:  # an opaque module that cannot run on these values
                 raise _Fatal(f"{node.target} cannot run on the example inputs: {quote_error(exc)}") from exc
 
@@ -189,6 +215,22 @@ class ConcreteTracer(fx.Tracer):
             self.graph.erase_node(node)
 
 
+class ParameterReads(TorchFunctionMode):
+    """Names of the model's parameters that torch ops receive while active: an opaque module may
+    read a weight it does not own (through a plain Python reference)."""
+
+    def __init__(self, names: dict[int, str]):
+        super().__init__()
+        self._names, self.names = names, set()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        for t in tensor_leaves((args, kwargs or {})):
+            name = self._names.get(id(t))
+            if name is not None:
+                self.names.add(name)
+        return func(*args, **(kwargs or {}))
+
+
 def _why(exc: BaseException) -> str:
     if isinstance(exc, DataDependentControlFlow):
         return "data-dependent control flow (a Python branch on tensor values)"
@@ -199,7 +241,7 @@ def capture(model: torch.nn.Module, example_inputs: tuple) -> Capture:
     """Trace `model` (already a private copy, in train mode) on `example_inputs`."""
     tracer = ConcreteTracer(model, tuple(example_inputs))
     try:
-        with torch.no_grad():
+        with torch.no_grad(), root_hooks_traced(model):
             graph = tracer.trace(model)
     except _Fatal as exc:
         raise TraceError(f"capture failed: {exc}") from exc
@@ -213,3 +255,32 @@ def tensor_leaves(value) -> list[torch.Tensor]:
     out: list[torch.Tensor] = []
     map_aggregate(value, lambda v: out.append(v) if isinstance(v, torch.Tensor) else None)
     return out
+
+
+@contextlib.contextmanager
+def root_hooks_traced(model: torch.nn.Module):
+    """fx traces `type(root).forward`, not `root.__call__`, so hooks on the root would be skipped:
+    while tracing, the (private) model's class is a subclass whose forward runs them around it."""
+    if not (model._forward_pre_hooks or model._forward_hooks):
+        yield
+        return
+    cls = type(model)
+
+    def forward(self, *args, **kwargs):
+        for key, hook in list(self._forward_pre_hooks.items()):
+            if key in self._forward_pre_hooks_with_kwargs:
+                args, kwargs = hook(self, args, kwargs) or (args, kwargs)
+            else:
+                new = hook(self, args)
+                args = args if new is None else (new if isinstance(new, tuple) else (new,))
+        out = cls.forward(self, *args, **kwargs)
+        for key, hook in list(self._forward_hooks.items()):
+            new = hook(self, args, kwargs, out) if key in self._forward_hooks_with_kwargs else hook(self, args, out)
+            out = out if new is None else new
+        return out
+
+    model.__class__ = type(cls.__name__, (cls,), {"forward": forward, "__module__": cls.__module__})
+    try:
+        yield
+    finally:
+        model.__class__ = cls

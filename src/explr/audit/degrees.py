@@ -1,26 +1,43 @@
 """Degree propagation over a captured graph, one node at a time, through the transfer-rule table.
 
-The table and the `Call`/`Ctx` vocabulary are in `explr.audit.transfer`; the rules themselves in
-`explr.audit.rules_*`, loaded here explicitly (the structural ones - output, opaque, getitem - are
-below). An op without a rule is never guessed: all its tensor inputs are constrained to degree 0
-and an `UnknownOp` fact names it and its module.
+Soundness does not rest on each rule being complete:
+- an op without a rule is never guessed: its tensor inputs are constrained to degree 0 and an
+  `UnknownOp` fact names it and its module;
+- every tensor operand counts: one the rule did not read (an index, a fill value, a mask, the
+  mean of a sampler) has its degree forced to 0, and the reason says so;
+- in-place writes (`x.mul_(g)`, `out=`, `x[i] = v`, `F.relu(inplace=True)`) rebind the
+  written node (`transfer.write`: live aliases of its storage must keep the degree, a written
+  buffer is read back with its new degree);
+- a rule that raises does not stop the audit: the op is treated as unknown and the fact names
+  the fx node, the module and the source line (as torch.fx.Interpreter.run_node does).
+The vocabulary is in `explr.audit.transfer`, the table in `explr.audit.registry`; the rules in
+`explr.audit.rules_*`, loaded here explicitly (the structural ones - output, opaque, getitem -
+are below).
 """
 from __future__ import annotations
 
 import torch
 from torch import fx
+from torch.fx.node import map_aggregate
 
-# The transfer rules register into TABLE when their modules load: this is the one loader.
-from explr.audit import rules_basic, rules_linalg, rules_norm  # noqa: F401
+# The transfer rules register into the table when their modules load: this is the one loader.
+from explr.audit import rules_basic, rules_join, rules_linalg, rules_norm  # noqa: F401
 from explr.audit.forms import Deg, f_var
-from explr.audit.transfer import TABLE, Call, Ctx, conservative, op_key, rule, zero_like
+from explr.audit.registry import lookup, op_name
+from explr.audit.transfer import Call, Ctx, Origin, flat_degs, storage_id, conservative, rule, write, zero_like
 from explr.audit_report import UnknownOp
+from explr.errors import quote_error
 
 
 def analyse(graph: fx.Graph, param_index: dict[str, int]) -> Ctx:
     """Propagate degrees through `graph`; return the constraints and facts."""
     ctx = Ctx(param_index)
     degs: dict[fx.Node, object] = {}
+    for i, node in enumerate(graph.nodes):
+        ctx.position[node] = i
+        val = node.meta.get("val")
+        if isinstance(val, torch.Tensor):
+            ctx.storages.setdefault(storage_id(val), []).append(node)
     for node in graph.nodes:
         if node.op == "placeholder" or any(a in ctx.from_inputs for a in node.all_input_nodes):
             ctx.from_inputs.add(node)
@@ -34,41 +51,59 @@ def _node_degree(node: fx.Node, ctx: Ctx, degs: dict, param_index: dict[str, int
     if node.op == "get_attr":
         var = param_index.get(node.target)
         if var is None:
-            return zero_like(node.meta.get("val"))
+            return ctx.buffer_degs.get(node.target) or zero_like(node.meta.get("val"))
         if node.users:
             ctx.reached.add(var)
         return Deg.of(f_var(var))
-    key = "output" if node.op == "output" else \
-        ("opaque" if node.op == "call_module" else op_key(node))
-    call = Call(node, ctx, degs, key)
-    fn, in_place = TABLE.get(key), bool(call.arg(99, "inplace", False))
-    if fn is None and key.startswith("Tensor.") and key.endswith("_") and not key.endswith("__"):
-        fn, in_place = TABLE.get(key[:-1]), True  # x.add_(y): the rule of x.add(y), then x is rebound
+    call = Call(node, ctx, degs, op_name(node))
+    fn, in_place = lookup(node)
     if fn is None:
-        ctx.unknown_ops.append(UnknownOp(key, call.module))
+        ctx.unknown_ops.append(UnknownOp(call.key, call.module))
         return conservative(call, "unknown")
-    out = fn(call)
+    try:
+        out = fn(call)
+    except Exception as exc:  # noqa: BLE001 - a rule's failure names its place; the op counts as unknown
+        ctx.unknown_ops.append(UnknownOp(call.key, call.module, f"its rule failed at {place(node)}: {quote_error(exc)}"))
+        return conservative(call, "rule-error")
     if isinstance(node.meta.get("val"), torch.Tensor) and not isinstance(out, Deg):
         return conservative(call, "unknown")  # a rule that lost track of a tensor: never assume degree 0
-    if in_place and node.args and isinstance(node.args[0], fx.Node):
-        _rebind(call, node.args[0], out)
+    _force_unread(call)
+    target = _written(call, in_place)
+    if target is not None and isinstance(out, Deg):
+        write(call, target, out)
     return out
 
 
-def _rebind(call: Call, target: fx.Node, out: Deg) -> None:
-    """An in-place op changes its target; on a view it changes the base too, which we do not
-    track: there the op must keep the target's degree."""
-    old = call.degs.get(target)
-    if target.op != "get_attr" and op_key(target) in VIEW_KEYS and isinstance(old, Deg):
-        o = call.origin("mix")
-        call.ctx.equal([call.ctx.resolve(old, o), call.ctx.resolve(out, o)], o)
-    call.degs[target] = out
+def place(node: fx.Node) -> str:
+    """'node add_1 (module layer1.0, model.py:42 `out = a + b`)': where a node came from."""
+    stack = node.meta.get("nn_module_stack") or {}
+    module = next(reversed(stack.values()))[0] if stack else ""
+    where = [f"module {module}"] if module else []
+    if node.meta.get("source"):
+        where.append(node.meta["source"])
+    return f"node {node.name}" + (f" ({', '.join(where)})" if where else "")
 
 
-VIEW_KEYS = frozenset({f"{p}.{n}" for p in ("Tensor", "torch") for n in (
-    "view", "reshape", "flatten", "permute", "transpose", "t", "unsqueeze", "squeeze", "expand", "narrow",
-    "select", "split", "chunk", "unbind", "diagonal", "unflatten", "movedim", "swapaxes", "view_as",
-    "expand_as", "as_strided", "detach")} | {"operator.getitem", "getattr"})
+def _force_unread(call: Call) -> None:
+    """Every tensor operand counts: one the rule did not account for is forced to degree 0."""
+    def check(a) -> None:
+        if isinstance(a, fx.Node) and a not in call.read:
+            call.read.add(a)
+            for d in flat_degs(call.degs.get(a)):
+                for f in d.forms():
+                    call.ctx.zero(f, call.origin("unaccounted", a.name))
+    map_aggregate((call.node.args, call.node.kwargs), check)
+
+
+def _written(call: Call, in_place: bool) -> fx.Node | None:
+    """The node an op writes into: `out=`, or its input when the op works in place."""
+    out = call.node.kwargs.get("out")
+    if isinstance(out, fx.Node):
+        return out
+    if in_place or call.arg("inplace") is True:
+        target = call.arg("input")
+        return target if isinstance(target, fx.Node) else None
+    return None
 
 
 @rule("output")
@@ -80,6 +115,12 @@ def _output(call: Call):
 
 @rule("opaque")
 def _opaque(call: Call):
+    """Inputs to degree 0, and every parameter it was seen reading (its own, or another module's
+    through a plain Python reference)."""
+    for name in sorted(call.node.meta.get("reads", ())):
+        var = call.ctx.param_index.get(name)
+        if var is not None:
+            call.ctx.zero(f_var(var), Origin("opaque-read", call.key, str(call.node.target)))
     return conservative(call, "opaque-input")
 
 
@@ -87,9 +128,9 @@ def _opaque(call: Call):
 def _getitem(call: Call):
     src = call.node.args[0]
     d = call.degs.get(src) if isinstance(src, fx.Node) else None
+    call.read.add(src)
     if isinstance(d, (tuple, list)):
         return d[call.node.args[1]]
     if isinstance(d, Deg):
         return Deg.of(call.ctx.resolve(d, call.origin("mix")))
     return call.out_zero()
-

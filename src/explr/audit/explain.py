@@ -8,7 +8,7 @@ import torch
 
 from explr.audit.solve import Solution
 from explr.audit.transfer import Ctx, Origin
-from explr.audit_report import Group, Normalizer, OpaquePart, ParamVerdict, UnknownOp
+from explr.audit_report import Group, HandWrittenEps, Normalizer, OpaquePart, ParamVerdict, UnknownOp
 from explr.findings import Location
 
 _MAX_NAMED = 3
@@ -28,8 +28,12 @@ _FORCING = {
     "opaque": "{full_op}",
     "unreached": "{full_op}",
     "opaque-input": "input of the opaque module {module}",
+    "opaque-read": "read by the opaque module {module}",
+    "unaccounted": "operand {detail} of {op}{where} is not accounted for by its rule (degree forced to 0)",
+    "rule-error": "the rule of {full_op}{where} failed (inputs constrained to degree 0)",
+    "refuted": "{detail}",
     "unknown": "unknown op {full_op}{where} (inputs constrained to degree 0)",
-    "nonhomogeneous": "{op}{where}",
+    "nonhomogeneous": "{op}{where}{detail_suffix}",
     "normalized-group": "terms of different degree normalized together by {module_or_op}",
     "sum": "{op}{where} adds terms of different degree",
     "affine": "the affine of {module} adds terms of different degree",
@@ -41,7 +45,8 @@ def describe_forcing(o: Origin) -> str:
     """Why a variable had to be 0, in the words of the report."""
     op = _short(o.op)
     return _FORCING.get(o.kind, _FORCING_OTHER).format(
-        full_op=o.op, op=op, module=o.module, where=_where(o.module), module_or_op=o.module or op)
+        full_op=o.op, op=op, module=o.module, where=_where(o.module), module_or_op=o.module or op,
+        detail=o.detail, detail_suffix=f" ({o.detail})" if o.detail else "")
 
 
 def _common_module(modules: list[str]) -> str:
@@ -132,6 +137,18 @@ def opaque_parts(root: torch.nn.Module, opaque: dict[str, str]) -> list[OpaquePa
         prefix = f"{module}." if module else ""
         out.append(OpaquePart(module, why, tuple(prefix + n for n, _ in sub.named_parameters())))
     return out
+
+
+def hand_written_eps(sites, sol: Solution, names: list[str]) -> list[HandWrittenEps]:
+    """The hand-written eps sites some claimed parameter relies on (one per eps and module)."""
+    out: dict[tuple, HandWrittenEps] = {}
+    for site in sites:
+        relying = tuple(names[v] for v in sorted(site.vars) if v in sol.chosen)
+        if relying:
+            key = (site.eps, site.module)
+            before = out[key].params if key in out else ()
+            out[key] = HandWrittenEps(site.eps, site.module, tuple(dict.fromkeys(before + relying)))
+    return list(out.values())
 
 
 def inert_params(sol: Solution, ctx: Ctx, names: list[str]) -> list[str]:

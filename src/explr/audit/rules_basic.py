@@ -1,34 +1,57 @@
-"""Transfer rules for elementwise, shape, arithmetic and linear-algebra ops (docs/theory.md §2).
+"""Transfer rules for elementwise, shape, arithmetic and sampling ops (docs/theory.md §2).
 
-Each rule is a small pure function of a `Call`; keys are registered in transfer.TABLE.
+Each rule is a small pure function of a `Call`; it reads its arguments by name. An operand a
+rule does not read is forced to degree 0 by the caller (explr.audit.degrees), so a rule only
+marks operands it deliberately ignores (`metadata_only`: their shape or dtype is all it uses).
 """
 from __future__ import annotations
 
+import operator
 from fractions import Fraction
 
 import torch
 from torch import fx
 
 from explr.audit.forms import ZERO, ZERO_DEG, Deg, broadcast_terms, f_add, f_scale, sum_degs
-from explr.audit.transfer import Call, conservative, rule
+from explr.audit.numeric import EPS_RATIO_LIMIT
+from explr.audit.registry import resolve
+from explr.audit.transfer import Call, EpsSite, conservative, rule
 
 EPS_MAX = 1e-3  # `stat + eps` with eps up to this keeps the degree (the paper's eps convention)
+_NAMESPACES = {"F": torch.nn.functional, "torch": torch, "Tensor": torch.Tensor, "operator": operator}
 
 
 def keys_of(names, *prefixes) -> list[str]:
-    """["F.relu", "torch.relu", ...]: one name under several namespaces."""
-    return [f"{p}.{n}" for n in names for p in prefixes]
+    """["F.relu", "torch.relu", "Tensor.relu", ...]: each name under those namespaces that have it,
+    once per distinct op (F.hardshrink IS torch.hardshrink).
+
+    A name that no namespace has is a typo: an error, not a key that silently never matches."""
+    out, seen = [], []
+    for n in names:
+        found = [f"{p}.{n}" for p in prefixes if hasattr(_NAMESPACES[p], n)]
+        if not found:
+            raise RuntimeError(f"transfer rule name {n!r} exists in none of {prefixes}")
+        for key in found:
+            op = resolve(key)
+            if not any(op is s for s in seen):
+                seen.append(op)
+                out.append(key)
+    return out
 
 
 def _is_scalar(a) -> bool:
     return isinstance(a, (int, float, bool)) and not isinstance(a, fx.Node)
 
 
+def _floating(value) -> bool:
+    return isinstance(value, torch.Tensor) and (value.is_floating_point() or value.is_complex())
+
+
 def same_form(call: Call, form, stat: bool = False):
     """`form` for every floating tensor in the output (integer outputs such as indices: 0)."""
     def of(value):
         if isinstance(value, torch.Tensor):
-            return Deg.of(form, stat) if value.is_floating_point() else ZERO_DEG
+            return Deg.of(form, stat) if _floating(value) else ZERO_DEG
         if isinstance(value, (tuple, list)):
             return tuple(of(v) for v in value)
         return None
@@ -36,26 +59,49 @@ def same_form(call: Call, form, stat: bool = False):
 
 
 def _first(call: Call) -> Deg:
-    return call.deg(call.arg(0, "input")) or ZERO_DEG
+    return call.deg(call.arg("input")) or ZERO_DEG
 
 
 # -- degree unchanged, structure (blocks, constant terms) kept: linear and shape-preserving
-@rule(*keys_of(["clone", "contiguous", "detach", "float", "double", "half", "bfloat16", "to", "type_as",
-              "cpu", "cuda", "neg", "requires_grad"], "Tensor"),
-      "torch.clone", "torch.neg", "operator.neg", "operator.pos", "torch.detach")
+@rule(*keys_of(["clone", "contiguous", "detach", "float", "double", "half", "bfloat16", "to", "type", "type_as",
+                "cpu", "cuda", "long", "int", "short", "bool", "byte", "char", "requires_grad_"], "Tensor"),
+      "torch.clone", "torch.neg", "Tensor.neg", "operator.neg", "operator.pos", "torch.detach")
 def _identity(call: Call):
-    return _first(call)
+    d = _first(call)
+    call.metadata_only(call.arg("other"), call.arg("dtype"), call.arg("device"))
+    if _floating(call.val(call.arg("input"))) and not _floating(call.val(call.node)):
+        o = call.origin("nonhomogeneous", "to an integer dtype: truncation does not scale")
+        call.ctx.zero(call.ctx.resolve(d, o), o)
+        return ZERO_DEG
+    return d
+
+
+_POOLS = ["max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d",
+          "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d",
+          "adaptive_max_pool3d"]
+
+
+def _keeps_channels(call: Call) -> bool:
+    """Channel blocks (dim 1) survive only if dim 1 is the channel dim and the op leaves it alone:
+    an unbatched (C, H, W) pooling pools along dim 1."""
+    x = call.val(call.arg("input"))
+    out = call.val(call.node)
+    out = out[0] if isinstance(out, tuple) else out
+    if not isinstance(x, torch.Tensor) or not isinstance(out, torch.Tensor) or x.dim() != out.dim() or x.dim() < 2:
+        return False
+    if x.shape[1] != out.shape[1]:
+        return False
+    name = call.key.rsplit(".", 1)[1]
+    return not name.endswith(("1d", "2d", "3d")) or "dropout" in name or x.dim() == int(name[-2]) + 2
 
 
 # -- positively homogeneous, per element or per channel: blocks kept, terms inside merged
 @rule("F.relu", "torch.relu", "Tensor.relu", "F.leaky_relu", "F.dropout", "F.dropout1d", "F.dropout2d",
-      "F.dropout3d", "torch.dropout", *keys_of(["max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d",
-                                               "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d",
-                                               "adaptive_avg_pool2d", "adaptive_avg_pool3d",
-                                               "adaptive_max_pool1d", "adaptive_max_pool2d",
-                                               "adaptive_max_pool3d", "interpolate", "upsample"], "F"))
+      "F.dropout3d", "torch.dropout", *keys_of(_POOLS + ["interpolate", "upsample"], "F"))
 def _per_block(call: Call):
-    d = call.ctx.resolve_blocks(_first(call), call.origin("mix"))
+    o = call.origin("mix")
+    d = _first(call)
+    d = call.ctx.resolve_blocks(d, o) if _keeps_channels(call) else Deg.of(call.ctx.resolve(d, o))
     out = call.node.meta.get("val")
     if isinstance(out, tuple):  # (values, indices)
         return (d, ZERO_DEG)
@@ -65,7 +111,7 @@ def _per_block(call: Call):
 @rule("F.prelu")
 def _prelu(call: Call):
     """max(0, x) + a * min(0, x): the negative part has degree d_x + x_a, so x_a must be 0."""
-    slope = call.deg(call.arg(1, "weight"))
+    slope = call.deg(call.arg("weight"))
     if slope is not None:
         o = call.origin("nonhomogeneous")
         call.ctx.zero(call.ctx.resolve(slope, o), o)
@@ -78,7 +124,8 @@ def _abs(call: Call):
     return Deg(d.blocks, stat=True)
 
 
-# -- degree unchanged, everything merged: shape ops and reductions
+# -- degree unchanged, everything merged: shape ops and reductions (index operands are not read:
+#    the caller forces them to degree 0)
 _SHAPE_OPS = ["view", "reshape", "flatten", "permute", "transpose", "t", "unsqueeze", "squeeze", "expand",
               "expand_as", "view_as", "reshape_as", "repeat", "narrow", "flip", "roll", "unflatten",
               "movedim", "split", "chunk", "unbind", "tensor_split", "select", "index_select", "gather",
@@ -91,17 +138,31 @@ _REDUCTIONS = ["sum", "mean", "amax", "amin", "max", "min", "topk", "sort", "med
 def _merged(call: Call):
     d = _first(call)
     form = call.ctx.resolve(d, call.origin("mix"))
-    other = call.arg(1, "other")
+    other = call.arg("other")
     if call.key.endswith((".max", ".min")) and isinstance(call.val(other), torch.Tensor):
         # elementwise max(a, b) of two tensors: homogeneous only if both share the degree
         o = call.origin("sum")
         form = call.ctx.equal([form, call.ctx.resolve(call.deg(other) or ZERO_DEG, o)], o)
+    elif call.key.endswith("_as"):
+        call.metadata_only(other)  # expand_as(other): other's shape only
     return same_form(call, form, stat=d.stat)
+
+
+@rule(*keys_of(["scatter", "scatter_add", "index_add", "index_copy", "masked_scatter", "index_put"], "Tensor", "torch"))
+def _placed(call: Call):
+    """Values of `src` placed into `input` at an index: both must share the degree (the index: 0)."""
+    o = call.origin("sum")
+    values = [call.arg(n) for n in ("input", "src", "source", "values", "value")]
+    forms = [call.ctx.resolve(call.deg(v) or ZERO_DEG, o) for v in values if isinstance(v, fx.Node)]
+    if any(_is_scalar(v) and v != 0 for v in values):
+        forms.append(ZERO)
+    return Deg.of(call.ctx.equal(forms, o))
 
 
 @rule("torch._assert")
 def _assert(call: Call):
     """A runtime check: no value flows out of it."""
+    call.metadata_only(call.node.args)
     return None
 
 
@@ -111,26 +172,64 @@ def _getattr(call: Call):
     src, attr = call.node.args[0], call.node.args[1]
     d, val = call.degs.get(src), call.val(src)
     if isinstance(d, (tuple, list)) and isinstance(val, tuple):
+        call.metadata_only(src)
         picked = getattr(val, attr)
         return next((d[i] for i, v in enumerate(val) if v is picked), call.out_zero())
     return _merged(call)
 
 
-@rule(*keys_of(["argmax", "argmin", "zeros_like", "ones_like", "empty_like", "rand_like", "randn_like",
-              "new_zeros", "new_ones", "new_empty", "new_full", "full_like", "sign", "isnan", "isinf", "isfinite",
-              "bernoulli", "uniform", "normal", "fill", "zero", "all", "any", "logical_and", "logical_or",
-              "logical_not", "nonzero", "count_nonzero"], "Tensor", "torch"))
-def _scale_free(call: Call):
-    """Outputs that do not depend on a positive scale of the input (or not on its values)."""
+@rule(*keys_of(["zeros_like", "ones_like", "empty_like", "rand_like", "randn_like", "new_zeros", "new_ones",
+                "new_empty", "new_full", "full_like"], "Tensor", "torch"))
+def _shape_only(call: Call):
+    """Built from the input's shape and dtype, not its values."""
+    call.metadata_only(call.arg("input"))
     return call.out_zero()
 
 
+@rule(*keys_of(["argmax", "argmin", "sign", "isnan", "isinf", "isfinite", "all", "any", "logical_and", "logical_or",
+                "logical_not", "nonzero", "count_nonzero"], "Tensor", "torch"))
+def _scale_free(call: Call):
+    """Values that a positive scale of the operands does not change (signs, positions, non-zeros)."""
+    call.metadata_only(call.node.args, call.node.kwargs)
+    return call.out_zero()
+
+
+@rule(*keys_of(["uniform_", "normal_", "bernoulli_", "random_", "exponential_", "geometric_", "log_normal_",
+                "cauchy_"], "Tensor"))
+def _resample(call: Call):
+    """x.normal_(...) overwrites x with random numbers: x's shape only; tensor parameters (the p of
+    bernoulli_) are not read, so they are forced to degree 0."""
+    call.metadata_only(call.arg("input"))
+    return call.out_zero()
+
+
+@rule("torch.normal", "torch.bernoulli", "Tensor.bernoulli", "torch.poisson", "torch.multinomial")
+def _sample(call: Call):
+    """A sample drawn with tensor parameters (a mean, probabilities) is not a scaled copy of them."""
+    return conservative(call)
+
+
+@rule("Tensor.fill_", "torch.fill", "Tensor.zero_", "torch.zero_")
+def _fill(call: Call):
+    """x.fill_(v): every element becomes v; a tensor v brings its degree."""
+    call.metadata_only(call.arg("input"))
+    value = call.arg("value")
+    return Deg.of(call.ctx.resolve(call.deg(value) or ZERO_DEG, call.origin("mix")))
+
+
 # -- statistics
+_NORM_ORDER = {"norm": "p", "vector_norm": "ord", "norm_linalg": "ord"}
+
+
 @rule("Tensor.var", "torch.var", "Tensor.std", "torch.std", "Tensor.norm", "torch.norm",
-      "torch.linalg_vector_norm", "torch.vector_norm", "torch.linalg.vector_norm", "torch.var_mean",
+      "torch.linalg.vector_norm", "torch.linalg.norm", "torch.linalg.matrix_norm", "torch.var_mean",
       "torch.std_mean", "Tensor.square", "torch.square")
 def _statistic(call: Call):
-    form = call.ctx.resolve(_first(call), call.origin("mix"))
+    d = _first(call)
+    if call.arg("p", call.arg("ord")) == 0:  # ||x||_0 counts non-zeros: it does not scale
+        call.metadata_only(call.arg("input"))
+        return same_form(call, ZERO)
+    form = call.ctx.resolve(d, call.origin("mix"))
     power = 2 if call.key.rsplit(".", 1)[1] in ("var", "square") else 1
     if call.key.endswith("_mean"):  # (var or std, mean)
         return (Deg.of(f_scale(form, Fraction(2 if "var" in call.key else 1)), True), Deg.of(form))
@@ -141,8 +240,8 @@ def _statistic(call: Call):
       "Tensor.reciprocal", "torch.reciprocal")
 def _power(call: Call):
     name = call.key.rsplit(".", 1)[1]
-    k = {"sqrt": 0.5, "rsqrt": -0.5, "reciprocal": -1}.get(name, call.arg(1, "exponent"))
-    base = call.arg(0, "input")
+    k = {"sqrt": 0.5, "rsqrt": -0.5, "reciprocal": -1}.get(name, call.arg("exponent", call.arg("other")))
+    base = call.arg("input")
     if not _is_scalar(k) or call.deg(base) is None:
         return conservative(call)
     d = call.deg(base)
@@ -152,9 +251,9 @@ def _power(call: Call):
 
 # -- sums: constraint "equal degrees", except terms a later normalization removes
 @rule("operator.add", "torch.add", "Tensor.add", "operator.sub", "torch.sub", "Tensor.sub", "torch.rsub",
-      "Tensor.rsub", "operator.iadd", "operator.isub")
+      "operator.iadd", "operator.isub")
 def _sum(call: Call):
-    a, b = call.arg(0, "input"), call.arg(1, "other")
+    a, b = call.arg("input"), call.arg("other")
     if _is_scalar(a) or _is_scalar(b):
         return _plus_constant(call, b if _is_scalar(a) else a, a if _is_scalar(a) else b)
     da, db = call.deg(a), call.deg(b)
@@ -169,11 +268,29 @@ def _sum(call: Call):
 
 
 def _plus_constant(call: Call, tensor, c):
+    """x + c is homogeneous only for c = 0; `statistic + eps` (eps small against the statistic on
+    the example inputs) is read as the statistic, the convention of every normalization's eps."""
     d = call.deg(tensor) or ZERO_DEG
-    if c == 0 or (d.stat and 0 < c <= EPS_MAX):
+    if c == 0:
         return d
-    call.ctx.zero(call.ctx.resolve(d, call.origin("nonhomogeneous")), call.origin("nonhomogeneous"))
+    o = call.origin("nonhomogeneous")
+    form = call.ctx.resolve(d, o)
+    if d.stat and 0 < c <= EPS_MAX and form:
+        ratio = _eps_ratio(call.val(tensor), c)
+        if ratio is None or ratio <= EPS_RATIO_LIMIT:
+            call.ctx.eps_sites.append(EpsSite(float(c), call.module or call.node.name, frozenset(form), ratio))
+            return d
+        o = call.origin("nonhomogeneous", f"eps {c:g} is {ratio:.2g} of the statistic it is added to")
+    call.ctx.zero(form, o)
     return ZERO_DEG
+
+
+def _eps_ratio(stat, eps: float) -> float | None:
+    """eps / mean(statistic) on the example inputs; None on the meta device."""
+    if not isinstance(stat, torch.Tensor) or stat.is_meta or stat.numel() == 0:
+        return None
+    mean = float(stat.detach().double().mean())
+    return eps / mean if mean > 0 else float("inf")
 
 
 def _note_cancelled(call: Call, inputs, out) -> None:
@@ -185,7 +302,7 @@ def _note_cancelled(call: Call, inputs, out) -> None:
 
 @rule("operator.mul", "torch.mul", "Tensor.mul", "operator.imul")
 def _mul(call: Call):
-    a, b = call.arg(0, "input"), call.arg(1, "other")
+    a, b = call.arg("input"), call.arg("other")
     if _is_scalar(a) or _is_scalar(b):
         return call.deg(b if _is_scalar(a) else a) or ZERO_DEG
     da, db = call.deg(a) or ZERO_DEG, call.deg(b) or ZERO_DEG
@@ -198,8 +315,8 @@ def _mul(call: Call):
 
 @rule("operator.truediv", "torch.div", "Tensor.div", "torch.true_divide", "Tensor.true_divide", "operator.itruediv")
 def _div(call: Call):
-    a, b = call.arg(0, "input"), call.arg(1, "other")
-    if call.node.kwargs.get("rounding_mode") is not None:
+    a, b = call.arg("input"), call.arg("other")
+    if call.arg("rounding_mode") is not None:
         return conservative(call)
     if _is_scalar(b):
         return call.deg(a) or ZERO_DEG
@@ -210,116 +327,3 @@ def _div(call: Call):
     _note_cancelled(call, (fa, fb), out)
     stat = (call.deg(b) or ZERO_DEG).stat and (_is_scalar(a) or (call.deg(a) or ZERO_DEG).stat)
     return Deg.of(out, stat)
-
-
-# -- joins: cat along channels keeps one block per operand; everything else must agree
-@rule("torch.cat", "torch.concat", "torch.concatenate")
-def _cat(call: Call):
-    tensors = list(call.arg(0, "tensors"))
-    ndim = len(call.shape())
-    dim = call.arg(1, "dim", 0)
-    dim = dim + ndim if dim < 0 else dim
-    degs = [call.deg(t) or ZERO_DEG for t in tensors]
-    if dim == 1 and ndim >= 2:
-        blocks = []
-        for t, d in zip(tensors, degs):
-            channels = call.shape(t)[1]
-            for size, terms in d.blocks:
-                blocks.append((channels if size is None else size, terms))
-        return Deg(tuple(blocks))
-    o = call.origin("sum")
-    return Deg.of(call.ctx.equal([call.ctx.resolve(d, o) for d in degs], o))
-
-
-@rule("torch.stack")
-def _stack(call: Call):
-    o = call.origin("sum")
-    return Deg.of(call.ctx.equal([call.ctx.resolve(call.deg(t) or ZERO_DEG, o) for t in call.arg(0, "tensors")], o))
-
-
-@rule("torch.where", "Tensor.where")
-def _where(call: Call):
-    o = call.origin("sum")
-    if call.key == "Tensor.where":  # x.where(condition, other)
-        branches = [call.node.args[0], call.arg(2, "other")]
-    else:
-        branches = [call.arg(1, "input"), call.arg(2, "other")]
-    forms = []
-    for x in branches:
-        if _is_scalar(x):
-            if x != 0:
-                forms.append(ZERO)
-        else:
-            forms.append(call.ctx.resolve(call.deg(x) or ZERO_DEG, o))
-    return Deg.of(call.ctx.equal(forms, o))
-
-
-@rule("Tensor.masked_fill", "torch.masked_fill")
-def _masked_fill(call: Call):
-    value = call.arg(2, "value")
-    form = call.ctx.resolve(_first(call), call.origin("mix"))
-    if _is_scalar(value) and (value == 0 or abs(value) == float("inf")):
-        return Deg.of(form)
-    call.ctx.zero(form, call.origin("nonhomogeneous"))
-    return ZERO_DEG
-
-
-@rule("operator.setitem")
-def _setitem(call: Call):
-    target, value = call.node.args[0], call.node.args[2]
-    o = call.origin("sum")
-    forms = [call.ctx.resolve(call.deg(target) or ZERO_DEG, o)]
-    if not _is_scalar(value) or value != 0:
-        forms.append(ZERO if _is_scalar(value) else call.ctx.resolve(call.deg(value) or ZERO_DEG, o))
-    if isinstance(target, fx.Node):
-        call.degs[target] = Deg.of(call.ctx.equal(forms, o))
-    return None
-
-
-_COMPARISONS = ["eq", "ne", "lt", "le", "gt", "ge"]
-
-
-@rule(*keys_of(_COMPARISONS, "operator", "torch", "Tensor"))
-def _compare(call: Call):
-    """The sign of x is scale-free; comparing with a nonzero threshold or another tensor is not."""
-    a, b = call.arg(0, "input"), call.arg(1, "other")
-    o = call.origin("nonhomogeneous")
-    sides = [call.ctx.resolve(call.deg(x) or ZERO_DEG, o) for x in (a, b) if not _is_scalar(x)]
-    if any(_is_scalar(x) and x != 0 for x in (a, b)):
-        sides.append(ZERO)
-    call.ctx.equal(sides, o)
-    return call.out_zero()
-
-
-@rule("F.pad")
-def _pad(call: Call):
-    value = call.arg(3, "value", None)
-    form = call.ctx.resolve(_first(call), call.origin("mix"))
-    if call.arg(2, "mode", "constant") == "constant" and value not in (None, 0, 0.0):
-        call.ctx.zero(form, call.origin("nonhomogeneous"))
-        return ZERO_DEG
-    return Deg.of(form)
-
-
-@rule("Tensor.clamp", "torch.clamp", "Tensor.clamp_min", "torch.clamp_min", "Tensor.clip", "torch.clip")
-def _clamp(call: Call):
-    """clamp(stat, min=eps) is the usual guard of a norm; any other fixed threshold is not scale-free."""
-    d = _first(call)
-    lo = call.arg(1, "min")
-    hi = None if call.key.endswith("clamp_min") else call.arg(2, "max")
-    if d.stat and hi is None and _is_scalar(lo) and 0 <= lo <= EPS_MAX:
-        return d
-    return conservative(call)
-
-
-_NONHOMOGENEOUS = ["sigmoid", "tanh", "gelu", "silu", "softmax", "log_softmax", "softmin", "exp", "expm1", "log",
-                   "log1p", "log2", "relu6", "hardtanh", "hardswish", "hardsigmoid", "elu", "selu", "celu",
-                   "softplus", "softsign", "mish", "erf", "sin", "cos", "logsigmoid", "logsumexp", "glu",
-                   "alpha_dropout", "feature_alpha_dropout", "tanhshrink", "softshrink", "hardshrink",
-                   "threshold", "floor", "ceil", "round", "trunc", "frac", "floor_divide", "remainder", "fmod"]
-
-
-@rule(*keys_of(_NONHOMOGENEOUS, "F", "torch", "Tensor"), "operator.floordiv", "operator.mod", "Tensor.item",
-      "Tensor.tolist")
-def _nonhomogeneous(call: Call):
-    return conservative(call)

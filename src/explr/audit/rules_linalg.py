@@ -29,15 +29,15 @@ def _product_with_bias(call: Call, forms, bias, bias_dims: frozenset, ndim: int 
 @rule("F.linear")
 def _linear(call: Call):
     o = call.origin("mix")
-    forms = [call.ctx.resolve(call.deg(x) or ZERO_DEG, o) for x in (call.arg(0, "input"), call.arg(1, "weight"))]
-    return _product_with_bias(call, forms, call.arg(2, "bias"), frozenset({len(call.shape()) - 1}))
+    forms = [call.ctx.resolve(call.deg(x) or ZERO_DEG, o) for x in (call.arg("input"), call.arg("weight"))]
+    return _product_with_bias(call, forms, call.arg("bias"), frozenset({len(call.shape()) - 1}))
 
 
 @rule(*keys_of(["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"], "F"))
 def _conv(call: Call):
     o = call.origin("mix")
-    forms = [call.ctx.resolve(call.deg(x) or ZERO_DEG, o) for x in (call.arg(0, "input"), call.arg(1, "weight"))]
-    return _product_with_bias(call, forms, call.arg(2, "bias"), frozenset({1}))
+    forms = [call.ctx.resolve(call.deg(x) or ZERO_DEG, o) for x in (call.arg("input"), call.arg("weight"))]
+    return _product_with_bias(call, forms, call.arg("bias"), frozenset({1}))
 
 
 @rule("operator.matmul", "torch.matmul", "Tensor.matmul", "torch.mm", "Tensor.mm", "torch.bmm", "Tensor.bmm",
@@ -57,8 +57,8 @@ def _matmul(call: Call):
 def _addmm(call: Call):
     """bias + a @ b (HF Conv1D): a product plus a bias over the last dim."""
     o = call.origin("mix")
-    forms = [call.ctx.resolve(call.deg(x) or ZERO_DEG, o) for x in (call.arg(1, "mat1"), call.arg(2, "mat2"))]
-    bias = call.arg(0, "input")
+    forms = [call.ctx.resolve(call.deg(x) or ZERO_DEG, o) for x in (call.arg("mat1", call.arg("batch1")), call.arg("mat2", call.arg("batch2")))]
+    bias = call.arg("input")
     if len(call.shape(bias)) > 1:  # a full matrix, not a bias vector: a plain sum
         return Deg.of(call.ctx.equal([f_add(*forms), call.ctx.resolve(call.deg(bias) or ZERO_DEG, o)], o))
     return _product_with_bias(call, forms, bias, frozenset({len(call.shape()) - 1}))
@@ -66,20 +66,20 @@ def _addmm(call: Call):
 
 @rule("F.embedding")
 def _embedding(call: Call):
-    if call.arg(3, "max_norm") is not None:  # renormalizes rows above a fixed norm: not scale-free
+    if call.arg("max_norm") is not None:  # renormalizes rows above a fixed norm: not scale-free
         return conservative(call)
-    return Deg.of(call.ctx.resolve(call.deg(call.arg(1, "weight")) or ZERO_DEG, call.origin("mix")))
+    return Deg.of(call.ctx.resolve(call.deg(call.arg("weight")) or ZERO_DEG, call.origin("mix")))
 
 
 @rule("F.scaled_dot_product_attention")
 def _attention(call: Call):
     """softmax(q k^T / sqrt(d) + mask) v: q, k and the mask inside the softmax, v outside."""
     o = call.origin("nonhomogeneous")
-    for x in (call.arg(0, "query"), call.arg(1, "key"), call.arg(3, "attn_mask")):
+    for x in (call.arg("query"), call.arg("key"), call.arg("attn_mask")):
         d = call.deg(x)
         if d is not None:
             call.ctx.zero(call.ctx.resolve(d, o), o)
-    return Deg.of(call.ctx.resolve(call.deg(call.arg(2, "value")) or ZERO_DEG, call.origin("mix")))
+    return Deg.of(call.ctx.resolve(call.deg(call.arg("value")) or ZERO_DEG, call.origin("mix")))
 
 
 @rule("F.multi_head_attention_forward")
@@ -87,16 +87,13 @@ def _multi_head_attention(call: Call):
     """nn.MultiheadAttention: q, k, v projections feed the softmax (conservatively all to degree 0,
     with the fused in-projection they share a weight anyway); the out-projection is a linear."""
     o = call.origin("nonhomogeneous")
-    out_weight, out_bias = call.arg(11, "out_proj_weight"), call.arg(12, "out_proj_bias")
-    for pos, name in [(0, "query"), (1, "key"), (2, "value"), (5, "in_proj_weight"), (6, "in_proj_bias"),
-                      (7, "bias_k"), (8, "bias_v")]:
-        d = call.deg(call.arg(pos, name))
+    out_weight, out_bias = call.arg("out_proj_weight"), call.arg("out_proj_bias")
+    for name in ("query", "key", "value", "in_proj_weight", "in_proj_bias", "bias_k", "bias_v",
+                 "q_proj_weight", "k_proj_weight", "v_proj_weight", "attn_mask", "key_padding_mask",
+                 "static_k", "static_v"):
+        d = call.deg(call.arg(name))
         if d is not None:
             call.ctx.zero(call.ctx.resolve(d, o), o)
-    for name in ("q_proj_weight", "k_proj_weight", "v_proj_weight", "attn_mask", "key_padding_mask"):
-        d = call.deg(call.node.kwargs.get(name))
-        if d is not None:
-            call.ctx.zero(call.ctx.resolve(d, o), o)
-    ndim = len(call.shape(call.arg(0, "query")))
+    ndim = len(call.shape(call.arg("query")))
     weight = call.ctx.resolve(call.deg(out_weight) or ZERO_DEG, call.origin("mix"))
     return (_product_with_bias(call, [weight], out_bias, frozenset({ndim - 1}), ndim), ZERO_DEG)

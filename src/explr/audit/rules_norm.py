@@ -19,7 +19,7 @@ from explr.audit_report import Normalizer
 
 def _groups_of_terms(call: Call, deg: Deg, reduce: frozenset, channel_group: int | None):
     """Term lists normalized together: one per channel block when the channel dim is not mixed."""
-    channels = call.shape(call.arg(0, "input"))[1] if len(call.shape(call.arg(0, "input"))) > 1 else 1
+    channels = call.shape(call.arg("input"))[1] if len(call.shape(call.arg("input"))) > 1 else 1
     aligned = channel_group is not None and all(c % channel_group == 0 for c in block_cuts(deg, channels))
     if 1 not in reduce or aligned or len(deg.blocks) == 1:
         return [terms for _, terms in deg.blocks]
@@ -30,7 +30,7 @@ def _groups_of_terms(call: Call, deg: Deg, reduce: frozenset, channel_group: int
 
 def _normalize(call: Call, reduce: frozenset, *, mean_subtract: bool, channel_group: int | None = None) -> None:
     """Emit the constraints of normalizing input over `reduce`; record dropped (inert) terms."""
-    x = call.arg(0, "input")
+    x = call.arg("input")
     deg = call.deg(x) or ZERO_DEG
     name = call.module or call.node.name
     for terms in _groups_of_terms(call, deg, reduce, channel_group):
@@ -61,11 +61,11 @@ def _affine(call: Call, weight, bias, param_dims: frozenset) -> Deg:
 def _record(call: Call, kind: str, eps, reduce: frozenset, weight=None, bias=None) -> None:
     names = tuple(a.target for a in (weight, bias)
                   if isinstance(a, fx.Node) and a.op == "get_attr" and a.target in call.ctx.param_index)
-    if call.arg(0, "input") not in call.ctx.from_inputs:  # normalizing a weight, not activations
+    if call.arg("input") not in call.ctx.from_inputs:  # normalizing a weight, not activations
         kind = "weight_standardization"
     call.ctx.normalizers.append(Normalizer(call.module or call.node.name, kind,
                                            float(eps) if eps is not None else None, names,
-                                           _input_var(call.val(call.arg(0, "input")), reduce)))
+                                           _input_var(call.val(call.arg("input")), reduce)))
 
 
 def _input_var(x, reduce: frozenset) -> float | None:
@@ -79,76 +79,83 @@ def _input_var(x, reduce: frozenset) -> float | None:
 
 
 def _spatial(call: Call) -> frozenset:
-    return frozenset(range(2, len(call.shape(call.arg(0, "input")))))
+    return frozenset(range(2, len(call.shape(call.arg("input")))))
 
 
 @rule("F.batch_norm")
 def _batch_norm(call: Call):
-    weight, bias = call.arg(3, "weight"), call.arg(4, "bias")
+    weight, bias = call.arg("weight"), call.arg("bias")
     reduce = frozenset({0}) | _spatial(call)
-    _record(call, "batch_norm", call.arg(7, "eps", 1e-5), reduce, weight, bias)
-    _per_channel_statistics(call, reduce, batch_stats=call.arg(5, "training", False))
+    _record(call, "batch_norm", call.arg("eps", 1e-5), reduce, weight, bias)
+    _per_channel_statistics(call, reduce, batch_stats=call.arg("training", False))
     return _affine(call, weight, bias, frozenset({1}))
 
 
 def _per_channel_statistics(call: Call, reduce: frozenset, batch_stats: bool) -> None:
-    """Batch statistics normalize; running statistics are an affine map of the input, not homogeneous."""
+    """Batch statistics normalize (the running statistics are only written); running statistics
+    make (x - mean) / sqrt(var + eps) with fixed numbers: input and statistics all at degree 0."""
+    stats = (call.arg("running_mean"), call.arg("running_var"))
     if batch_stats:
+        call.metadata_only(stats)
         _normalize(call, reduce, mean_subtract=True, channel_group=1)
-    else:
-        o = call.origin("nonhomogeneous")
-        call.ctx.zero(call.ctx.resolve(call.deg(call.arg(0, "input")) or ZERO_DEG, o), o)
+        return
+    o = call.origin("nonhomogeneous")
+    for x in (call.arg("input"), *stats):
+        call.ctx.zero(call.ctx.resolve(call.deg(x) or ZERO_DEG, o), o)
 
 
 @rule("F.instance_norm")
 def _instance_norm(call: Call):
-    weight, bias = call.arg(3, "weight"), call.arg(4, "bias")
+    weight, bias = call.arg("weight"), call.arg("bias")
     reduce = _spatial(call)
-    _record(call, "instance_norm", call.arg(7, "eps", 1e-5), reduce, weight, bias)
-    _per_channel_statistics(call, reduce, batch_stats=call.arg(5, "use_input_stats", True))
+    _record(call, "instance_norm", call.arg("eps", 1e-5), reduce, weight, bias)
+    _per_channel_statistics(call, reduce, batch_stats=call.arg("use_input_stats", True))
     return _affine(call, weight, bias, frozenset({1}))
 
 
 @rule("F.group_norm")
 def _group_norm(call: Call):
-    weight, bias = call.arg(2, "weight"), call.arg(3, "bias")
-    channels = call.shape(call.arg(0, "input"))[1]
-    per_group = channels // call.arg(1, "num_groups")
+    weight, bias = call.arg("weight"), call.arg("bias")
+    channels = call.shape(call.arg("input"))[1]
+    per_group = channels // call.arg("num_groups")
     reduce = _spatial(call) | (frozenset({1}) if per_group > 1 else frozenset())
-    _record(call, "group_norm", call.arg(4, "eps", 1e-5), reduce, weight, bias)
+    _record(call, "group_norm", call.arg("eps", 1e-5), reduce, weight, bias)
     _normalize(call, reduce, mean_subtract=True, channel_group=per_group)
     return _affine(call, weight, bias, frozenset({1}))
 
 
 def _last_dims(call: Call, count: int) -> frozenset:
-    ndim = len(call.shape(call.arg(0, "input")))
+    ndim = len(call.shape(call.arg("input")))
     return frozenset(range(ndim - count, ndim))
 
 
 @rule("F.layer_norm")
 def _layer_norm(call: Call):
-    weight, bias = call.arg(2, "weight"), call.arg(3, "bias")
-    reduce = _last_dims(call, len(call.arg(1, "normalized_shape")))
-    _record(call, "layer_norm", call.arg(4, "eps", 1e-5), reduce, weight, bias)
+    weight, bias = call.arg("weight"), call.arg("bias")
+    reduce = _last_dims(call, len(call.arg("normalized_shape")))
+    _record(call, "layer_norm", call.arg("eps", 1e-5), reduce, weight, bias)
     _normalize(call, reduce, mean_subtract=True)
     return _affine(call, weight, bias, reduce)
 
 
 @rule("F.rms_norm")
 def _rms_norm(call: Call):
-    weight = call.arg(2, "weight")
-    reduce = _last_dims(call, len(call.arg(1, "normalized_shape")))
-    _record(call, "rms_norm", call.arg(3, "eps"), reduce, weight)
+    weight = call.arg("weight")
+    reduce = _last_dims(call, len(call.arg("normalized_shape")))
+    _record(call, "rms_norm", call.arg("eps"), reduce, weight)
     _normalize(call, reduce, mean_subtract=False)
     return _affine(call, weight, None, reduce)
 
 
 @rule("F.normalize")
 def _l2_normalize(call: Call):
-    ndim = len(call.shape(call.arg(0, "input")))
-    dim = call.arg(2, "dim", 1)
+    """x / max(||x||_p, eps): degree 0, except p = 0 (the count of non-zeros does not scale)."""
+    if call.arg("p", 2.0) == 0:
+        return Deg.of(call.ctx.resolve(call.deg(call.arg("input")) or ZERO_DEG, call.origin("mix")))
+    ndim = len(call.shape(call.arg("input")))
+    dim = call.arg("dim", 1)
     dims = frozenset(d % ndim for d in (dim if isinstance(dim, (tuple, list)) else (dim,)))
-    _record(call, "normalize", call.arg(3, "eps", 1e-12), dims)
+    _record(call, "normalize", call.arg("eps", 1e-12), dims)
     _normalize(call, dims, mean_subtract=False)
     return ZERO_DEG
 
@@ -156,7 +163,7 @@ def _l2_normalize(call: Call):
 @rule("torch._weight_norm")
 def _weight_norm(call: Call):
     """g * v / ||v|| (norm over all dims but `dim`): v's scale cancels, the result has g's degree."""
-    v, g = call.arg(0, "v"), call.arg(1, "g")
+    v, g = call.arg("v"), call.arg("g")
     name = call.module or call.node.name
     call.ctx.normalizers.append(Normalizer(name, "weight_norm", None, tuple(  # the gain g is its "affine"
         a.target for a in (g,) if isinstance(a, fx.Node) and a.target in call.ctx.param_index)))

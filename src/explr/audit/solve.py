@@ -91,7 +91,8 @@ def _propagate(n: int, constraints: list[Constraint]):
 
 
 # Origins that are reasons in themselves; the others (a sum, an affine, a merge) only pass a zero on.
-PRIMARY_KINDS = frozenset({"output", "nonhomogeneous", "unknown", "opaque", "opaque-input", "unreached"})
+PRIMARY_KINDS = frozenset({"output", "nonhomogeneous", "unknown", "opaque", "opaque-input", "opaque-read",
+                           "unreached", "unaccounted", "rule-error", "refuted"})
 
 
 def _root_cause(c: Constraint, uf: _UnionFind, zero: dict) -> Origin:

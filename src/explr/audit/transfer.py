@@ -1,68 +1,51 @@
-"""The transfer-rule registry: ONE table from op key to rule, and the vocabulary rules speak.
-
-Like torch/utils/flop_counter.py, each op maps to a small pure function (registered with
-`@rule(...)`; a duplicate registration is an error). A rule receives a `Call` (the node, its
-argument degrees and concrete values) and returns the output degree(s), emitting constraints
-through the `Ctx`. The rules live in `explr.audit.rules_*` (they import this module);
-`explr.audit.degrees` loads them and runs the propagation.
+"""The vocabulary transfer rules speak: `Call` (one node, its arguments by name, their degrees and
+concrete values), `Ctx` (the constraints and facts being collected), `Origin`/`Constraint`, and
+`write` for ops that write into a tensor. The table of rules itself is `explr.audit.registry`
+(keyed by op objects, checked at registration); the rules live in `explr.audit.rules_*` and
+import `rule` from here; `explr.audit.degrees` loads them and runs the propagation.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from torch import fx
 from torch.fx.node import map_aggregate
 
+from explr.audit.arguments import bind
 from explr.audit.forms import ZERO, ZERO_DEG, Deg, Form, Term, f_add
+from explr.audit.registry import TABLE, rule
 from explr.audit_report import Normalizer, UnknownOp
 
-TABLE: dict[str, Callable] = {}
-
-
-def rule(*keys: str):
-    """Register one transfer rule under one or more op keys."""
-    def register(fn: Callable) -> Callable:
-        for key in keys:
-            if key in TABLE:
-                raise RuntimeError(f"duplicate transfer rule for {key!r}")
-            TABLE[key] = fn
-        return fn
-    return register
-
-
-def op_key(node: fx.Node) -> str:
-    """'F.relu', 'torch.cat', 'operator.add', 'Tensor.view', 'getattr' ..."""
-    if node.op == "call_method":
-        return f"Tensor.{node.target}"
-    t = node.target
-    mod = getattr(t, "__module__", None) or ""
-    name = getattr(t, "__name__", str(t))
-    if t is getattr:
-        return "getattr"
-    if mod == "_operator" or mod == "operator":
-        return f"operator.{name}"
-    if mod.startswith("torch.nn.functional"):
-        return f"F.{name}"
-    if getattr(torch.nn.functional, name, None) is t:
-        return f"F.{name}"
-    return f"torch.{name}"
+__all__ = ["TABLE", "Call", "Constraint", "Ctx", "EpsSite", "Origin", "conservative", "rule", "write", "zero_like"]
 
 
 @dataclass(frozen=True, slots=True)
 class Origin:
     """Why a constraint exists: the op and the module it was called in."""
 
-    kind: str  # output | nonhomogeneous | unknown | opaque | opaque-input | unreached | sum | affine | normalized-group | mix
+    # output | nonhomogeneous | unknown | opaque | opaque-input | unreached | unaccounted | rule-error
+    # | sum | affine | normalized-group | mix
+    kind: str
     op: str
     module: str
+    detail: str = ""  # the operand or failure a reason names
 
 
 @dataclass(frozen=True, slots=True)
 class Constraint:
     form: Form  # form == 0
     origin: Origin
+
+
+@dataclass(frozen=True, slots=True)
+class EpsSite:
+    """`statistic + eps` with a small literal eps, read as the statistic (the paper's convention)."""
+
+    eps: float
+    module: str
+    vars: frozenset  # the variables whose invariance relies on eps being negligible
+    ratio: float | None  # eps / mean(statistic) on the example inputs at capture (None on meta)
 
 
 @dataclass
@@ -73,10 +56,14 @@ class Ctx:
     constraints: list[Constraint] = field(default_factory=list)
     unknown_ops: list[UnknownOp] = field(default_factory=list)
     normalizers: list[Normalizer] = field(default_factory=list)
+    eps_sites: list[EpsSite] = field(default_factory=list)
     normalized_by: dict[int, list[str]] = field(default_factory=dict)  # var -> normalizer modules
     dropped: dict[int, str] = field(default_factory=dict)  # var -> normalizer that cancelled its term
     reached: set[int] = field(default_factory=set)  # vars whose get_attr has users
     from_inputs: set = field(default_factory=set)  # nodes whose value depends on the model inputs
+    buffer_degs: dict[str, object] = field(default_factory=dict)  # buffer written in place -> its degree
+    position: dict = field(default_factory=dict)  # node -> index in the graph
+    storages: dict = field(default_factory=dict)  # storage id -> nodes whose value lives there
 
     def zero(self, form: Form, origin: Origin) -> None:
         if form:
@@ -111,17 +98,30 @@ class Ctx:
 
 
 class Call:
-    """One node seen by a rule: raw args, their degrees, concrete values and the module."""
+    """One node seen by a rule: arguments by name, their degrees, concrete values and the module."""
 
     def __init__(self, node: fx.Node, ctx: Ctx, degs: dict[fx.Node, object], key: str):
         self.node, self.ctx, self.degs, self.key = node, ctx, degs, key
         stack = node.meta.get("nn_module_stack") or {}
         self.module = next(reversed(stack.values()))[0] if stack else ""
+        self.read: set[fx.Node] = set()  # operands whose degree the rule took into account
+        self._bound: dict | None = None
 
-    def arg(self, i: int, name: str, default=None):
-        if len(self.node.args) > i:
-            return self.node.args[i]
-        return self.node.kwargs.get(name, default)
+    @property
+    def bound(self) -> dict:
+        """{parameter name: argument}; the first positional argument is always "input"."""
+        if self._bound is None:
+            try:
+                found = bind(self.node)
+            except Exception:  # noqa: BLE001 - a signature we cannot use: name only the input
+                found = None
+            if found is None:  # no signature fits: only the input and keywords can be named
+                found = {**({"input": self.node.args[0]} if self.node.args else {}), **self.node.kwargs}
+            self._bound = found
+        return self._bound
+
+    def arg(self, name: str, default=None):
+        return self.bound.get(name, default)
 
     def deg(self, a) -> Deg | None:
         """Degree of an argument; None for Python constants.
@@ -130,12 +130,17 @@ class Call:
         tensors must share: conservative, never silently degree 0."""
         if not isinstance(a, fx.Node):
             return None
+        self.read.add(a)
         d = self.degs.get(a)
         if isinstance(d, (tuple, list)):
-            parts = [x for x in _flat_degs(d)]
+            parts = flat_degs(d)
             return Deg.of(self.ctx.equal([self.ctx.resolve(x, self.origin("mix")) for x in parts],
                                          self.origin("mix"))) if parts else None
         return d if isinstance(d, Deg) else None
+
+    def metadata_only(self, *args) -> None:
+        """These operands contribute their shape/dtype only (zeros_like(x), a.type_as(b)): no degree."""
+        map_aggregate(args, lambda a: self.read.add(a) if isinstance(a, fx.Node) else None)
 
     @staticmethod
     def val(a):
@@ -145,25 +150,30 @@ class Call:
         v = self.val(self.node if a is None else a)
         return tuple(v.shape) if isinstance(v, torch.Tensor) else ()
 
-    def origin(self, kind: str) -> Origin:
-        return Origin(kind, self.key, self.module)
+    def origin(self, kind: str, detail: str = "") -> Origin:
+        return Origin(kind, self.key, self.module, detail)
 
     def input_degs(self) -> list[Deg]:
         """Degrees of every tensor among the arguments (inside tuples too)."""
         out: list[Deg] = []
-        map_aggregate((self.node.args, self.node.kwargs),
-                      lambda a: out.extend(_flat_degs(self.degs.get(a))) if isinstance(a, fx.Node) else None)
+        map_aggregate((self.node.args, self.node.kwargs), lambda a: out.extend(self._read(a)))
         return out
+
+    def _read(self, a) -> list[Deg]:
+        if not isinstance(a, fx.Node):
+            return []
+        self.read.add(a)
+        return flat_degs(self.degs.get(a))
 
     def out_zero(self):
         return zero_like(self.node.meta.get("val"))
 
 
-def _flat_degs(d) -> list[Deg]:
+def flat_degs(d) -> list[Deg]:
     if isinstance(d, Deg):
         return [d]
     if isinstance(d, (tuple, list)):
-        return [x for item in d for x in _flat_degs(item)]
+        return [x for item in d for x in flat_degs(item)]
     return []
 
 
@@ -183,3 +193,31 @@ def conservative(call: Call, kind: str = "nonhomogeneous"):
         for f in d.forms():
             call.ctx.zero(f, call.origin(kind))
     return call.out_zero()
+
+
+
+def storage_id(t: torch.Tensor):
+    try:
+        return t.untyped_storage()._cdata
+    except (RuntimeError, NotImplementedError):  # a tensor without storage (sparse, nested): its own
+        return id(t)
+
+
+
+def write(call: Call, target: fx.Node, new) -> None:
+    """`target` now holds a value of degree `new`. Live aliases of its storage (a view taken
+    earlier and used later) see the write too; the degree must then stay what it was."""
+    old = call.degs.get(target)
+    here = call.ctx.position.get(call.node, 0)
+    val = target.meta.get("val")
+    aliases = [n for n in call.ctx.storages.get(storage_id(val), ()) if n is not target and n is not call.node
+               and call.ctx.position[n] < here and any(call.ctx.position.get(u, 0) > here for u in n.users)] \
+        if isinstance(val, torch.Tensor) else []
+    if aliases and isinstance(old, Deg):
+        o = call.origin("mix", f"written in place while {aliases[0].name} aliases it")
+        call.ctx.equal([call.ctx.resolve(old, o), call.ctx.resolve(new, o)], o)
+    call.degs[target] = new
+    if target.op == "get_attr" and isinstance(target.target, str) and target.target not in call.ctx.param_index:
+        call.ctx.buffer_degs[target.target] = new  # a later read of the buffer is a new get_attr node
+
+

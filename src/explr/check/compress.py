@@ -100,6 +100,8 @@ def compress(schedule: LRSchedule, steps: int, *, enabled: bool = True) -> Compr
         "decay_start": where.get(schedule.decay_start, 0),
         "step_every": max(1, round(schedule.step_every * scale)),
     }
+    if schedule.warmup_every is not None:
+        changes["warmup_every"] = max(1, round(schedule.warmup_every * scale))
     if schedule.decay_iters is not None:
         end = schedule.decay_start + schedule.decay_iters
         changes["decay_iters"] = max(1, where.get(end, round(end * scale)) - changes["decay_start"])

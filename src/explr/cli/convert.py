@@ -57,7 +57,7 @@ def _table(converted, written) -> None:
 
 
 HELP = {
-    "config": "Training config: explr, Lightning CLI, Hydra, timm, detectron2 or pycls YAML.",
+    "config": "Training config: explr, Lightning CLI, Hydra, timm, detectron2 or pycls YAML, or an mmengine .py.",
     "format": "Skip auto-detection and read this format.",
     "output": "Write the converted config here (default: stdout).",
     "in_place": "Overwrite the input (plan formats: write NAME.explr.yaml next to it).",

@@ -1,6 +1,6 @@
 """The contract every config format implements, and the facts shared by all of them.
 
-One adapter module per format (explr, lightning, hydra, timm, detectron2, pycls); the table of
+One adapter module per format (explr, lightning, hydra, timm, detectron2, pycls, mmengine); the table of
 adapters lives in `configs/formats.py`. Detection returns a human reason ("has SOLVER.BASE_LR")
 so the CLI can say which format it picked and why.
 """

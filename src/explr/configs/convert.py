@@ -3,9 +3,9 @@
     read (format adapter) -> exactness verdict (one rule table) -> which parameters are SI
     (--model audit | --lock | audit at start) -> TEXP phases/horizons (schedule engine) -> write
 
-Formats whose config can name explr's runtime classes ("rewrite" rows of configs/formats.py) are
-rewritten in place; for the others ("plan" rows: the framework's own code builds the optimizer) the
-explr-native plan is written instead, generically, so every such reader gets it for free.
+Each row of configs/formats.py says how its converted config is written: rewritten in the same format,
+a new config inheriting it (mmengine, detectron2), or the explr-native plan, generically ("plan": a
+reader without a framework integration gets it for free).
 """
 from __future__ import annotations
 

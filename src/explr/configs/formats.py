@@ -6,9 +6,12 @@ when nothing matches), and how `explr convert` writes the result:
 
 - "rewrite": the adapter also has `rewrite(source, converted) -> str` and the converted config is
   written back in the same format (explr, Lightning CLI, Hydra);
-- "plan": the framework's own code builds the optimizer, so the converted schedule is written as
-  an explr-native plan next to the config (timm, detectron2, pycls) — `configs/convert.py` does
-  this generically for every such row.
+- "inherit": a new config that inherits the user's file (mmengine `_base_`, detectron2 `_BASE_`) and
+  adds what explr's framework integration reads; `--in-place` writes it next to the input;
+- "plan": the explr-native plan next to the config, generically (`configs/convert.py`), for a
+  framework with no explr integration yet.
+A row's `writer` ("module:function") writes the converted config when the adapter has no `rewrite`:
+the framework-idiomatic outputs (configs/framework_write.py) are written that way.
 
 Rows are tried in order, most specific first; the first adapter whose `detect` gives a reason wins.
 Modules are imported lazily so a broken or heavy adapter never slows down `import explr`.
@@ -27,10 +30,18 @@ class FormatEntry:
     name: str
     module: str  # defines ADAPTER
     looks_for: str  # human description of what detect() checks
-    writes: str  # "rewrite" | "plan"
+    writes: str  # "rewrite" | "inherit" | "plan"
+    writer: str | None = None  # "module:function" (converted, output path) -> (text, notes); else adapter.rewrite
 
     def adapter(self):
         return importlib.import_module(self.module).ADAPTER
+
+    def write(self, converted, path):
+        """The converted config text and notes: the row's writer, or the adapter's own `rewrite`."""
+        if self.writer is None:
+            return self.adapter().rewrite(converted)
+        module, _, function = self.writer.partition(":")
+        return getattr(importlib.import_module(module), function)(converted, path)
 
 
 FORMATS: tuple[FormatEntry, ...] = (
@@ -39,11 +50,15 @@ FORMATS: tuple[FormatEntry, ...] = (
                 "`optimizer`/`lr_scheduler` with `class_path` (+ `init_args`), or `trainer` with `model`/`data`",
                 "rewrite"),
     FormatEntry("hydra", "explr.configs.hydra", "`_target_` naming a torch.optim optimizer or LR scheduler", "rewrite"),
-    # Readers of frameworks whose own code builds the optimizer register here ("plan").
+    # Frameworks whose own code builds the optimizer: their idiomatic output is written by `writer`.
     FormatEntry("detectron2", "explr.configs.detectron2", "`SOLVER.BASE_LR`/`SOLVER.STEPS`/`SOLVER.MAX_ITER`, or `_BASE_`",
-                "plan"),
-    FormatEntry("pycls", "explr.configs.pycls", "`OPTIM.BASE_LR`/`OPTIM.LR_POLICY`/`OPTIM.MAX_EPOCH`", "plan"),
-    FormatEntry("timm", "explr.configs.timm", "top-level `opt` and `sched` (timm train.py arguments)", "plan"),
+                "inherit", "explr.configs.framework_write:detectron2_config"),
+    FormatEntry("pycls", "explr.configs.pycls", "`OPTIM.BASE_LR`/`OPTIM.LR_POLICY`/`OPTIM.MAX_EPOCH`", "rewrite",
+                "explr.configs.framework_write:pycls_config"),
+    FormatEntry("timm", "explr.configs.timm", "top-level `opt` and `sched` (timm train.py arguments)", "rewrite",
+                "explr.configs.framework_write:timm_config"),
+    FormatEntry("mmengine", "explr.configs.mmengine", "a Python config (.py) read by mmengine's Config.fromfile",
+                "inherit", "explr.configs.mmengine_write:converted_config"),
 )
 
 

@@ -53,7 +53,10 @@ class ConfigSource:
             raise ConfigError(f"{path}: no such file; pass the path of a training config") from None
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-        return cls.parse(decoded(raw, path), path)
+        text = decoded(raw, path)
+        if path.suffix == ".py":  # a Python config (mmengine): its own adapter executes it; no YAML tree
+            return cls(path, text, {})
+        return cls.parse(text, path)
 
     @classmethod
     def parse(cls, text: str, path: str | pathlib.Path = "<string>", composed: bool = False) -> "ConfigSource":

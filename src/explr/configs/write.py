@@ -2,12 +2,14 @@
 
 "rewrite" formats (configs/formats.py) edit the user's file surgically (configs/rewrite.py) through
 their adapter's `rewrite(converted) -> (text, notes)`; "plan" formats get the explr-native plan,
-generically. Output goes to stdout, `-o FILE`, or — only with --in-place — over the input (for
-"plan" formats: next to it, as NAME.explr.yaml). Every write is atomic (temp file + os.replace).
+generically; "inherit" formats (mmengine, detectron2) get a new config that inherits the input. Output goes to
+stdout, `-o FILE`, or — only with --in-place — over the input (for "plan" formats: next to it, as
+NAME.explr.yaml; for "inherit" formats: NAME_explr.py). Every write is atomic (temp file + os.replace).
 """
 from __future__ import annotations
 
 import difflib
+import os
 import pathlib
 from dataclasses import dataclass
 
@@ -19,6 +21,7 @@ from explr.errors import ConfigError
 
 USE_PLAN = ("optimizer, scheduler = explr.integrations.build(model, {path!r}, example_inputs=batch)  # replaces "
             "the framework's optimizer + scheduler; the LR then follows every optimizer.step()")
+SIDE_FILES = {"plan": ".explr.yaml", "inherit": "_explr{suffix}"}  # --in-place output next to the input
 DIFF_LINES = 40  # --check shows this much of the diff: enough to see what changed, short in a CI log
 
 
@@ -48,12 +51,21 @@ def destination(converted: ConvertedPlan, output: str | None, in_place: bool) ->
         return path
     if not in_place:
         return None
-    if converted.source.composed and converted.detected.entry.writes != "plan":
+    writes = converted.detected.entry.writes
+    if converted.source.composed and writes != "plan":
         raise ConfigError(f"{converted.source.path}: the converted config is Hydra's composition of this config and "
                           "its groups; write it with -o FILE (then run with --config-name FILE), not --in-place")
-    if converted.detected.entry.writes == "plan":
-        return converted.source.path.with_name(converted.source.path.stem + ".explr.yaml")
+    if writes in SIDE_FILES:  # never over the input: a plan next to it, or a config that inherits it
+        source = converted.source.path
+        return source.with_name(source.stem + SIDE_FILES[writes].format(suffix=source.suffix))
     return converted.source.path
+
+
+def base_path(source: pathlib.Path, output: pathlib.Path | None) -> str:
+    """`source` relative to the directory of `output`, for an inheriting config (stdout: saved next to it)."""
+    start = (output.parent if output is not None else source.parent).resolve()
+    relative = pathlib.Path(os.path.relpath(source.resolve(), start)).as_posix()
+    return relative if relative.startswith("../") else "./" + relative
 
 
 def converted_output(converted: ConvertedPlan, output: str | None = None, in_place: bool = False) -> Written:
@@ -63,13 +75,13 @@ def converted_output(converted: ConvertedPlan, output: str | None = None, in_pla
         use_path = str(path) if path else f"{converted.source.path.stem}.explr.yaml"
         note = f"{converted.detected.name} builds its optimizer in code: " + USE_PLAN.format(path=use_path)
         return Written(plan_text(converted, use_path), path, [note])
-    text, notes = converted.detected.adapter.rewrite(converted)
+    text, notes = converted.detected.entry.write(converted, path)
     return Written(text, path, notes)
 
 
 def committed_output(converted: ConvertedPlan, output: str | None) -> Written:
     """What `convert -o OUTPUT` would write (plan formats: `--in-place`, NAME.explr.yaml), for --check."""
-    if output is None and converted.detected.entry.writes != "plan":
+    if output is None and converted.detected.entry.writes not in SIDE_FILES:
         raise ConfigError(f"{converted.source.path}: --check compares with the committed converted "
                           f"{converted.detected.name} config: pass -o COMMITTED_FILE")
     return converted_output(converted, output, in_place=output is None)

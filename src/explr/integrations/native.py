@@ -1,7 +1,7 @@
 """`explr.integrations.build`: optimizer + TEXP from an explr-native plan (docs/formats.md).
 
-For frameworks whose own code builds the optimizer (timm, detectron2, pycls) `explr convert` writes
-an explr plan; these few lines replace the framework's optimizer/scheduler construction:
+For training code of one's own, an explr plan (explr's YAML format, converted) is run with a few lines;
+build_from_plan is the same from a TrainingPlan (the detectron2 integration uses it):
 
     optimizer, scheduler = explr.integrations.build(model, "train.explr.yaml", example_inputs=batch)
     ...  loss.backward(); optimizer.step()   # the LR follows every optimizer step (a step hook)
@@ -40,14 +40,27 @@ def build(model: nn.Module, plan_path: str, example_inputs: Any = None,
     source = ConfigSource.load(plan_path)
     plan = ADAPTER.read(source, options)
     texp = read_sections(source)["texp"]
+    si = texp["params"] if texp["si"] in ("model", "names") else AUDIT
+    return build_from_plan(model, plan, si=si, lock=texp["lock"], approximate=texp["exact"] is False,
+                           example_inputs=example_inputs, where=source.where(("optimizer", "name")))
+
+
+def original_optimizer(model: nn.Module, plan, where: str = "") -> torch.optim.Optimizer:
+    """The optimizer the plan describes, with its weight-decay policy per parameter kind (before any split)."""
     if plan.optimizer not in OPTIMIZERS:
-        raise ConfigError(f"{source.where(('optimizer', 'name'))}: build() supports {', '.join(OPTIMIZERS)}")
+        raise ConfigError(f"{where or plan.path}: explr builds {', '.join(OPTIMIZERS)} optimizers, not "
+                          f"{plan.optimizer!r}")
     hyper = {"lr": plan.lr.base_lr}
     if plan.optimizer == "sgd":
         hyper.update(momentum=plan.momentum, dampening=plan.dampening, nesterov=plan.nesterov)
-    optimizer = OPTIMIZERS[plan.optimizer](_decay_groups(model, plan), **hyper)
-    si = texp["params"] if texp["si"] in ("model", "names") else AUDIT
-    scheduler = TEXPScheduler(optimizer, schedule_args(plan.lr), si=si, lock=texp["lock"],
-                              approximate=texp["exact"] is False)
+    return OPTIMIZERS[plan.optimizer](_decay_groups(model, plan), **hyper)
+
+
+def build_from_plan(model: nn.Module, plan, si: Any = AUDIT, lock: str | None = None, approximate: bool = False,
+                    example_inputs: Any = None, where: str = "") -> tuple[torch.optim.Optimizer, TEXPScheduler]:
+    """(optimizer, scheduler) of a TrainingPlan's converted run: SI parameters split off and on TEXP, the LR
+    moving with every optimizer.step() (a step hook); the scheduler's own step() is a no-op."""
+    optimizer = original_optimizer(model, plan, where)
+    scheduler = TEXPScheduler(optimizer, schedule_args(plan.lr), si=si, lock=lock, approximate=approximate)
     scheduler.bind(model, example_inputs)
     return optimizer, scheduler

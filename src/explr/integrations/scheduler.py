@@ -67,6 +67,91 @@ def _prefix_for(model: nn.Module, names: list[str]) -> str:
     return prefixes[0] + "."
 
 
+def unwrapped(model: nn.Module) -> nn.Module:
+    """The module inside a DistributedDataParallel-style wrapper (its `.module`), else `model` itself."""
+    inner = getattr(model, "module", model)
+    return inner if isinstance(inner, nn.Module) else model
+
+
+def si_names(model: nn.Module, si: Any, lock: str | None,
+             example_inputs: Any) -> tuple[list[str], list[tuple[str, ...]], Any]:
+    """(SI names, joint groups, the lock or None), as audited or recorded for `model` or its sub-network."""
+    if lock is not None:
+        from explr.lock import read_lock
+
+        recorded = read_lock(lock)
+        return list(recorded.si), [tuple(g) for g in recorded.groups if len(g) > 1], recorded
+    if si == AUDIT:
+        if example_inputs is None:
+            raise ConfigError("TEXPScheduler.bind: `si: audit` needs example inputs (a training batch) to audit "
+                              "the model; pass example_inputs, or convert with --model/--lock")
+        from explr.audit.api import audit
+
+        report = audit(model, example_inputs if isinstance(example_inputs, tuple) else (example_inputs,))
+        return list(report.si_names), [tuple(g.members) for g in report.groups if len(g.members) > 1], None
+    names = _names(si)
+    if names is None:
+        raise ConfigError(f"TEXPScheduler: si must be a list of parameter names or {AUDIT!r}, not {si!r}")
+    return names, [], None
+
+
+def bind_si_groups(optimizer: torch.optim.Optimizer, model: nn.Module, si: Any = AUDIT, lock: str | None = None,
+                   example_inputs: Any = None, restored: bool = False) -> None:
+    """Split every param group of a framework-built optimizer into its SI part (weight decay 0, tagged for
+    explr.TEXP, the original decay kept) and the rest (untouched). Before the first step — or, `restored`,
+    after a checkpoint re-split the groups: then check the split is this model's."""
+    if any(optimizer.state.values()) and not restored:
+        raise ConfigError("TEXPScheduler.bind: the optimizer already stepped; bind before the first step")
+    names, joint, recorded = si_names(model, si, lock, example_inputs)
+    prefix = _prefix_for(model, names + [m for group in joint for m in group])
+    if recorded is not None:  # a stale lock must not mark parameters SI: its structure has to match
+        recorded.check_model(model.get_submodule(prefix[:-1]) if prefix else model)
+    joint = [tuple(prefix + m for m in group) for group in joint]
+    name_of = _names_of_held(optimizer, model)
+    wd = {name_of[id(p)]: float(g.get(ORIGINAL_WD, g.get("weight_decay", 0.0)))
+          for g in optimizer.param_groups for p in g["params"]}
+    si_set = drop_mixed_joint_groups({prefix + n for n in names} & set(wd), joint, wd)
+    if restored:
+        _check_restored_split(optimizer, name_of, si_set)
+    else:
+        _split_groups(optimizer, name_of, si_set)
+
+
+def _names_of_held(optimizer: torch.optim.Optimizer, model: nn.Module) -> dict[int, str]:
+    name_of = {id(p): n for n, p in model.named_parameters()}
+    strangers = [p for g in optimizer.param_groups for p in g["params"] if id(p) not in name_of]
+    if strangers:
+        raise ConfigError(f"TEXPScheduler.bind: {len(strangers)} optimizer parameter(s) are not in the bound model;"
+                          " bind the module whose parameters the optimizer was built from")
+    return name_of
+
+
+def _check_restored_split(optimizer: torch.optim.Optimizer, name_of: dict[int, str], si: set[str]) -> None:
+    restored = {name_of[id(p)] for g in optimizer.param_groups if g.get(SI_TAG) for p in g["params"]}
+    if restored != si:
+        differ = sorted(restored ^ si)
+        raise ConfigError(f"TEXPScheduler: the checkpoint trained {len(restored)} parameters as SI, this model's "
+                          f"SI set has {len(si)} (e.g. {differ[0]!r} differs); resume with the model and SI "
+                          "set the checkpoint was made with")
+
+
+def _split_groups(optimizer: torch.optim.Optimizer, name_of: dict[int, str], si: set[str]) -> None:
+    groups, position = [], 0
+    for group in optimizer.param_groups:
+        parts: dict[bool, list] = {True: [], False: []}
+        for p in group["params"]:
+            parts[name_of[id(p)] in si].append((position, p))
+            position += 1
+        rest = {k: v for k, v in group.items() if k not in ("params", "param_names")}
+        if parts[True]:
+            groups.append({**rest, "params": [p for _, p in parts[True]], "weight_decay": 0.0, SI_TAG: True,
+                           ORIGINAL_WD: float(group.get("weight_decay", 0.0)), MEMBERS: [i for i, _ in parts[True]]})
+        if parts[False]:
+            groups.append({**rest, "params": [p for _, p in parts[False]], SI_TAG: False,
+                           MEMBERS: [i for i, _ in parts[False]]})
+    optimizer.param_groups[:] = groups
+
+
 class TEXPScheduler(LRScheduler):
     """Exact TEXP for a framework-built optimizer. `si`: parameter names or "audit"; or `lock`: a lock file."""
 
@@ -95,90 +180,18 @@ class TEXPScheduler(LRScheduler):
             raise ConfigError("TEXPScheduler: optimizer.step() before bind(model): add explr.integrations.lightning."
                               "ExplrCallback to the trainer callbacks, or call scheduler.bind(model, example_inputs)")
 
-    def _si_names(self, model: nn.Module, example_inputs: Any) -> tuple[list[str], list[tuple[str, ...]], Any]:
-        """(SI names, joint groups, the lock or None), as audited or recorded for `model` or its sub-network."""
-        if self.lock is not None:
-            from explr.lock import read_lock
-
-            lock = read_lock(self.lock)
-            return list(lock.si), [tuple(g) for g in lock.groups if len(g) > 1], lock
-        if self.si == AUDIT:
-            if example_inputs is None:
-                raise ConfigError("TEXPScheduler.bind: `si: audit` needs example inputs (a training batch) to audit "
-                                  "the model; pass example_inputs, or convert with --model/--lock")
-            from explr.audit.api import audit
-
-            report = audit(model, example_inputs if isinstance(example_inputs, tuple) else (example_inputs,))
-            return list(report.si_names), [tuple(g.members) for g in report.groups if len(g.members) > 1], None
-        names = _names(self.si)
-        if names is None:
-            raise ConfigError(f"TEXPScheduler: si must be a list of parameter names or {AUDIT!r}, not {self.si!r}")
-        return names, [], None
-
     def bind(self, model: nn.Module, example_inputs: Any = None) -> None:
         """Split the param groups into SI (weight decay 0) and the rest, and start TEXP. Once, before step 1
         (or after a framework restored a converted checkpoint: then the split must be the one it recorded)."""
         if self.bound:
             return
-        if any(self.optimizer.state.values()) and not self._restored_split:
-            raise ConfigError("TEXPScheduler.bind: the optimizer already stepped; bind before the first step")
-        names, joint, lock = self._si_names(model, example_inputs)
-        prefix = _prefix_for(model, names + [m for group in joint for m in group])
-        if lock is not None:  # a stale lock must not mark parameters SI: its structure has to match
-            lock.check_model(model.get_submodule(prefix[:-1]) if prefix else model)
-        joint = [tuple(prefix + m for m in group) for group in joint]
-        si = self._si_set(model, {prefix + n for n in names}, joint)
-        if self._restored_split:
-            self._check_restored_split(model, si)
-        else:
-            self._split_groups(model, si)
+        bind_si_groups(self.optimizer, model, self.si, self.lock, example_inputs, restored=self._restored_split)
         self.texp = TEXP(self.optimizer, self.schedule, approximate=self.approximate)
         if self._pending_state is not None:
             self.texp.load_state_dict(self._pending_state)
             self._pending_state = None
         self.optimizer.register_step_post_hook(lambda *_: self.texp.step())
         self._last_lr = self.texp.get_last_lr()
-
-    def _name_of(self, model: nn.Module) -> dict[int, str]:
-        name_of = {id(p): n for n, p in model.named_parameters()}
-        strangers = [p for g in self.optimizer.param_groups for p in g["params"] if id(p) not in name_of]
-        if strangers:
-            raise ConfigError(f"TEXPScheduler.bind: {len(strangers)} optimizer parameter(s) are not in the bound model;"
-                              " bind the module whose parameters the optimizer was built from")
-        return name_of
-
-    def _si_set(self, model: nn.Module, si: set[str], joint: list[tuple[str, ...]]) -> set[str]:
-        name_of = self._name_of(model)
-        wd = {name_of[id(p)]: float(g.get(ORIGINAL_WD, g.get("weight_decay", 0.0)))
-              for g in self.optimizer.param_groups for p in g["params"]}
-        return drop_mixed_joint_groups(si & set(wd), joint, wd)
-
-    def _check_restored_split(self, model: nn.Module, si: set[str]) -> None:
-        name_of = self._name_of(model)
-        restored = {name_of[id(p)] for g in self.optimizer.param_groups if g.get(SI_TAG) for p in g["params"]}
-        if restored != si:
-            differ = sorted(restored ^ si)
-            raise ConfigError(f"TEXPScheduler: the checkpoint trained {len(restored)} parameters as SI, this model's "
-                              f"SI set has {len(si)} (e.g. {differ[0]!r} differs); resume with the model and SI "
-                              "set the checkpoint was made with")
-
-    def _split_groups(self, model: nn.Module, si: set[str]) -> None:
-        name_of = self._name_of(model)
-        groups, position = [], 0
-        for group in self.optimizer.param_groups:
-            parts: dict[bool, list] = {True: [], False: []}
-            for p in group["params"]:
-                parts[name_of[id(p)] in si].append((position, p))
-                position += 1
-            rest = {k: v for k, v in group.items() if k not in ("params", "param_names")}
-            if parts[True]:
-                groups.append({**rest, "params": [p for _, p in parts[True]], "weight_decay": 0.0, SI_TAG: True,
-                               ORIGINAL_WD: float(group.get("weight_decay", 0.0)),
-                               MEMBERS: [i for i, _ in parts[True]]})
-            if parts[False]:
-                groups.append({**rest, "params": [p for _, p in parts[False]], SI_TAG: False,
-                               MEMBERS: [i for i, _ in parts[False]]})
-        self.optimizer.param_groups[:] = groups
 
     def _split_like_checkpoint(self, optimizer: torch.optim.Optimizer, state: dict) -> None:
         """Before a framework loads a converted checkpoint into the still unsplit optimizer (Lightning restores

@@ -100,12 +100,15 @@ _TABLE = [
          "Lower eps (the default 1e-5 is usually fine), or scale the layer's input up."),
     Rule("EXP109", "verification-failed", _E, "The numeric scaling test contradicts the static verdict.",
          "The audit scales the claimed scale-invariant set by random factors in float64 and compares "
-         "train-mode outputs; this fires when an output changes.",
-         "A parameter that is called scale-invariant but is not would silently change the training "
-         "run after conversion.",
-         "a custom op whose transfer rule is wrong",
-         "Do not convert with this audit; report the model (the finding names the culprit group) and "
-         "use `--select`/`--ignore` only after understanding the cause."),
+         "train-mode outputs; this fires when an output changes or the scaled model fails to run. The "
+         "refuted claims are withdrawn (with every group whose invariance depended on them; the "
+         "reason reads \"refuted numerically: ...\"), so the report, the lock file and param_groups "
+         "carry only what the confirmation confirmed.",
+         "The static analysis was wrong about this model: a parameter that is called scale-invariant but "
+         "is not would silently change the training run after conversion.",
+         "a Python branch on a weight's value that graph capture could not see",
+         "The withdrawn parameters keep their original schedule, so converting is safe; report the model "
+         "(the finding names the culprit group) so the analysis can learn the pattern."),
     Rule("EXP110", "eval-mode-only", _I, "Scale invariance holds in train mode only (BatchNorm running statistics).",
          "Notes that BatchNorm in eval mode uses running statistics, which are not scale-invariant.",
          "Running statistics average activations of different scales over the run, so evaluation after "

@@ -11,6 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Iterator
 
+from explr.audit.numeric import EPS_RATIO_LIMIT  # eps/var above it: invariance visibly approximate
 from explr.audit_report import AuditReport
 from explr.findings import Finding, Location
 from explr.rules.registry import Checks, finding
@@ -18,9 +19,6 @@ from explr.wording import plural
 
 MODEL_CHECKS: Checks[AuditReport] = Checks("model")
 
-# Scale invariance holds up to a relative error of about eps/var (docs/theory.md §1): above 0.1%
-# the converted run drifts visibly from the original once the weights change scale.
-EPS_RATIO_LIMIT = 1e-3
 _LISTED = 8  # names listed in one message before "+N more"
 
 

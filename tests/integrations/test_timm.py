@@ -1,0 +1,81 @@
+"""timm idiom: the converted args.yaml keeps timm's keys plus `explr:`; create_scheduler replaces one line.
+
+timm is not in the test environment: its train.py config parsing (`parser.set_defaults(**cfg)` after
+yaml.safe_load, then parse_args) is replayed with argparse, and its SGD optimizer with weight-decay
+groups (timm.optim param_groups_weight_decay: ndim <= 1 and *.bias get no decay) is built the same way.
+"""
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import torch
+import yaml
+
+import explr
+from explr.configs.api import write_converted
+from explr.errors import ConfigError
+from explr.integrations.timm import TimmTEXP, create_scheduler, plan_of
+from tests.configs.texp_harness import MODEL
+from tests.integrations.harness import compare_runs
+from tests.conftest import FIXTURES
+
+ORIGINAL = (FIXTURES / "configs/timm/cifar10_resnet_multistep.yaml").read_text().replace(
+    "weight_decay: 5.0e-4", "weight_decay: 5.0e-3").replace("[100, 150]", "[2, 4]").replace("epochs: 200", "epochs: 6")
+UPDATES = 10
+
+
+def timm_args(text: str) -> argparse.Namespace:
+    """timm train.py _parse_args: the YAML becomes parser defaults, unknown keys included."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lr", type=float, default=None)
+    parser.set_defaults(**yaml.safe_load(text))
+    return parser.parse_args([])
+
+
+def timm_sgd(model: torch.nn.Module, args) -> torch.optim.SGD:
+    """timm create_optimizer_v2(opt='momentum'): param_groups_weight_decay + SGD(nesterov=False)."""
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1 and not n.endswith(".bias")]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1 or n.endswith(".bias")]
+    groups = [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": args.weight_decay}]
+    return torch.optim.SGD(groups, lr=args.lr, momentum=args.momentum, nesterov=False)
+
+
+def converted_args(tmp_path) -> argparse.Namespace:
+    original = tmp_path / "args.yaml"
+    original.write_text(ORIGINAL)
+    out = tmp_path / "args_explr.yaml"
+    write_converted(explr.convert(str(original), model=MODEL, iters_per_epoch=UPDATES), str(out))
+    return timm_args(out.read_text())
+
+
+def test_converted_args_yaml_keeps_timm_keys_and_adds_one(tmp_path):
+    args = converted_args(tmp_path)
+    assert {k: v for k, v in vars(args).items() if k != "explr"} == vars(timm_args(ORIGINAL))
+    assert "conv1.weight" in args.explr["si"] and set(args.explr) == {"si"}
+
+
+def test_create_scheduler_trains_the_weight_decay_run(tmp_path):
+    args = converted_args(tmp_path)
+    plan = plan_of(args, UPDATES)
+    made = {}
+
+    def converted(model):
+        optimizer = timm_sgd(model, args)
+        made["scheduler"], made["epochs"] = create_scheduler(optimizer, model, args, UPDATES)
+        return optimizer, made["scheduler"]
+
+    worst, scheduler = compare_runs(
+        lambda model: timm_sgd(model, args),
+        lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda i: plan.lr.lr_at(i) / plan.lr.base_lr),
+        converted, steps=6 * UPDATES, iters_per_epoch=1)
+    assert worst <= 1e-9 and made["epochs"] == 6 and isinstance(scheduler, TimmTEXP)
+    # timm's multistep applies milestone m at epoch m - 1 (bisect_right(decay_t, t + 1) in timm's MultiStepLRScheduler)
+    assert plan.lr.milestones == (1 * UPDATES, 3 * UPDATES)
+
+
+def test_args_without_the_explr_key_are_refused(tmp_path):
+    args = timm_args(ORIGINAL)
+    model = torch.nn.Linear(2, 2)
+    with pytest.raises(ConfigError, match="exactly one of si"):
+        create_scheduler(timm_sgd(model, args), model, args, UPDATES)
