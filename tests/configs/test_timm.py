@@ -231,9 +231,6 @@ SHI_LABS = "configs/timm/real/SHI-Labs-"
 @pytest.mark.parametrize("name, options, ipe, opt, lr, warmup, warmup_lr, min_lr, line", [
     ("Compact-Transformers/cct_7-3x1_cifar10_300epochs.yml", {}, 50_000 // 128, "adamw", 55e-5, 10, 1e-5, 1e-5, 31),
     ("Compact-Transformers/cct_14-7x2_imagenet.yml", {}, 1_281_167 // 128, "adamw", 5e-4, 10, 1e-6, 1e-5, 31),
-    # no dataset and no opt: train.py's --opt default 'sgd' (timm's Nesterov SGD), the dataset size given
-    ("Neighborhood-Attention-Transformer/nat_mini.yml", {"dataset_size": 1_281_167}, 1_281_167 // 128, "sgd", 1e-3,
-     20, 1e-6, 5e-6, 2),
 ])
 def test_real_cosine_configs_follow_timm_per_epoch(fixtures_dir, name, options, ipe, opt, lr, warmup, warmup_lr,
                                                    min_lr, line):
@@ -248,6 +245,18 @@ def test_real_cosine_configs_follow_timm_per_epoch(fixtures_dir, name, options, 
         want = timm_get_lr("cosine", epoch, lr=lr, warmup_t=warmup, warmup_lr=warmup_lr, t_initial=300, lr_min=min_lr)
         for i in (epoch * ipe, epoch * ipe + ipe // 2, epoch * ipe + ipe - 1):
             assert plan.lr.lr_at(i) == pytest.approx(want, rel=1e-12), (epoch, i)
+
+
+def test_real_config_of_a_forked_train_py_is_refused_naming_its_schedule_key(fixtures_dir, tmp_path):
+    """NAT's train.py builds the cosine per iteration under `sched_epochwise: False`; timm's ignores the key."""
+    path = fixtures_dir / (SHI_LABS + "Neighborhood-Attention-Transformer/nat_mini.yml")
+    with pytest.raises(UnsupportedError, match=r"nat_mini.yml:\d+: `sched_epochwise` is not an argument of timm's "
+                                               r"train.py"):
+        read(path, dataset_size=1_281_167)
+    for_timm = tmp_path / "nat_mini.yml"  # the same file for timm's own train.py: no opt, so Nesterov SGD
+    for_timm.write_text(path.read_text().replace("sched_epochwise: False", ""))
+    plan = read(for_timm, dataset_size=1_281_167)
+    assert (plan.optimizer, plan.nesterov, plan.total_iters) == ("sgd", True, 310 * (1_281_167 // 128))
 
 
 def test_real_config_without_sched_is_refused_naming_the_key(fixtures_dir):
