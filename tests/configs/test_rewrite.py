@@ -120,7 +120,7 @@ REFUSED = {"hydra/real/cals/defaults.yaml", "hydra/real/lht_model_mnist.yaml", "
            "deeplab_v3_R_103_os16_mg124_poly_90k_bs16.yaml",  # WarmupPolyLR
            "timm/real/pytorch-image-models/train.yaml",  # sched: plateau
            "timm/real/SHI-Labs-Compact-Transformers/cct_14-7x2_flowers102.yml",  # no sched: version-dependent
-                  "timm/real/SHI-Labs-Neighborhood-Attention-Transformer/nat_mini.yml"}  # a fork's sched_epochwise
+           "timm/real/SHI-Labs-Neighborhood-Attention-Transformer/nat_mini.yml"}  # a fork's sched_epochwise
 OPTIONS = {"hydra/real/mbls/defaults.yaml": {"epochs": 200},
            "hydra/imagenet_warmup_step.yaml": {"iters_per_epoch": 5004},  # its warmup counts iterations
            "lightning/real/tu_mnist_lenet_bayesian.yaml": {"optimizer_class": "torch.optim.SGD"},
