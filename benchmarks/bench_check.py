@@ -1,6 +1,7 @@
 """Wall time of `explr check` vs one plain training run of the same steps, and of `explr demo`.
 
-Goal: check / plain <= 2.2x (two runs are the floor; probe forwards, norms and eval-mode add the rest).
+Goal: check / plain <= 2.0x (two runs are the floor; the deviation is read off the next training forward,
+so only norms, one last probe forward and the eval-mode comparison add to it).
 The audit is done once beforehand and passed in, so the ratio measures the trajectory check itself.
 Times are process CPU seconds (robust to other jobs sharing the cores), best of --repeat interleaved runs.
 Usage: python benchmarks/bench_check.py [--steps 40] [--batch 16] [--model preresnet32] [--skip-demo]
@@ -49,7 +50,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--skip-demo", action="store_true")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default); 1 keeps idle "
+                        "OpenMP threads from spinning into the CPU time on a shared machine")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     spec = str(ROOT / "fixtures" / "models" / f"{args.model}.py")
     loaded = load_model(spec)
     report = audit(loaded.model, loaded.example_inputs, verify=False)
@@ -63,7 +68,7 @@ def main() -> None:
     plain, checked = min(plain), min(checked)
     print(f"model {args.model}, {args.steps} steps, batch {args.batch}, float64, {torch.get_num_threads()} threads")
     print(f"plain training run   {plain:8.2f} s CPU")
-    print(f"explr check          {checked:8.2f} s CPU   ratio {checked / plain:.2f}x (goal <= 2.2x)  "
+    print(f"explr check          {checked:8.2f} s CPU   ratio {checked / plain:.2f}x (goal <= 2.0x)  "
           f"passed={result.passed} max_dev={result.max_rel_deviation:.1e}")
     if not args.skip_demo:
         from explr.demo import run_demo

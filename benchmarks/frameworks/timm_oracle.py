@@ -46,7 +46,9 @@ TRAIN_PY_DEFAULTS = dict(
     lr_cycle_limit=1, lr_k_decay=1.0, sched_on_updates=False, lr=None, lr_base=0.1, lr_base_size=256,
     lr_base_scale="", opt="sgd", batch_size=128, grad_accum_steps=1, eval_metric="top1",
 )
-NUMERIC = {k for k, v in TRAIN_PY_DEFAULTS.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+# type=float/int arguments: argparse converts a string default (PyYAML reads "5e-4" as a string) with that type;
+# lr is one though its default is None.
+NUMERIC = {k for k, v in TRAIN_PY_DEFAULTS.items() if isinstance(v, (int, float)) and not isinstance(v, bool)} | {"lr"}
 UNKNOWN_DATASET_SIZE = 10_000  # given to both sides (explr: --dataset-size) for datasets outside the table
 
 
@@ -122,7 +124,7 @@ def main() -> int:
     parser.add_argument("--world-size", type=int, default=2, help="processes (explr --num-devices; lr_base scaling)")
     parser.add_argument("files", nargs="*", type=pathlib.Path, help="timm configs (default: every timm fixture)")
     ns = parser.parse_args()
-    files = ns.files or sorted(FIXTURES.rglob("*.yaml"))
+    files = ns.files or sorted(p for p in FIXTURES.rglob("*") if p.suffix in (".yaml", ".yml"))
     counts = {"equal": 0, "refused": 0, "differ": 0}
     worst = 0.0
     for path in files:

@@ -34,7 +34,7 @@ def test_warmup_then_cosine_matches(tmp_path):
     spec, report = audited("resnet_cifar")
     result = check(spec, str(config), si=report, options=CheckOptions(steps=16, batch_size=6))
     assert result.passed and result.max_rel_deviation < 1e-11
-    lrs = [r.lrs_original["other wd=0.0005"] for r in result.records]
+    lrs = [r.lrs_original["wd 0.0005"] for r in result.records]
     assert lrs[0] == 0.0 and max(lrs) == pytest.approx(0.2) and lrs[-1] < 0.05  # warmup from 0, then cosine
     assert "warmup end" in "\n".join(result.compression)
 

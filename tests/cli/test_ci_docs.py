@@ -52,6 +52,7 @@ def project(tmp_path, monkeypatch):
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "train.yaml").write_text(TRAIN_CONFIG.read_text())
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("explr.check.api.DEFAULT_STEPS", 8)  # `convert --verify`: a short check keeps the suite fast
     return tmp_path
 
 

@@ -204,3 +204,32 @@ def test_detectron2_dataset_of_unknown_size_converts_per_iteration(capsys, tmp_p
     assert code == 0 and "unknown iterations/epoch" in err and "Traceback" not in err
     plan = DETECTRON2.read(ConfigSource.load(out_file), ReadOptions())  # the written config reads back without flags
     assert plan.iters_per_epoch is None and plan.total_iters == data["source"]["total_iters"]
+VERIFY_MODEL = str(FIXTURES / "models" / "resnet_cifar.py")
+
+
+@pytest.fixture
+def short_check(monkeypatch):
+    monkeypatch.setattr("explr.check.api.DEFAULT_STEPS", 8)  # the budget still times and plans; at most 8 steps
+
+
+def test_verify_writes_the_config_then_checks_it_and_reports_in_the_exit_code(capsys, tmp_path, short_check):
+    out_file = tmp_path / "train.texp.yaml"
+    code, out, err = run(capsys, CIFAR, "--model", VERIFY_MODEL, "-o", str(out_file), "--verify",
+                         "--iters-per-epoch", "20")
+    assert code == 0 and out == ""
+    assert "TEXPScheduler" in out_file.read_text()
+    assert "plan: 8 steps x 2 runs" in err and "PASSED" in err and "written to" in err
+
+
+def test_verify_fails_with_exit_1_when_the_runs_differ(capsys, tmp_path, short_check):
+    config = tmp_path / "nesterov.yaml"
+    config.write_text(open(CIFAR).read().replace("momentum: 0.9", "momentum: 0.9\n    nesterov: true"))
+    code, out, err = run(capsys, str(config), "--model", VERIFY_MODEL, "--approximate", "-o",
+                         str(tmp_path / "o.yaml"), "--verify", "--iters-per-epoch", "20", "--json")
+    assert code == 1 and json.loads(out)["check"]["passed"] is False
+    assert (tmp_path / "o.yaml").exists()
+
+
+def test_verify_needs_a_model(capsys):
+    code, out, err = run(capsys, CIFAR, "--verify")
+    assert code == 2 and "--verify" in err and "--model" in err and len(err.strip().splitlines()) == 1

@@ -118,18 +118,19 @@ REFUSED = {"hydra/real/cals/defaults.yaml", "hydra/real/lht_model_mnist.yaml", "
            "detectron2/real/projects/DeepLab/configs/Cityscapes-SemanticSegmentation/Base-DeepLabV3-OS16-Semantic.yaml",
            "detectron2/real/projects/DeepLab/configs/Cityscapes-SemanticSegmentation/"
            "deeplab_v3_R_103_os16_mg124_poly_90k_bs16.yaml",  # WarmupPolyLR
-           "timm/real/pytorch-image-models/train.yaml"}  # sched: plateau
+           "timm/real/pytorch-image-models/train.yaml",  # sched: plateau
+           "timm/real/SHI-Labs-Compact-Transformers/cct_14-7x2_flowers102.yml",  # no sched: version-dependent
+           "timm/real/SHI-Labs-Neighborhood-Attention-Transformer/nat_mini.yml"}  # a fork's sched_epochwise
 OPTIONS = {"hydra/real/mbls/defaults.yaml": {"epochs": 200},
            "hydra/imagenet_warmup_step.yaml": {"iters_per_epoch": 5004},  # its warmup counts iterations
            "lightning/real/tu_mnist_lenet_bayesian.yaml": {"optimizer_class": "torch.optim.SGD"},
            "lightning/real/tu_cifar10_resnet18_standard_2024-01.yaml": {"optimizer_class": "torch.optim.SGD"},
-           **{name: {"num_devices": 2} for name in ("timm/real/mobileone-blog/train.yaml",  # lr from lr_base
-                                                      "timm/variants/cosine_cycles_per_update.yaml",
+           **{name: {"num_devices": 2} for name in ("timm/variants/cosine_cycles_per_update.yaml",  # lr from lr_base
                                                       "timm/variants/step_fractional_per_update.yaml")}}
 
 
 def _training_configs() -> list[str]:
-    paths = (p.relative_to(CONFIGS).as_posix() for p in sorted(CONFIGS.rglob("*.yaml")))
+    paths = (p.relative_to(CONFIGS).as_posix() for p in sorted(CONFIGS.rglob("*.y*ml")))
     return [p for p in paths if not any(f"/{d}/" in p for d in GROUP_DIRS) or p.rsplit("/", 1)[1] in PRIMARIES]
 
 

@@ -223,3 +223,44 @@ def test_tanh_warmup_ramps_to_the_tanh_value_at_its_end(fixtures_dir):
                          initial=1e-4)
     assert plan.total_iters == 35 * ipe
     assert all(plan.lr.lr_at(i) == pytest.approx(want, rel=1e-12) for i, want in enumerate(ref))
+
+
+SHI_LABS = "configs/timm/real/SHI-Labs-"
+
+
+@pytest.mark.parametrize("name, options, ipe, opt, lr, warmup, warmup_lr, min_lr, line", [
+    ("Compact-Transformers/cct_7-3x1_cifar10_300epochs.yml", {}, 50_000 // 128, "adamw", 55e-5, 10, 1e-5, 1e-5, 31),
+    ("Compact-Transformers/cct_14-7x2_imagenet.yml", {}, 1_281_167 // 128, "adamw", 5e-4, 10, 1e-6, 1e-5, 31),
+])
+def test_real_cosine_configs_follow_timm_per_epoch(fixtures_dir, name, options, ipe, opt, lr, warmup, warmup_lr,
+                                                   min_lr, line):
+    """300 epochs of cosine after a warmup inside them (no warmup_prefix), then cooldown_epochs 10 at min_lr:
+    create_scheduler_v2 runs 310 epochs, stepping once per epoch (sched_on_updates unset)."""
+    plan = read(fixtures_dir / (SHI_LABS + name), **options)
+    assert (plan.optimizer, plan.nesterov, plan.scheduler_interval) == (opt, opt == "sgd", "epoch")
+    assert (plan.iters_per_epoch, plan.total_iters, plan.lr.warmup_iters) == (ipe, 310 * ipe, warmup * ipe)
+    assert plan.decay.for_kind("norm") == 0 and plan.decay.for_kind("bias") == 0  # timm: no decay on 1-D params
+    assert (plan.lr.base_lr, lines(plan)["lr"]) == (lr, line)
+    for epoch in range(310):  # per-epoch stepping: constant inside each epoch
+        want = timm_get_lr("cosine", epoch, lr=lr, warmup_t=warmup, warmup_lr=warmup_lr, t_initial=300, lr_min=min_lr)
+        for i in (epoch * ipe, epoch * ipe + ipe // 2, epoch * ipe + ipe - 1):
+            assert plan.lr.lr_at(i) == pytest.approx(want, rel=1e-12), (epoch, i)
+
+
+def test_real_config_of_a_forked_train_py_is_refused_naming_its_schedule_key(fixtures_dir, tmp_path):
+    """NAT's train.py builds the cosine per iteration under `sched_epochwise: False`; timm's ignores the key."""
+    path = fixtures_dir / (SHI_LABS + "Neighborhood-Attention-Transformer/nat_mini.yml")
+    with pytest.raises(UnsupportedError, match=r"nat_mini.yml:\d+: `sched_epochwise` is not an argument of timm's "
+                                               r"train.py"):
+        read(path, dataset_size=1_281_167)
+    for_timm = tmp_path / "nat_mini.yml"  # the same file for timm's own train.py: no opt, so Nesterov SGD
+    for_timm.write_text(path.read_text().replace("sched_epochwise: False", ""))
+    plan = read(for_timm, dataset_size=1_281_167)
+    assert (plan.optimizer, plan.nesterov, plan.total_iters) == ("sgd", True, 310 * (1_281_167 // 128))
+
+
+def test_real_config_without_sched_is_refused_naming_the_key(fixtures_dir):
+    path = fixtures_dir / (SHI_LABS + "Compact-Transformers/cct_14-7x2_flowers102.yml")
+    with pytest.raises(ConfigError, match=r"flowers102.yml: `sched` is missing; timm's default changed between "
+                                          r"versions \('step', later 'cosine'\)"):
+        read(path, dataset_size=1020)

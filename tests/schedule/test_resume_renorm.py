@@ -145,3 +145,70 @@ def test_renormalization_carries_a_run_past_the_float64_limit_of_the_phantom():
     w, sched = run((0.25, 4.0))
     assert 0.25 <= w.norm().item() <= 4.0 and sched.renormalizations > 100
     assert math.isfinite(w.norm().item())
+
+
+WARMUP_STEP = LRSchedule(0.1, 80, milestones=(30, 60), warmup_iters=10, warmup_factor=0.1)
+
+
+@pytest.mark.parametrize("stop", [5, 29, 30], ids=["mid-warmup", "before-milestone", "at-milestone"])
+@pytest.mark.parametrize("schedule", [WARMUP_STEP, lambda o: torch.optim.lr_scheduler.LambdaLR(
+    o, lambda i: WARMUP_STEP.lr_at(i) / 0.1)], ids=["LRSchedule", "torch-factory"])
+def test_state_dict_resume_mid_warmup_and_across_a_milestone(schedule, stop):
+    data = batches(45)
+    net = make_net()
+    whole = train(net, *build(net, schedule), data)
+    net = make_net()
+    opt, sched = build(net, schedule)
+    first = train(net, opt, sched, data[:stop])
+    saved = roundtrip({"model": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict()})
+    fresh = make_net(seed=9)
+    fresh.load_state_dict(saved["model"])
+    opt2, sched2 = build(fresh, schedule)
+    opt2.load_state_dict(saved["opt"])
+    sched2.load_state_dict(saved["sched"])
+    assert all(torch.equal(a, b) for a, b in zip(whole, first + train(fresh, opt2, sched2, data[stop:])))
+
+
+def _saved_after(steps, schedule=SCHEDULE):
+    net = make_net()
+    opt, sched = build(net, schedule)
+    train(net, opt, sched, batches(steps))
+    return roundtrip(sched.state_dict())
+
+
+def _lrs(opt):
+    return [(g["lr"], g.get("initial_lr")) for g in opt.param_groups]
+
+
+@pytest.mark.parametrize("make_other, message", [
+    (lambda: build(make_net(), LRSchedule(0.1, 80, milestones=(31, 60))), "another LR schedule"),
+    (lambda: build(make_net(), LRSchedule(0.2, 80, milestones=(30, 60))), "another LR schedule"),
+    (lambda: _other_momentum(), "SI phantom"),
+    (lambda: build(make_net(), FACTORY), None),  # the same LRs through a factory: the same run
+    (lambda: _other_split(), "param group"),
+], ids=["milestone-moved", "other-base-lr", "other-momentum", "same-schedule-as-factory", "other-model-split"])
+def test_a_checkpoint_of_another_run_is_refused_in_one_line_and_nothing_applied(make_other, message):
+    saved = _saved_after(35)
+    opt, sched = make_other()
+    before, state_before = _lrs(opt), sched.state_dict()
+    if message is None:
+        sched.load_state_dict(saved)
+        assert sched.last_epoch == 35
+        return
+    with pytest.raises(ConfigError, match=message) as err:
+        sched.load_state_dict(saved)
+    assert "\n" not in str(err.value)
+    assert _lrs(opt) == before and sched.state_dict() == state_before
+
+
+def _other_split():
+    net = make_net()
+    opt = torch.optim.SGD(explr.param_groups(net, SI_NAMES[1:], weight_decay=5e-4), lr=0.1, momentum=0.9,
+                          dampening=0.1)
+    return opt, explr.TEXP(opt, SCHEDULE)
+
+
+def _other_momentum():
+    opt = torch.optim.SGD(explr.param_groups(make_net(), SI_NAMES, weight_decay=5e-4), lr=0.1, momentum=0.8,
+                          dampening=0.1)
+    return opt, explr.TEXP(opt, SCHEDULE)

@@ -117,7 +117,11 @@ def test_si_group_with_weight_decay_is_rejected():
 @pytest.mark.parametrize("schedule, message", [
     (LRSchedule(0.1, 100, milestones=(50, 20)), "strictly increasing"),
     (LRSchedule(-0.1, 100), "lr=-0.1"),
-    (lambda i: "fast", "schedule\\(0\\) returned 'fast'"),
+    (lambda i: "fast", "called with an optimizer, returned str"),
+    (lambda i: -0.1 if i == 0 else 0.1, "schedule\\(0\\) returned -0.1"),
+    (lambda o: None, "called with an optimizer, returned NoneType"),
+    (lambda o: o, "called with an optimizer, returned SGD"),
+    (lambda o: torch.optim.lr_scheduler.StepLR(o), "neither a factory .*StepLR.* nor an LR function"),
     (42, "int"),
     (lambda opt: torch.optim.lr_scheduler.ReduceLROnPlateau(opt), "ReduceLROnPlateau"),
 ])

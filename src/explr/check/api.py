@@ -6,6 +6,8 @@ diagnosis when it fails -> TrajectoryReport.
 """
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -15,12 +17,13 @@ import torch
 from torch import nn
 
 from explr.check import setups
+from explr.check.budget import DEFAULT_BUDGET, MIN_SIDE, DataSize, StepPlan, data_sizes, plan_steps, time_step
 from explr.check.compress import Compression, compress
 from explr.check.data import Batch, check_first_batch, resolve_data_function, synthetic_batches, user_batches
 from explr.check.diagnose import Evidence, diagnose
 from explr.check.evalmode import RECALIBRATION_BATCHES, compare_eval_mode
 from explr.check.report import TrajectoryReport
-from explr.check.runner import RunnerOptions, run_lockstep
+from explr.check.runner import Amp, RunnerOptions, run_lockstep, train_step
 from explr.check.tolerance import NOISE_MULTIPLIER, needs_noise_floor, tolerance_for
 from explr.configs.adapter import ReadOptions
 from explr.configs.convert import NOT_EXACT, analysis_of, convert, deviations
@@ -32,13 +35,15 @@ from explr.schedule.analysis import ScheduleAnalysis
 from explr.schedule.groups import SI_TAG
 from explr.wording import plural
 
-DEFAULT_STEPS = 200
+DEFAULT_STEPS = 200  # the most steps the budget picks
+MIN_TIMED_BATCH = 2  # the timing step runs at this batch first (cheap), then extrapolates
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}
+AMPS = {"bfloat16": Amp(torch.bfloat16, grad_scaler=False), "float16": Amp(torch.float16, grad_scaler=True)}
 
 
 @dataclass(frozen=True)
 class CheckOptions:
-    steps: int = DEFAULT_STEPS
+    steps: int | None = None  # None: as many as fit the budget (at most DEFAULT_STEPS)
     compress: bool = True
     device: str = "auto"  # auto | cpu | cuda
     dtype: str = "float64"
@@ -50,6 +55,8 @@ class CheckOptions:
     noise_multiplier: float = NOISE_MULTIPLIER
     data: str | None = None  # module:function giving (inputs, target) batches
     keep_eps: bool = False  # run with the model's normalization eps (deviation then includes O(eps/σ²))
+    budget: float | None = DEFAULT_BUDGET  # seconds for the whole check when steps is None; None: no limit
+    amp: str | None = None  # autocast dtype: "bfloat16", or "float16" with a GradScaler (float32 weights)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -67,6 +74,16 @@ def resolve_dtype(name: str) -> torch.dtype:
     if name not in DTYPES:
         raise ExplrError(f"--dtype {name!r} is not one of {', '.join(DTYPES)}")
     return DTYPES[name]
+
+
+def resolve_amp(name: str | None, dtype: torch.dtype) -> Amp | None:
+    if name is None:
+        return None
+    if name not in AMPS:
+        raise ExplrError(f"--amp {name!r} is not one of {', '.join(AMPS)}")
+    if dtype != torch.float32:
+        raise ExplrError(f"--amp {name} keeps float32 master weights, as torch AMP does: use --dtype float32")
+    return AMPS[name]
 
 
 def read_converted(config: str | TrainingPlan, fmt: str | None, options: ReadOptions,
@@ -102,20 +119,82 @@ def _si_and_audit(model: nn.Module, inputs: tuple, si: Any, name: str) -> tuple[
     return report, set(report.si_names)
 
 
-def _stream(opts: CheckOptions, model_spec: str, model: nn.Module, inputs: tuple):
+@dataclass(frozen=True)
+class _Data:
+    """The batches both runs train on: the user's (fixed size) or synthetic ones of a chosen size."""
+
+    make: Callable[[DataSize], Callable]  # size -> a restartable batch iterator factory
+    where: str
+    user: bool
+    side: int | None = None  # synthetic images: the side that may be shrunk (None: not shrinkable)
+
+
+def _shrunk(inputs: tuple, shrink: int) -> tuple:
+    return tuple(torch.randn(*x.shape[:-2], x.shape[-2] // shrink, x.shape[-1] // shrink, dtype=x.dtype)
+                 for x in inputs) if shrink > 1 else inputs
+
+
+def _shrinkable_side(model: nn.Module, inputs: tuple) -> int | None:
+    """The image side synthetic data may shrink (every input an N,C,H,W image and the model takes a
+    MIN_SIDE one), else None."""
+    if not inputs or not all(isinstance(x, torch.Tensor) and x.dim() == 4 and x.is_floating_point() for x in inputs):
+        return None
+    side = min(min(x.shape[-2:]) for x in inputs)
+    if side < 2 * MIN_SIDE:
+        return None
+    try:
+        synthetic_batches(model, _shrunk(inputs, side // MIN_SIDE), 2, 0)
+    except Exception:  # noqa: BLE001 - any failure only means "keep the model's own input size"
+        return None
+    return side
+
+
+def _audit_inputs(inputs: tuple, data: _Data, si: Any) -> tuple[tuple, list[str]]:
+    """Under a time budget, a large synthetic image is audited at a quarter of its side (at least MIN_SIDE):
+    the SI set is a property of the graph, and the budget may train on smaller images anyway."""
+    if si is not None or data.side is None or data.side // 4 < MIN_SIDE:
+        return inputs, []
+    shrunk = _shrunk(inputs, 4)
+    side = data.side // 4
+    return shrunk, [f"audited on {side}x{side} synthetic inputs (the model's own are {data.side} wide) to stay "
+                    "within the time budget; scale invariance does not depend on the input size"]
+
+
+def _data(opts: CheckOptions, model_spec: str, model: nn.Module, inputs: tuple) -> _Data:
     found = resolve_data_function(opts.data, model_spec) if (opts.data or model_spec) else None
     if found:
         fn, where = found
-        return user_batches(fn, where), where
-    return synthetic_batches(model, inputs, opts.batch_size, opts.seed), "synthetic data"
+        stream = user_batches(fn, where)
+        return _Data(lambda _size: stream, where, True)
+    side = _shrinkable_side(model, inputs) if opts.steps is None and opts.budget is not None else None
+    return _Data(lambda size: synthetic_batches(model, _shrunk(inputs, size.shrink), size.batch, opts.seed),
+                 "synthetic data", False, side)
 
 
-def _probe(make_stream, model: nn.Module, opts: CheckOptions, where: str, device, dtype) -> Batch:
-    """The fixed probe batch (head of the first batch), after checking the model and loss accept that batch."""
+def _first_batch(make_stream, model: nn.Module, where: str, device, dtype) -> Batch:
+    """The first batch, after checking the model and loss accept it (bad data fails before any training)."""
     first = next(make_stream()).to(device, dtype)
     with torch.random.fork_rng(devices=[]):
         check_first_batch(model, first, where)
-    return first.head(opts.probe_size)
+    return first
+
+
+def _step_plan(setup: "_Setup", base: nn.Module, data: _Data, runs: int, started: float) -> StepPlan:
+    """Steps and data size: as given, or timed and fitted into the budget (budget.py)."""
+    opts = setup.options
+    if opts.steps is not None or opts.budget is None:
+        return StepPlan(opts.steps or DEFAULT_STEPS, opts.batch_size, math.nan, runs, 0.0, None)
+    first = _first_batch(data.make(DataSize(opts.batch_size)), base, data.where, setup.device, setup.dtype)
+    sizes = data_sizes(first.inputs[0].shape[0], data.user, data.side)
+    timed = sizes[0] if data.user else DataSize(min(MIN_TIMED_BATCH, sizes[0].batch))
+    timing = setups.original_run("timing", private_copy(base), setup.plan, setup.plan.lr, setup.amp)
+    with torch.random.fork_rng(devices=[]):
+        step = lambda size: train_step(timing, first.head(size.batch), opts.seed, None)  # noqa: E731
+        seconds = time_step(step, timed)
+        available = opts.budget - (time.perf_counter() - started)
+        if timed != sizes[0] and seconds * sizes[0].cost(timed) * runs * 2 * DEFAULT_STEPS < available:
+            timed, seconds = sizes[0], time_step(step, sizes[0])  # cheap: measure the real batch, not extrapolate
+    return plan_steps(opts.budget, time.perf_counter() - started, runs, DEFAULT_STEPS, sizes, timed, seconds)
 
 
 def _load(model: str | nn.Module, example_inputs: tuple | None) -> tuple[nn.Module, tuple, str]:
@@ -130,12 +209,12 @@ def _load(model: str | nn.Module, example_inputs: tuple | None) -> tuple[nn.Modu
 
 
 def _build_runs(base: nn.Module, plan: TrainingPlan, si: Any, comp: Compression, opts: CheckOptions,
-                noise: bool) -> tuple[list, list[str]]:
-    original = setups.original_run("original", private_copy(base), plan, comp.schedule)
-    converted, warned = setups.converted_run(private_copy(base), plan, si, comp.schedule, opts.approximate)
+                noise: bool, amp: Amp | None) -> tuple[list, list[str]]:
+    original = setups.original_run("original", private_copy(base), plan, comp.schedule, amp)
+    converted, warned = setups.converted_run(private_copy(base), plan, si, comp.schedule, opts.approximate, amp)
     runs = [original, converted]
     if noise:
-        runs.append(setups.original_run("perturbed", setups.perturbed_copy(base), plan, comp.schedule))
+        runs.append(setups.original_run("perturbed", setups.perturbed_copy(base), plan, comp.schedule, amp))
     return runs, warned
 
 
@@ -180,12 +259,13 @@ class _Setup:
 
     name: str
     plan: TrainingPlan
-    comp: Compression
+    comp: Compression | None  # set once the number of steps is known
     options: CheckOptions
     device: torch.device
     dtype: torch.dtype
-    where: str  # the data source, for messages
+    amp: Amp | None
     growth_per_epoch: float | None  # closed form of the TEXP LR growth at the base LR (the blog's 1.481)
+    where: str = ""  # the data source, for messages
 
 
 def check(model: str | nn.Module, config: str | TrainingPlan, *, example_inputs: tuple | None = None,
@@ -201,33 +281,49 @@ def check(model: str | nn.Module, config: str | TrainingPlan, *, example_inputs:
     """
     started = time.perf_counter()
     device, dtype = resolve_device(options.device), resolve_dtype(options.dtype)
+    amp = resolve_amp(options.amp, dtype)
     net, inputs, name = _load(model, example_inputs)
     plan, not_exact, analysis = read_converted(config, format, read_options, options.approximate)
     notes = [f"not exact: {why}" for why in not_exact] + _finding_notes(plan) + _horizon_notes(plan, analysis)
-    si_arg, audit_si = _si_and_audit(net, inputs, si, name)
+    data = _data(options, model if isinstance(model, str) else "", net, inputs)
+    audit_inputs, audit_note = _audit_inputs(inputs, data, si)
+    si_arg, audit_si = _si_and_audit(net, audit_inputs, si, name)
+    notes += audit_note
+    growth = analysis.growth_per_epoch if plan.weight_decay > 0 else None
+    setup = _Setup(name, plan, None, options, device, dtype, amp, growth)
+    base = private_copy(net).to(device=device, dtype=dtype)
+    notes += _eps_note(base, si_arg, options)
+    noise = needs_noise_floor(device, dtype) or amp is not None
+    step_plan = _step_plan(setup, base, data, 3 if noise else 2, started)
     try:
-        comp = compress(plan.lr, options.steps, enabled=options.compress)
+        setup.comp = compress(plan.lr, step_plan.steps, enabled=options.compress)
     except ValueError as exc:
         raise ConfigError(f"{plan.path}: {exc}") from None
-    make_stream, where = _stream(options, model if isinstance(model, str) else "", net, inputs)
-    growth = analysis.growth_per_epoch if plan.weight_decay > 0 else None
-    setup = _Setup(name, plan, comp, options, device, dtype, where, growth)
-    base = private_copy(net).to(device=device, dtype=dtype)
-    probe = _probe(make_stream, base, options, where, device, dtype)
-    notes += _eps_note(base, si_arg, options)
-    runs, warned = _build_runs(base, plan, si_arg, comp, options, needs_noise_floor(device, dtype))
-    for line in [*comp.describe(plan.iters_per_epoch), f"data: {where}"]:
+    make_stream = data.make(DataSize(step_plan.batch_size, step_plan.shrink))
+    setup.where = data.where
+    probe = _first_batch(make_stream, base, data.where, device, dtype).head(options.probe_size)
+    runs, warned = _build_runs(base, plan, si_arg, setup.comp, options, noise, amp)
+    planned = [step_plan.describe()] if step_plan.budget is not None else []  # once the inputs proved valid
+    notes += planned
+    for line in [*planned, *setup.comp.describe(plan.iters_per_epoch), f"data: {data.where}"]:
         log(line)
     cuda = [torch.cuda.current_device()] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):  # the runs reseed the RNG every step: leave the caller's alone
         report = _train(setup, runs, make_stream, probe, on_step)
-    report.notes = notes + warned
+    report.notes = notes + warned + _amp_notes(runs)
     if not report.passed:
         tagged = [n for g in runs[1].optimizer.param_groups if g.get(SI_TAG) for n in g["param_names"]]
         report.diagnosis = diagnose(Evidence(plan, report.records, report.tolerance, tagged, audit_si,
                                              runs[0].model, probe))
     report.wall_seconds = time.perf_counter() - started
     return report
+
+
+def _amp_notes(runs: list) -> list[str]:
+    skipped = {run.name: run.skipped for run in runs if run.scaler is not None}
+    if not skipped:
+        return []
+    return ["GradScaler skipped steps (overflow): " + ", ".join(f"{n} {k}" for n, k in skipped.items())]
 
 
 def _train(setup: _Setup, runs: list, make_stream, probe: Batch, on_step) -> TrajectoryReport:
@@ -240,7 +336,11 @@ def _train(setup: _Setup, runs: list, make_stream, probe: Batch, on_step) -> Tra
     records = run_lockstep(runs, stream, probe, runner_opts,
                            on_step=lambda t: on_step(t, comp.steps) if on_step else None)
     noise_floor = max(r.noise for r in records) if len(runs) > 2 else None
-    tol = tolerance_for(setup.device, setup.dtype, noise_floor, opts.noise_multiplier, opts.tolerance)
+    precision = str(setup.dtype).removeprefix("torch.")
+    if setup.amp is not None:
+        precision += f" + autocast {str(setup.amp.dtype).removeprefix('torch.')}"
+        precision += " + GradScaler" if setup.amp.grad_scaler else ""
+    tol = tolerance_for(setup.device, precision, noise_floor, opts.noise_multiplier, opts.tolerance)
     max_dev = max(r.rel_deviation for r in records)
     recalibration = [next(stream) for _ in range(RECALIBRATION_BATCHES)]
     eval_mode = compare_eval_mode(runs[0].model, runs[1].model, probe, recalibration, tol.value, opts.seed)
@@ -248,10 +348,20 @@ def _train(setup: _Setup, runs: list, make_stream, probe: Batch, on_step) -> Tra
     n_si = sum(len(g["params"]) for g in runs[1].optimizer.param_groups if g.get(SI_TAG))
     return TrajectoryReport(
         model=setup.name, config=plan.path, format=plan.format, device=str(setup.device),
-        dtype=str(setup.dtype).removeprefix("torch."), steps=comp.steps,
+        dtype=precision, steps=comp.steps,
         passed=max_dev <= tol.value and tol.conclusive,
         max_rel_deviation=max_dev, tolerance=tol.value, tolerance_reason=tol.reason, noise_floor=noise_floor,
         compression=comp.describe(plan.iters_per_epoch), phases_hit=comp.phases_hit,
         phases_total=comp.phases_total, si_params=n_si, total_params=n_params,
         growth_per_epoch=setup.growth_per_epoch, iters_per_epoch=plan.iters_per_epoch,
         records=records, eval_mode=eval_mode)
+
+
+def verify_converted(converted, model: str, *, options: CheckOptions = CheckOptions(),
+                     on_step: Callable[[int, int], None] | None = None,
+                     log: Callable[[str], None] = lambda line: None) -> TrajectoryReport:
+    """`explr convert --verify`: the short trajectory check of a just-converted config (configs.ConvertedPlan),
+    on the SI set the conversion used (its audit, lock or names), within the default time budget."""
+    si = {"model": converted.si.names, "names": converted.si.names, "lock": converted.si.lock}.get(converted.si.how)
+    options = dataclasses.replace(options, approximate=converted.approximate)
+    return check(model, converted.plan, si=si, options=options, on_step=on_step, log=log)

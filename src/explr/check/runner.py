@@ -4,11 +4,19 @@ Lockstep (both runs take step t before either takes step t+1) keeps one batch in
 randomly augmenting data function be consumed once, and stops at the first non-finite value.
 Dropout draws the same masks in every run: the RNG is reseeded with the same value before each
 run's forward pass.
+
+The deviation after step t is measured on the training forward of step t+1 (the same batch, the same
+train-mode function of the weights after step t, in every run): it costs nothing extra. Only the function
+after the last step needs one forward of its own, on the fixed probe batch.
+
+AMP (`Amp`): the forward runs under torch.autocast; with a GradScaler a step whose gradients overflow is
+skipped by the scaler while the scheduler still steps, exactly as in a user's AMP loop.
 """
 from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
@@ -28,6 +36,14 @@ class TrainingError(ExplrError):
     """Training hit NaN/inf or ran out of memory: the check stops and names the step and the run."""
 
 
+@dataclass(frozen=True)
+class Amp:
+    """Mixed precision of a run: autocast dtype, and a GradScaler (float16) or not (bfloat16)."""
+
+    dtype: torch.dtype
+    grad_scaler: bool
+
+
 @dataclass
 class Run:
     name: str  # "original" | "converted" | "perturbed"
@@ -36,6 +52,14 @@ class Run:
     scheduler: object  # .step() after every optimizer step
     group_labels: list[str]
     si_params: list[torch.Tensor] = field(default_factory=list)  # for the norm ratio
+    amp: Amp | None = None
+    scaler: torch.amp.GradScaler | None = None
+    skipped: int = 0  # optimizer steps the GradScaler skipped (overflow)
+
+    def __post_init__(self) -> None:
+        if self.amp is not None and self.amp.grad_scaler and self.scaler is None:
+            device = next(self.model.parameters()).device.type
+            self.scaler = torch.amp.GradScaler(device)
 
 
 @dataclass(frozen=True)
@@ -99,19 +123,51 @@ def _zero_fraction(params: list[torch.Tensor]) -> float:
     return sum(int((g == 0).sum()) for g in grads) / total if total else 0.0
 
 
-def train_step(run: Run, batch: Batch, seed: int, clip_norm: float | None) -> tuple[float, dict, bool, float | None]:
-    """One optimizer step; returns (loss, LR per group used, clipping active, SI zero-gradient fraction)."""
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    loss: float
+    lrs: dict  # LR per group used by this step
+    clipped: bool
+    zeros: float | None  # SI zero-gradient fraction (low precision only)
+    output: torch.Tensor  # the training forward's outputs (the function of the weights before this step)
+
+
+def _autocast(run: Run) -> contextlib.AbstractContextManager:
+    if run.amp is None:
+        return contextlib.nullcontext()
+    return torch.autocast(next(run.model.parameters()).device.type, dtype=run.amp.dtype)
+
+
+def train_step(run: Run, batch: Batch, seed: int, clip_norm: float | None) -> StepResult:
+    """One optimizer step (skipped by the GradScaler on overflow) and one scheduler step."""
     torch.manual_seed(seed)
     run.optimizer.zero_grad(set_to_none=True)
-    loss = loss_of(run.model(*batch.inputs), batch.target)
-    loss.backward()
+    with _autocast(run):
+        output = run.model(*batch.inputs)
+        loss = loss_of(output, batch.target)
+    scaled = loss if run.scaler is None else run.scaler.scale(loss)
+    scaled.backward()
+    if run.scaler is not None and clip_norm is not None:
+        run.scaler.unscale_(run.optimizer)  # clip the true gradients, as torch's AMP recipe does
     clipped = _clip(run, clip_norm)
     low = run.si_params and run.si_params[0].dtype in LOW_PRECISION
     zeros = _zero_fraction(run.si_params) if low else None
     lrs = {label: float(g["lr"]) for label, g in zip(run.group_labels, run.optimizer.param_groups)}
-    run.optimizer.step()
-    run.scheduler.step()
-    return float(loss.detach()), lrs, clipped, zeros
+    _optimizer_step(run)
+    with warnings.catch_warnings():  # torch's advice when the scaler skipped the very first step: expected here
+        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
+        run.scheduler.step()
+    return StepResult(float(loss.detach()), lrs, clipped, zeros, flat_output(output).detach())
+
+
+def _optimizer_step(run: Run) -> None:
+    if run.scaler is None:
+        run.optimizer.step()
+        return
+    scale = run.scaler.get_scale()
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.skipped += run.scaler.get_scale() < scale  # the scale only drops on an overflow, which skipped the step
 
 
 @torch.no_grad()
@@ -129,47 +185,57 @@ def probe_output(model: nn.Module, probe: Batch, seed: int) -> torch.Tensor:
 def norm_ratio(converted: list[torch.Tensor], original: list[torch.Tensor]) -> float | None:
     if not converted:
         return None
-    num = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.double()) for p in converted]))
-    den = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.double()) for p in original]))
+    num, den = (torch.linalg.vector_norm(torch.stack([n.double() for n in torch._foreach_norm(ps)]))
+                for ps in (converted, original))
     return float(num / den) if den > 0 else None
 
 
-def _finite_or_stop(step: int, run: str, loss: float, output: torch.Tensor) -> None:
+def _finite_or_stop(step: int, run: str, loss: float, output: torch.Tensor, after: int) -> None:
+    """Stop at a non-finite loss (step `step`) or output (the function after step `after`)."""
     if not math.isfinite(loss):
         raise TrainingError(f"the {run} run's loss became {loss} at step {step}; training diverged "
                             "(lower the LR, check the data, or use --dtype float64)")
     if not bool(torch.isfinite(output).all()):
-        raise TrainingError(f"the {run} run's outputs became NaN/inf after step {step}; training diverged "
+        raise TrainingError(f"the {run} run's outputs became NaN/inf after step {after}; training diverged "
                             "(weights overflowed or the LR is too large for this model)")
 
 
 def run_lockstep(runs: list[Run], stream: Iterator[Batch], probe: Batch, opts: RunnerOptions,
                  on_step: Callable[[int], None] = lambda t: None) -> list[StepRecord]:
     """Train runs[0] (original), runs[1] (converted) and optionally runs[2] (perturbed original)."""
-    records = []
+    records: list[StepRecord] = []
+    pending: tuple | None = None  # (step, results, norm ratio) of the step whose deviation is not yet measured
     for t in range(1, opts.steps + 1):
         batch = next(stream)
-        results, outputs = {}, {}
+        results = {}
         for run in runs:
             with _guard(t, run.name, opts.data_where):
                 results[run.name] = train_step(run, batch, opts.seed + t, opts.clip_norm)
-                outputs[run.name] = probe_output(run.model, probe, opts.seed - t)
-            _finite_or_stop(t, run.name, results[run.name][0], outputs[run.name])
-        records.append(_record(t, runs, results, outputs, opts))
-        on_step(t)
+            _finite_or_stop(t, run.name, results[run.name].loss, results[run.name].output, after=t - 1)
+        if pending is not None:
+            records.append(_record(*pending, {n: r.output for n, r in results.items()}, opts))
+            on_step(t - 1)
+        pending = (t, results, norm_ratio(runs[1].si_params, runs[0].si_params))
+    outputs = {}
+    for run in runs:  # the function after the last step: one forward of its own, on the probe batch
+        with _guard(opts.steps, run.name, opts.data_where), _autocast(run):
+            outputs[run.name] = probe_output(run.model, probe, opts.seed - opts.steps)
+        _finite_or_stop(opts.steps, run.name, 0.0, outputs[run.name], after=opts.steps)
+    records.append(_record(*pending, outputs, opts))
+    on_step(opts.steps)
     return records
 
 
-def _record(t: int, runs: list[Run], results: dict, outputs: dict, opts: RunnerOptions) -> StepRecord:
-    original, converted = runs[0], runs[1]
-    (loss_o, lrs_o, clip_o, zero_o), (loss_c, lrs_c, clip_c, zero_c) = results["original"], results["converted"]
+def _record(t: int, results: dict, norm: float | None, outputs: dict, opts: RunnerOptions) -> StepRecord:
+    """Step t's record; `outputs`: each run's function after step t (next training forward, or the probe)."""
+    original, converted = results["original"], results["converted"]
     y, y_c = outputs["original"], outputs["converted"]
     noise = rel_deviation(outputs["perturbed"], y) if "perturbed" in outputs else None
-    zeros = (zero_o, zero_c) if zero_o is not None and zero_c is not None else None
+    zeros = (original.zeros, converted.zeros) if original.zeros is not None and converted.zeros is not None else None
     return StepRecord(
-        step=t, rel_deviation=rel_deviation(y_c, y), loss_original=loss_o, loss_converted=loss_c,
-        lrs_original=lrs_o, lrs_converted=lrs_c,
-        norm_ratio=norm_ratio(converted.si_params, original.si_params), predicted_ratio=opts.predicted_ratio(t),
-        noise=noise, clipped=(clip_o, clip_c), zero_grad_fraction=zeros,
+        step=t, rel_deviation=rel_deviation(y_c, y), loss_original=original.loss, loss_converted=converted.loss,
+        lrs_original=original.lrs, lrs_converted=converted.lrs,
+        norm_ratio=norm, predicted_ratio=opts.predicted_ratio(t),
+        noise=noise, clipped=(original.clipped, converted.clipped), zero_grad_fraction=zeros,
         probe_original=tuple(y[:PROBE_VALUES].double().tolist()),
         probe_converted=tuple(y_c[:PROBE_VALUES].double().tolist()))

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from explr.check.runner import ExactSchedule, Run
+from explr.check.runner import Amp, ExactSchedule, Run
 from explr.errors import UnsupportedError
 from explr.lr_schedule import LRSchedule
 from explr.model_copy import private_copy
@@ -45,9 +45,12 @@ def _optimizer_row(plan: TrainingPlan) -> OptimizerRow:
     return row
 
 
-def _label(group: dict) -> str:
-    decay = group.get(ORIGINAL_WD, group.get("weight_decay", 0.0))
-    return f"{'SI' if group.get(SI_TAG) else 'other'} wd={decay:g}"
+def _label(group: dict, converted: bool) -> str:
+    """The weight decay a group actually trains with (an SI group of the converted run: 0, and what it was)."""
+    if group.get(SI_TAG):
+        return f"SI: wd 0 (was {group[ORIGINAL_WD]:g})"
+    wd = f"wd {group.get('weight_decay', 0.0):g}"
+    return f"other: {wd}" if converted else wd
 
 
 def _optimizer(model: nn.Module, plan: TrainingPlan, si: list[str], lr: float) -> torch.optim.Optimizer:
@@ -56,21 +59,22 @@ def _optimizer(model: nn.Module, plan: TrainingPlan, si: list[str], lr: float) -
     return row.cls(groups)
 
 
-def original_run(name: str, model: nn.Module, plan: TrainingPlan, schedule: LRSchedule) -> Run:
+def original_run(name: str, model: nn.Module, plan: TrainingPlan, schedule: LRSchedule,
+                 amp: Amp | None = None) -> Run:
     optimizer = _optimizer(model, plan, [], schedule.base_lr)
-    labels = [_label(g) for g in optimizer.param_groups]
-    return Run(name, model, optimizer, ExactSchedule(optimizer, schedule.lr_at), labels)
+    labels = [_label(g, converted=False) for g in optimizer.param_groups]
+    return Run(name, model, optimizer, ExactSchedule(optimizer, schedule.lr_at), labels, amp=amp)
 
 
 def converted_run(model: nn.Module, plan: TrainingPlan, si: list[str], schedule: LRSchedule,
-                  approximate: bool) -> tuple[Run, list[str]]:
+                  approximate: bool, amp: Amp | None = None) -> tuple[Run, list[str]]:
     """The converted run and the warnings the runtime gave (approximations it had to make)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         optimizer = _optimizer(model, plan, si, schedule.base_lr)
         scheduler = TEXP(optimizer, schedule, approximate=approximate)
-    labels = [_label(g) for g in optimizer.param_groups]
-    return Run("converted", model, optimizer, scheduler, labels), [str(w.message) for w in caught]
+    labels = [_label(g, converted=True) for g in optimizer.param_groups]
+    return Run("converted", model, optimizer, scheduler, labels, amp=amp), [str(w.message) for w in caught]
 
 
 NORM_TYPES = tuple(t for t in (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm,

@@ -45,14 +45,14 @@ def needs_noise_floor(device: torch.device, dtype: torch.dtype) -> bool:
     return dtype != torch.float64 or device.type != "cpu"
 
 
-def tolerance_for(device: torch.device, dtype: torch.dtype, noise_floor: float | None,
+def tolerance_for(device: torch.device, precision: str, noise_floor: float | None,
                   multiplier: float = NOISE_MULTIPLIER, override: float | None = None) -> Tolerance:
+    """`precision`: what the runs compute in, for the reason ("float32", "float32 + autocast bfloat16")."""
     if override is not None:
         return Tolerance(override, f"--tolerance {override:g} given")
     if noise_floor is None:
         return Tolerance(FLOAT64_TOLERANCE, "float64 on CPU: round-off stays below ~1e-12; real non-equivalences "
                                             "grow past 1e-5 within dozens of steps")
     value = max(multiplier * noise_floor, FLOAT64_TOLERANCE)
-    name = str(dtype).removeprefix("torch.")
-    return Tolerance(value, f"{name} on {device.type}: {multiplier:g} x measured noise floor {noise_floor:.2e} "
+    return Tolerance(value, f"{precision} on {device.type}: {multiplier:g} x measured noise floor {noise_floor:.2e} "
                             "(original vs original with initial weights moved by one ulp), at least 1e-6")

@@ -1,18 +1,19 @@
 """`explr check MODEL CONFIG`: explr.check -> summary table (stdout) | JSON -> exit 0 passed / 1 failed. Wiring only."""
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import enum
 import json
 import sys
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Optional
 
 import typer
 
-from explr.cli.app import DEBUG, app
+from explr.cli.app import app
 from explr.cli.convert import HELP as CONVERT_HELP
 from explr.cli.convert import Interval
+from explr.cli.progress import internal_errors_as_exit_2, note, progress_bar
 from explr.errors import ExplrError
 
 
@@ -28,38 +29,9 @@ class DtypeChoice(str, enum.Enum):
     bfloat16 = "bfloat16"
 
 
-def note(message: str) -> None:
-    print(f"explr: {message}", file=sys.stderr)
-
-
-@contextlib.contextmanager
-def progress_bar(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
-    """A rich progress bar on stderr while both runs train (nothing when disabled); stdout is left alone."""
-    if not enabled:
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=True, redirect_stdout=False) as bar:
-        task = bar.add_task("preparing (config, audit, data)", total=None)
-        yield lambda t, total: bar.update(task, completed=t, total=total, description="training both runs")
-
-
-@contextlib.contextmanager
-def internal_errors_as_exit_2(what: str) -> Iterator[None]:
-    """An unexpected exception (a bug, not bad input) still ends as one line and exit 2, unless --debug."""
-    try:
-        yield
-    except (ExplrError, typer.Exit, KeyboardInterrupt):
-        raise
-    except Exception as exc:
-        if DEBUG["on"]:
-            raise
-        from explr.load import quote_error
-        raise ExplrError(f"internal error during {what}: {quote_error(exc)}; rerun with `explr --debug ...` "
-                         "for the traceback and report it") from exc
+class AmpChoice(str, enum.Enum):
+    bfloat16 = "bfloat16"
+    float16 = "float16"
 
 
 def emit_report(report, *, as_json: bool, plot: Path | None) -> int:
@@ -85,7 +57,9 @@ def check_plot_path(plot: Path | None) -> None:
 def check_command(
     model: str = typer.Argument(..., metavar="MODEL", help="path/to/file.py[:NAME] or package.module:NAME"),
     config: str = typer.Argument(..., metavar="CONFIG", help="A training config in any format `explr convert` reads."),
-    steps: int = typer.Option(200, "--steps", help="Training steps of each run.", rich_help_panel="Run", metavar="N"),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps of each run (default: as many as fit --budget, at most 200).", rich_help_panel="Run", metavar="N"),
+    budget: Optional[float] = typer.Option(None, "--budget", help="Seconds the whole check may take when --steps is not given (default 90): the first steps are timed, then the steps (and the synthetic batch size) are chosen to fit.", rich_help_panel="Run", metavar="SECONDS"),
+    amp: Optional[AmpChoice] = typer.Option(None, "--amp", help="Train under torch.autocast with this dtype (float16 adds a GradScaler); needs --dtype float32.", rich_help_panel="Run"),
     no_compress: bool = typer.Option(False, "--no-compress", help="Run the literal first N steps instead of compressing the schedule.", rich_help_panel="Run"),
     data: Optional[str] = typer.Option(None, "--data", help="module:function returning (inputs, target) batches (default: train_batches() in the model file, else synthetic data).", rich_help_panel="Run", metavar="MODULE:FN"),
     check_batch_size: int = typer.Option(16, "--check-batch-size", help="Batch size of the synthetic data.", rich_help_panel="Run", metavar="N"),
@@ -110,7 +84,7 @@ def check_command(
     optimizer_class: Optional[str] = typer.Option(None, "--optimizer-class", help=CONVERT_HELP["optimizer_class"], rich_help_panel="Config", metavar="CLASS"),
     scheduler_class: Optional[str] = typer.Option(None, "--scheduler-class", help=CONVERT_HELP["scheduler_class"], rich_help_panel="Config", metavar="CLASS"),
     as_json: bool = typer.Option(False, "--json", help="Print the explr.check/1 JSON report.", rich_help_panel="Output"),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw loss, weight-norm growth and LRs to this PNG (needs matplotlib: the plot extra of explr).", rich_help_panel="Output", metavar="PNG"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw loss, deviation vs tolerance and noise floor, weight-norm growth and the LR ratio to this PNG (needs matplotlib: the plot extra of explr).", rich_help_panel="Output", metavar="PNG"),
 ) -> int:
     """Train the original and the converted setup side by side and show the outputs match."""
     with internal_errors_as_exit_2("the check"):
@@ -122,7 +96,10 @@ def check_command(
             raise ExplrError("give only one of --si and --lock: both say which parameters are scale-invariant")
         options = CheckOptions(steps=steps, compress=not no_compress, device=device.value, dtype=dtype.value,
                                batch_size=check_batch_size, seed=seed, approximate=approximate,
-                               tolerance=tolerance, data=data, keep_eps=keep_eps)
+                               tolerance=tolerance, data=data, keep_eps=keep_eps,
+                               amp=amp.value if amp else None)
+        if budget is not None:
+            options = dataclasses.replace(options, budget=budget)
         read = ReadOptions(iters_per_epoch=iters_per_epoch, dataset=dataset, dataset_size=dataset_size,
                            batch_size=batch_size, num_devices=num_devices, drop_last=drop_last,
                            scheduler_interval=scheduler_interval.value if scheduler_interval else None,

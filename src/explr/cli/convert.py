@@ -66,6 +66,9 @@ HELP = {
     "approximate": "Convert setups with no exact equivalent (Nesterov, Adam, clipping, EMA); say what deviates.",
     "json": "Print the explr.convert/1 summary on stdout (then the config needs -o or --in-place).",
     "interval": "How the training code steps a torch scheduler (Hydra; default epoch).",
+    "verify": "After writing, train --model with the original and the converted setup side by side (explr check, "
+              "within its time budget; GPU when present); exit 1 when they differ. With --lock the SI set "
+              "comes from the lock, checked against --model.",
     "epochs": "Length of training in epochs (when the config keeps it under a key explr does not know).",
     "total_iters": "Length of training in optimizer steps.",
     "optimizer_class": "LightningCLI: the optimizer class the script fixes (parser.add_optimizer_args), e.g. "
@@ -109,6 +112,7 @@ def convert_command(
     optimizer_class: Optional[str] = typer.Option(None, "--optimizer-class", help=HELP["optimizer_class"], rich_help_panel="Input", metavar="CLASS"),
     scheduler_class: Optional[str] = typer.Option(None, "--scheduler-class", help=HELP["scheduler_class"], rich_help_panel="Input", metavar="CLASS"),
     check: bool = typer.Option(False, "--check", help=HELP["check"], rich_help_panel="Output"),
+    verify: bool = typer.Option(False, "--verify", help=HELP["verify"], rich_help_panel="Output"),
 ) -> int:
     """Convert weight decay + LR schedule into the exactly equivalent TEXP schedule, in the config's own format."""
     from explr.configs.api import convert, write_converted
@@ -116,7 +120,10 @@ def convert_command(
 
     if check and in_place:
         raise ConfigError("--check compares the committed output and writes nothing: drop --in-place")
-    converted = convert(config, format=format, model=model, lock=lock, approximate=approximate,
+    if verify and (model is None or check):
+        raise ConfigError("--verify trains the converted setup: it needs --model MODEL (and not --check)")
+    converted = convert(config, format=format, model=None if verify and lock else model, lock=lock,
+                        approximate=approximate,
                         iters_per_epoch=iters_per_epoch, dataset=dataset, dataset_size=dataset_size,
                         batch_size=batch_size, num_devices=num_devices, drop_last=drop_last,
                         scheduler_interval=scheduler_interval.value if scheduler_interval else None,
@@ -131,8 +138,22 @@ def convert_command(
         written = write_converted(converted, output, in_place)
         if written.path is None:
             sys.stdout.write(written.text)
+    verified = _verify(converted, model) if verify and model else None
     if as_json:
-        sys.stdout.write(json.dumps(converted.to_json(), indent=2) + "\n")
+        summary = {**converted.to_json(), **({"check": verified.to_json()} if verified else {})}
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
     else:
         _table(converted, written)
-    return 0
+    if verified is not None and not as_json:
+        from explr.check.render import render_text
+        sys.stderr.write(render_text(verified))
+    return 0 if verified is None or verified.passed else 1
+
+
+def _verify(converted, model: str):
+    """--verify: the trajectory check on the converted setup (progress on stderr; stdout may hold the config)."""
+    from explr.check.api import verify_converted
+    from explr.cli.progress import internal_errors_as_exit_2, note, progress_bar
+
+    with internal_errors_as_exit_2("the check"), progress_bar(sys.stderr.isatty()) as on_step:
+        return verify_converted(converted, model, on_step=on_step, log=note)

@@ -73,6 +73,7 @@ UNMODELLED = {
     "aug_repeats": (0, "changes the samples per epoch (RepeatAugSampler)"),
     "epoch_repeats": (0, "changes the samples per epoch"),
 }
+TIMM_SCHED_KEYS = ("sched", "sched_on_updates")  # timm train.py's own sched* arguments
 DETECT_KEYS = ("decay_epochs", "decay_milestones", "decay_rate", "warmup_lr", "warmup_epochs",
                "cooldown_epochs", "sched_on_updates", "model_ema", "clip_grad")
 
@@ -128,6 +129,11 @@ def _required(facts: ConfigFacts, fact: str | None, key: str, kind: type):
 
 
 def _refuse_unmodelled(facts: ConfigFacts) -> None:
+    for key in facts.source.data:  # a fork's train.py may reschedule with a key timm's train.py ignores
+        if isinstance(key, str) and key.startswith("sched") and key not in TIMM_SCHED_KEYS:
+            raise UnsupportedError(f"{facts.where((key,))}: `{key}` is not an argument of timm's train.py, which "
+                                   "ignores it, but the modified train.py this config was written for may change the "
+                                   "schedule with it; remove the key if your train.py is timm's")
     for key, (off, why) in UNMODELLED.items():
         value = facts.source.get((key,), off)
         if value is not None and value != off and value != []:

@@ -3,6 +3,9 @@
 LightningCLI builds the optimizer from `model.parameters()` and the scheduler from the optimizer, so
 neither sees parameter names; ExplrCallback binds the scheduler to the LightningModule on the first
 training batch (that batch's inputs are the example inputs when the runtime audits the model).
+Under AMP ("16-mixed") the GradScaler skips an optimizer step whose gradients overflowed, while the
+trainer's step count — and with it the original run's LR schedule — moves on: the callback sees the
+trainer step without an optimizer step and moves TEXP's LR index on too, leaving its phantom untouched.
 Lightning is optional: the callback subclasses lightning's Callback when it is installed, so
 LightningCLI accepts it in `trainer.callbacks`, and is a plain class otherwise.
 """
@@ -35,14 +38,34 @@ def first_input(batch: Any) -> Any:
     return batch
 
 
+def _schedulers(trainer: Any) -> list[TEXPScheduler]:
+    return [s for s in (getattr(o, "_explr_scheduler", None) for o in trainer.optimizers) if s is not None]
+
+
 class ExplrCallback(_Base):
-    """Binds every explr TEXPScheduler of the trainer's optimizers to the LightningModule, once."""
+    """Binds every explr TEXPScheduler of the trainer's optimizers to the LightningModule, once; carries
+    the LR index over optimizer steps the AMP GradScaler skipped."""
+
+    def __init__(self) -> None:
+        self._before: tuple[int, list[int]] | None = None  # (trainer step, optimizer steps) at batch start
 
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int, *args: Any) -> None:
-        schedulers = [s for s in (getattr(o, "_explr_scheduler", None) for o in trainer.optimizers) if s is not None]
+        schedulers = _schedulers(trainer)
         if not schedulers:
             raise ConfigError("ExplrCallback: no optimizer has an explr TEXPScheduler; set lr_scheduler.class_path: "
                               "explr.integrations.lightning.TEXPScheduler (run `explr convert` on the config)")
         for scheduler in schedulers:
             if not scheduler.bound:
                 scheduler.bind(pl_module, first_input(batch))
+        step = getattr(trainer, "global_step", None)  # a trainer without a step count: no skip tracking
+        self._before = None if step is None else (step, [s.texp.optimizer_steps for s in schedulers])
+
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, *args: Any) -> None:
+        if self._before is None:
+            return
+        step_before, taken_before = self._before
+        if trainer.global_step == step_before:  # accumulating gradients: no optimizer step was due
+            return
+        for scheduler, taken in zip(_schedulers(trainer), taken_before):
+            if scheduler.texp.optimizer_steps == taken:  # due, but the GradScaler skipped it (overflow)
+                scheduler.texp.step()

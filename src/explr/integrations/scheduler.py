@@ -25,6 +25,7 @@ from explr.schedule.groups import ORIGINAL_WD, SI_TAG, drop_mixed_joint_groups
 from explr.schedule.runtime import TEXP
 
 AUDIT = "audit"
+MEMBERS = "explr_members"  # a split group's parameters as positions in the unsplit optimizer (for resume)
 _FIELDS = {f.name: f for f in dataclasses.fields(LRSchedule)}
 
 
@@ -95,40 +96,59 @@ def si_names(model: nn.Module, si: Any, lock: str | None,
 
 
 def bind_si_groups(optimizer: torch.optim.Optimizer, model: nn.Module, si: Any = AUDIT, lock: str | None = None,
-                   example_inputs: Any = None) -> None:
+                   example_inputs: Any = None, restored: bool = False) -> None:
     """Split every param group of a framework-built optimizer into its SI part (weight decay 0, tagged for
-    explr.TEXP, the original decay kept) and the rest (untouched). Before the first step."""
-    if any(optimizer.state.values()):
+    explr.TEXP, the original decay kept) and the rest (untouched). Before the first step — or, `restored`,
+    after a checkpoint re-split the groups: then check the split is this model's."""
+    if any(optimizer.state.values()) and not restored:
         raise ConfigError("TEXPScheduler.bind: the optimizer already stepped; bind before the first step")
     names, joint, recorded = si_names(model, si, lock, example_inputs)
     prefix = _prefix_for(model, names + [m for group in joint for m in group])
     if recorded is not None:  # a stale lock must not mark parameters SI: its structure has to match
         recorded.check_model(model.get_submodule(prefix[:-1]) if prefix else model)
     joint = [tuple(prefix + m for m in group) for group in joint]
-    _split_groups(optimizer, model, {prefix + n for n in names}, joint)
+    name_of = _names_of_held(optimizer, model)
+    wd = {name_of[id(p)]: float(g.get(ORIGINAL_WD, g.get("weight_decay", 0.0)))
+          for g in optimizer.param_groups for p in g["params"]}
+    si_set = drop_mixed_joint_groups({prefix + n for n in names} & set(wd), joint, wd)
+    if restored:
+        _check_restored_split(optimizer, name_of, si_set)
+    else:
+        _split_groups(optimizer, name_of, si_set)
 
 
-def _split_groups(optimizer: torch.optim.Optimizer, model: nn.Module, si: set[str],
-                  joint: list[tuple[str, ...]]) -> None:
+def _names_of_held(optimizer: torch.optim.Optimizer, model: nn.Module) -> dict[int, str]:
     name_of = {id(p): n for n, p in model.named_parameters()}
-    held = [p for g in optimizer.param_groups for p in g["params"]]
-    strangers = [p for p in held if id(p) not in name_of]
+    strangers = [p for g in optimizer.param_groups for p in g["params"] if id(p) not in name_of]
     if strangers:
         raise ConfigError(f"TEXPScheduler.bind: {len(strangers)} optimizer parameter(s) are not in the bound model;"
                           " bind the module whose parameters the optimizer was built from")
-    wd = {name_of[id(p)]: float(g.get("weight_decay", 0.0)) for g in optimizer.param_groups for p in g["params"]}
-    si = drop_mixed_joint_groups(si & set(wd), joint, wd)
-    groups = []
+    return name_of
+
+
+def _check_restored_split(optimizer: torch.optim.Optimizer, name_of: dict[int, str], si: set[str]) -> None:
+    restored = {name_of[id(p)] for g in optimizer.param_groups if g.get(SI_TAG) for p in g["params"]}
+    if restored != si:
+        differ = sorted(restored ^ si)
+        raise ConfigError(f"TEXPScheduler: the checkpoint trained {len(restored)} parameters as SI, this model's "
+                          f"SI set has {len(si)} (e.g. {differ[0]!r} differs); resume with the model and SI "
+                          "set the checkpoint was made with")
+
+
+def _split_groups(optimizer: torch.optim.Optimizer, name_of: dict[int, str], si: set[str]) -> None:
+    groups, position = [], 0
     for group in optimizer.param_groups:
         parts: dict[bool, list] = {True: [], False: []}
         for p in group["params"]:
-            parts[name_of[id(p)] in si].append(p)
+            parts[name_of[id(p)] in si].append((position, p))
+            position += 1
         rest = {k: v for k, v in group.items() if k not in ("params", "param_names")}
         if parts[True]:
-            groups.append({**rest, "params": parts[True], "weight_decay": 0.0, SI_TAG: True,
-                           ORIGINAL_WD: float(group.get("weight_decay", 0.0))})
+            groups.append({**rest, "params": [p for _, p in parts[True]], "weight_decay": 0.0, SI_TAG: True,
+                           ORIGINAL_WD: float(group.get("weight_decay", 0.0)), MEMBERS: [i for i, _ in parts[True]]})
         if parts[False]:
-            groups.append({**rest, "params": parts[False], SI_TAG: False})
+            groups.append({**rest, "params": [p for _, p in parts[False]], SI_TAG: False,
+                           MEMBERS: [i for i, _ in parts[False]]})
     optimizer.param_groups[:] = groups
 
 
@@ -144,8 +164,11 @@ class TEXPScheduler(LRScheduler):
                               f"base_lr {self.schedule.base_lr}; run `explr convert` again after changing the LR")
         self.si, self.lock, self.approximate = si, lock, approximate
         self.texp: TEXP | None = None
+        self._restored_split = False  # groups re-split from a checkpoint before bind (framework resume)
+        self._pending_state: dict | None = None  # TEXP state loaded before bind
         optimizer._explr_scheduler = self  # how the Lightning callback finds it
         self._guard = optimizer.register_step_pre_hook(self._refuse_unbound)
+        optimizer.register_load_state_dict_pre_hook(self._split_like_checkpoint)
         super().__init__(optimizer, last_epoch)
 
     @property
@@ -158,13 +181,33 @@ class TEXPScheduler(LRScheduler):
                               "ExplrCallback to the trainer callbacks, or call scheduler.bind(model, example_inputs)")
 
     def bind(self, model: nn.Module, example_inputs: Any = None) -> None:
-        """Split the param groups into SI (weight decay 0) and the rest, and start TEXP. Once, before step 1."""
+        """Split the param groups into SI (weight decay 0) and the rest, and start TEXP. Once, before step 1
+        (or after a framework restored a converted checkpoint: then the split must be the one it recorded)."""
         if self.bound:
             return
-        bind_si_groups(self.optimizer, model, self.si, self.lock, example_inputs)
+        bind_si_groups(self.optimizer, model, self.si, self.lock, example_inputs, restored=self._restored_split)
         self.texp = TEXP(self.optimizer, self.schedule, approximate=self.approximate)
+        if self._pending_state is not None:
+            self.texp.load_state_dict(self._pending_state)
+            self._pending_state = None
         self.optimizer.register_step_post_hook(lambda *_: self.texp.step())
         self._last_lr = self.texp.get_last_lr()
+
+    def _split_like_checkpoint(self, optimizer: torch.optim.Optimizer, state: dict) -> None:
+        """Before a framework loads a converted checkpoint into the still unsplit optimizer (Lightning restores
+        optimizers before the first batch binds): split the groups as the checkpoint records, so it fits."""
+        saved = state.get("param_groups", [])
+        if self.bound or not saved or not all(MEMBERS in g for g in saved):
+            return
+        held = [p for g in optimizer.param_groups for p in g["params"]]
+        members = sorted(i for g in saved for i in g[MEMBERS])
+        if members != list(range(len(held))) or any(len(g[MEMBERS]) != len(g["params"]) for g in saved):
+            raise ConfigError(f"TEXPScheduler: the checkpoint's optimizer holds {len(members)} parameters, this one "
+                              f"{len(held)}: it is a checkpoint of a different model; resume with the model it was "
+                              "saved from")
+        optimizer.param_groups[:] = [{**{k: v for k, v in g.items() if k != "params"},
+                                      "params": [held[i] for i in g[MEMBERS]]} for g in saved]
+        self._restored_split = True
 
     # ---- LRScheduler interface: the LR moves per optimizer step (hook), not when the framework calls step()
     def get_lr(self) -> list[float]:
@@ -177,7 +220,10 @@ class TEXPScheduler(LRScheduler):
         return {"texp": self.texp.state_dict() if self.texp else None}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        if state_dict.get("texp") is not None:
-            if self.texp is None:
-                raise ConfigError("TEXPScheduler: restore the checkpoint after bind(model)")
+        """Before bind (a framework restoring a checkpoint), the state waits for bind; after, it applies now."""
+        if state_dict.get("texp") is None:
+            return
+        if self.texp is None:
+            self._pending_state = state_dict["texp"]
+        else:
             self.texp.load_state_dict(state_dict["texp"])

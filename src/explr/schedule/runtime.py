@@ -7,6 +7,7 @@ original LR η_t. The network function then equals the weight-decay run's at eve
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -16,6 +17,7 @@ from torch.optim import SGD, Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from explr.errors import ConfigError, UnsupportedError
+from explr.schedule import fingerprint
 from explr.schedule.groups import ORIGINAL_WD, SI_TAG
 from explr.schedule.phantom import Phantom, SGDHyper
 from explr.schedule.renorm import Renormalizer
@@ -124,7 +126,16 @@ class TEXP(LRScheduler):
         si_params = [p for g in optimizer.param_groups if g.get(SI_TAG) for p in g["params"]]
         self._renorm = None if renormalize is None else Renormalizer(renormalize, si_params)
         self.weight_factor = 1.0  # product of the renormalization factors c so far
+        self._skipped: list[int] = []  # LR indices whose optimizer step was skipped (AMP overflow)
+        self._undo: list[dict | None] = [None] * len(self._scalers)  # scaler states before the pending step
+        self._optimizer_steps = self._steps_seen = 0
+        self._lr_digest, self._digested = 0, 0  # rolling digest of the original LRs of iterations < _digested
         super().__init__(optimizer, last_epoch)
+        # registered last, once nothing can fail any more: counts real optimizer steps (GradScaler skips them)
+        self._step_counter = optimizer.register_step_post_hook(self._count_optimizer_step)
+
+    def _count_optimizer_step(self, *_: Any) -> None:
+        self._optimizer_steps += 1
 
     def _setup_scalers(self, optimizer: Optimizer) -> None:
         keys: list[tuple] = []
@@ -145,34 +156,70 @@ class TEXP(LRScheduler):
         self._keys = keys
         self._scalers = [_new_scaler(k) for k in keys]
 
+    def _steps_before(self, i: int) -> int:
+        """Optimizer steps actually taken before LR index i (indices whose step was skipped do not count)."""
+        return i - sum(1 for j in self._skipped if j < i)
+
     def _advance(self, k: int, i: int, lr: float) -> float:
-        """Step scaler k to iteration i (t = i+1) and return its LR ratio; replay after a jump."""
+        """Step scaler k with the LR of index i and return its LR ratio; replay after a jump."""
         scaler = self._scalers[k]
         try:
-            if scaler.t != i:
+            if scaler.t != self._steps_before(i):
                 scaler = self._scalers[k] = _new_scaler(self._keys[k])
-                for j in range(i):
+                skipped = set(self._skipped)
+                for j in (j for j in range(i) if j not in skipped):
                     scaler.step(self._source.lrs_at(j)[self._rep_group[k]])
                 if self.weight_factor != 1.0:
                     scaler.rescale(1.0 / self.weight_factor)
+            self._undo[k] = scaler.state_dict()
             return scaler.step(lr)
         except ValueError as exc:
             raise ConfigError(f"TEXP: {exc}") from None
 
     def get_lr(self) -> list[float]:  # type: ignore[override]  # torch's stub also allows tensors; ours are floats
         i = self.last_epoch
+        if i != self._digested:  # a jump: digest the schedule up to here
+            self._lr_digest, self._digested = fingerprint.digest_of(self._source.lrs_at, i), i
         lrs = self._source.lrs_at(i)
+        self._lr_digest, self._digested = fingerprint.fold(self._lr_digest, lrs), i + 1
         ratios = [self._advance(k, i, lrs[g]) for k, g in enumerate(self._rep_group)]
         return [lr if k is None else ratios[k] for lr, k in zip(lrs, self._scaler_of_group)]
 
+    def _account_for_optimizer_steps(self) -> None:
+        """Since the last scheduler step: one optimizer step (normal), or none — GradScaler skipped it on an
+        overflow, so the original run's weights, momentum and phantom stay put while its LR index moves on."""
+        taken, self._steps_seen = self._optimizer_steps - self._steps_seen, self._optimizer_steps
+        if taken > 1:
+            raise ConfigError(f"TEXP: optimizer.step() ran {taken} times since the last scheduler.step(); step "
+                              "TEXP after every optimizer step (per iteration, not per epoch)")
+        if taken == 0:
+            for scaler, state in zip(self._scalers, self._undo):
+                if state is not None:
+                    scaler.load_state_dict(state)
+            self._skipped.append(self.last_epoch)
+
     def step(self, epoch: int | None = None) -> None:
-        if self._renorm is not None and self._step_count > 0:  # not at construction: no step taken yet
-            c = self._renorm.apply_if_needed(self.optimizer)
-            if c != 1.0:  # weights × c, buffers / c (done); later SI LRs × c²: fold it into the phantoms
-                self.weight_factor *= c
-                for scaler in self._scalers:
-                    scaler.rescale(1.0 / c)
+        if self._step_count > 0:  # not at construction: no step taken yet
+            self._account_for_optimizer_steps()
+            self._renormalize_if_needed()
         super().step(epoch)
+
+    def _renormalize_if_needed(self) -> None:
+        c = 1.0 if self._renorm is None else self._renorm.apply_if_needed(self.optimizer)
+        if c != 1.0:  # weights × c, buffers / c (done); later SI LRs × c²: fold it into the phantoms
+            self.weight_factor *= c
+            for scaler in self._scalers:
+                scaler.rescale(1.0 / c)
+
+    @property
+    def optimizer_steps(self) -> int:
+        """optimizer.step() calls seen since this scheduler was built (GradScaler-skipped steps do not count)."""
+        return self._optimizer_steps
+
+    @property
+    def skipped_steps(self) -> list[int]:
+        """LR indices (0-based iterations) whose optimizer step did not happen (AMP overflow)."""
+        return list(self._skipped)
 
     @property
     def scales(self) -> list[float]:
@@ -183,21 +230,46 @@ class TEXP(LRScheduler):
     def renormalizations(self) -> int:
         return 0 if self._renorm is None else self._renorm.count
 
+    def _phantom_keys(self) -> list[list]:
+        return [[k[0], *(dataclasses.astuple(k[1]) if isinstance(k[1], SGDHyper) else (k[1],)), k[2]]
+                for k in self._keys]
+
     def state_dict(self) -> dict[str, Any]:
         return {"last_epoch": self.last_epoch, "_step_count": self._step_count, "_last_lr": list(self._last_lr),
                 "base_lrs": list(self.base_lrs), "scalers": [s.state_dict() for s in self._scalers],
-                "weight_factor": self.weight_factor, "renormalizations": self.renormalizations}
+                "weight_factor": self.weight_factor, "renormalizations": self.renormalizations,
+                "skipped": list(self._skipped), "undo": list(self._undo),
+                "layout": fingerprint.group_layout(self.optimizer.param_groups, SI_TAG),
+                "phantoms": self._phantom_keys(), "lr_digest": self._lr_digest}
+
+    def _refuse_foreign(self, state: dict[str, Any]) -> None:
+        """One line naming what differs when the checkpoint is of another model, split or schedule."""
+        layout = fingerprint.group_layout(self.optimizer.param_groups, SI_TAG)
+        differs = (fingerprint.first_difference(state.get("layout", layout), layout, "param group(s)")
+                   or fingerprint.first_difference(state.get("phantoms", self._phantom_keys()), self._phantom_keys(),
+                                                   "SI phantom(s) (kind, momentum, dampening, weight decay, nesterov, lr)"))
+        if differs is None and len(state["scalers"]) != len(self._scalers):
+            differs = f"the checkpoint has {len(state['scalers'])} SI phantom(s), this optimizer {len(self._scalers)}"
+        if differs is None and "lr_digest" in state:
+            n = int(state["last_epoch"]) + 1
+            if fingerprint.digest_of(self._source.lrs_at, n) != state["lr_digest"]:
+                differs = f"the original LRs of iterations 0..{n - 1} differ: it was saved with another LR schedule"
+        if differs is not None:
+            raise ConfigError(f"TEXP.load_state_dict: not a checkpoint of this run ({differs}); resume with the "
+                              "model, param groups and schedule it was saved with")
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        saved = state_dict["scalers"]
-        if len(saved) != len(self._scalers):
-            raise ConfigError(f"TEXP.load_state_dict: the checkpoint has {len(saved)} SI phantom(s), this optimizer "
-                              f"needs {len(self._scalers)}: were the param groups built the same way?")
-        for scaler, state in zip(self._scalers, saved):
+        self._refuse_foreign(state_dict)
+        for scaler, state in zip(self._scalers, state_dict["scalers"]):
             scaler.load_state_dict(state)
         self.last_epoch, self._step_count = state_dict["last_epoch"], state_dict["_step_count"]
         self._last_lr, self.base_lrs = list(state_dict["_last_lr"]), list(state_dict["base_lrs"])
         self.weight_factor = float(state_dict["weight_factor"])
+        self._skipped = [int(j) for j in state_dict.get("skipped", ())]
+        self._undo = list(state_dict.get("undo", [None] * len(self._scalers)))
+        self._steps_seen = self._optimizer_steps
+        self._digested = self.last_epoch + 1
+        self._lr_digest = state_dict.get("lr_digest", fingerprint.digest_of(self._source.lrs_at, self._digested))
         if self._renorm is not None:
             self._renorm.count = int(state_dict["renormalizations"])
         for group, lr in zip(self.optimizer.param_groups, self._last_lr):  # the LRs in effect when saved
