@@ -20,8 +20,9 @@ def _addcmul(call: Call):
     operands = (inp, t1, t2)
     if not all(isinstance(x, fx.Node) for x in operands) or not isinstance(value, (int, float)) or value == 0:
         return conservative(call)  # a tensor `value`, or a scalar operand: not the pattern this rule accounts for
-    degs = [call.deg(x) for x in operands]
-    if any(d is None for d in degs):
+    maybe = [call.deg(x) for x in operands]
+    degs = [d for d in maybe if d is not None]
+    if len(degs) != len(maybe):
         return conservative(call)
     mix, total = call.origin("mix"), call.origin("sum")
     product = Deg.of(f_add(call.ctx.resolve(degs[1], mix), call.ctx.resolve(degs[2], mix)))
