@@ -188,13 +188,25 @@ def _step_plan(setup: "_Setup", base: nn.Module, data: _Data, runs: int, started
     sizes = data_sizes(first.inputs[0].shape[0], data.user, data.side)
     timed = sizes[0] if data.user else DataSize(min(MIN_TIMED_BATCH, sizes[0].batch))
     timing = setups.original_run("timing", private_copy(base), setup.plan, setup.plan.lr, setup.amp)
+    def batch_of(size: DataSize) -> Batch:
+        if size.shrink == 1:
+            return first.head(size.batch)
+        return _first_batch(data.make(size), base, data.where, setup.device, setup.dtype)
+
     with torch.random.fork_rng(devices=[]):
-        step = lambda size: train_step(timing, first.head(size.batch), opts.seed, None)  # noqa: E731
+        step = lambda size: train_step(timing, batch_of(size), opts.seed, None)  # noqa: E731
         seconds = time_step(step, timed)
         available = opts.budget - (time.perf_counter() - started)
         if timed != sizes[0] and seconds * sizes[0].cost(timed) * runs * 2 * DEFAULT_STEPS < available:
             timed, seconds = sizes[0], time_step(step, sizes[0])  # cheap: measure the real batch, not extrapolate
-    return plan_steps(opts.budget, time.perf_counter() - started, runs, DEFAULT_STEPS, sizes, timed, seconds)
+        plan = plan_steps(opts.budget, time.perf_counter() - started, runs, DEFAULT_STEPS, sizes, timed, seconds)
+        for _ in sizes:  # time the chosen size itself: fixed per-step costs make smaller inputs dearer than pixels say
+            chosen = DataSize(plan.batch_size, plan.shrink)
+            if chosen == timed:
+                break
+            timed, seconds = chosen, time_step(step, chosen)
+            plan = plan_steps(opts.budget, time.perf_counter() - started, runs, DEFAULT_STEPS, sizes, timed, seconds)
+    return plan
 
 
 def _load(model: str | nn.Module, example_inputs: tuple | None) -> tuple[nn.Module, tuple, str]:
