@@ -214,7 +214,7 @@ def _build_runs(base: nn.Module, plan: TrainingPlan, si: Any, comp: Compression,
     converted, warned = setups.converted_run(private_copy(base), plan, si, comp.schedule, opts.approximate, amp)
     runs = [original, converted]
     if noise:
-        runs.append(setups.original_run("perturbed", setups.perturbed_copy(base), plan, comp.schedule, amp))
+        runs.append(setups.original_run("perturbed", setups.perturbed_copy(base, amp and amp.dtype), plan, comp.schedule, amp))
     return runs, warned
 
 

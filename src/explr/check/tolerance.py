@@ -85,9 +85,10 @@ def tolerance_for(device: torch.device, precision: str, noise_floor: float | Non
         return Tolerance(FLOAT64_TOLERANCE, "float64 on CPU: round-off stays below ~1e-12; real non-equivalences "
                                             "grow past 1e-5 within dozens of steps")
     value = max(multiplier * noise_floor, FLOAT64_TOLERANCE)
+    useless = f"; above {MAX_CONCLUSIVE:g} it proves nothing: inconclusive" if value > MAX_CONCLUSIVE else ""
     return Tolerance(value, f"{precision} on {device.type}: {multiplier:g} x measured noise floor {noise_floor:.2e} "
                             "(original vs original with initial weights moved by one ulp, before any discrete jump), "
-                            "at least 1e-6")
+                            f"at least 1e-6{useless}")
 
 
 def verdict(deviations: list[tuple[int, float]], tol: Tolerance, floor: NoiseFloor | None) -> str:
