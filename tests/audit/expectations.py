@@ -101,7 +101,47 @@ def _preln_transformer() -> dict:
     }
 
 
+def _convnext_stochastic_depth() -> dict:
+    # Stream s1 at degree 1 through the stem LayerNorm affine: each block's fc2 {w, b} writes it (not the
+    # smaller layer scale), and its dwconv bias must follow the stream the dwconv reads (its weight stays
+    # out). Stage 2: the same, started by the downsample conv {w, b} instead of its LayerNorm affine.
+    s1 = {*_pair("stem.1"), *_names("stage1.0.fc2", "stage1.1.fc2"), "stage1.0.dwconv.bias", "stage1.1.conv_dw.bias"}
+    s2 = {*_pair("downsample.1"), *_names("stage2.0.fc2"), "stage2.0.conv_dw.bias"}
+    return {
+        "individually_si": set(),
+        "jointly_si": [_pair("stem.0"), frozenset(s1), frozenset(s2)],
+        "not_si": {"stage1.0.layer_scale", "stage1.0.dwconv.weight", "stage1.1.gamma", "stage1.1.conv_dw.weight",
+                   "stage2.0.gamma", "stage2.0.conv_dw.weight", *_pair("downsample.0"), *_pair("head_norm"),
+                   *_pair("head"), *(n for b in ("stage1.0", "stage1.1", "stage2.0") for n in _names(f"{b}.norm", f"{b}.fc1"))},
+        # the layer scale writes the stream instead of fc2; or no stream at all, and the dwconvs are SI as pairs
+        "alternatives": [(s1 - _pair("stage1.0.fc2")) | {"stage1.0.layer_scale"},
+                         _pair("stage1.0.dwconv") | _pair("stage1.1.conv_dw")],
+    }
+
+
+def _swin_window() -> dict:
+    blocks1, blocks2 = ("stage1.0", "stage1.1"), ("stage2.0",)
+    writers = lambda blocks: {n for b in blocks for n in _names(f"{b}.attn.proj", f"{b}.fc2")}  # noqa: E731
+    s2 = {"merge.reduction.weight", *writers(blocks2)}
+    return {
+        "individually_si": set(),
+        "jointly_si": [_pair("embed"), frozenset({*_pair("embed_norm"), *writers(blocks1)}), frozenset(s2)],
+        "not_si": {*_pair("merge.norm"), *_pair("norm"), *_pair("head"),
+                   *(n for b in blocks1 + blocks2 for n in {*_names(f"{b}.norm1", f"{b}.attn.qkv", f"{b}.norm2", f"{b}.fc1"),
+                                                           f"{b}.attn.relative_position_bias_table"})},
+        "alternatives": [(s2 - {"merge.reduction.weight"}) | _pair("merge.norm")],
+    }
+
+
 EXPECTED: dict[str, dict] = {
+    "convnext_stochastic_depth": _convnext_stochastic_depth(),
+    "swin_window": _swin_window(),
+    "wrapped_data_dependent": {
+        "individually_si": {"conv0.weight", "conv1.weight"},
+        "jointly_si": [_pair("bn1")],
+        "not_si": _names("bn0", "gate", "bn2", "fc"),
+        "opaque": _names("gate"),
+    },
     "resnet_cifar": _resnet_cifar(),
     "preresnet32": _preresnet32(),
     "vgg11_bn": _vgg11_bn(),

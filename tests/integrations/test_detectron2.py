@@ -19,7 +19,7 @@ from explr.errors import ConfigError
 from explr.integrations.detectron2 import ExplrTrainerMixin, add_explr_config, plan_of
 from explr.integrations.native import original_optimizer
 from tests.configs.texp_harness import MODEL
-from tests.integrations.harness import compare_runs
+from tests.integrations.harness import Side, compare_amp_runs, compare_runs
 from tests.conftest import FIXTURES
 
 D2 = FIXTURES / "configs" / "detectron2"
@@ -76,6 +76,34 @@ def test_trainer_with_the_mixin_trains_the_weight_decay_run(tmp_path):
         lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda i: plan.lr.lr_at(i) / plan.lr.base_lr),
         converted, steps=60, iters_per_epoch=1)  # detectron2's LRScheduler hook steps every iteration
     assert worst <= 1e-9 and scheduler.bound and scheduler.texp.last_epoch == 60
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
+def test_amp_trainer_skipped_steps_move_the_lr_as_detectron2s_hook_does(tmp_path, monkeypatch):
+    """detectron2's AMPTrainer.run_step: zero_grad, grad_scaler.scale(losses).backward(), grad_scaler.step,
+    grad_scaler.update; then hooks.LRScheduler.after_step calls scheduler.step() every iteration, skipped or not."""
+    original = tmp_path / "short.yaml"
+    original.write_text(f"_BASE_: {D2 / 'COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml'}\n"
+                        "SOLVER:\n  BASE_LR: 0.1\n  WEIGHT_DECAY: 0.005\n  STEPS: (25, 45)\n  MAX_ITER: 60\n"
+                        "  WARMUP_ITERS: 10\n")
+    cfg = converted_cfg(tmp_path, original)
+    plan, made = plan_of(cfg), {}
+
+    def original_side(model):
+        optimizer = original_optimizer(model, plan)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: plan.lr.lr_at(i) / plan.lr.base_lr)
+        return Side(optimizer, after=lambda i: scheduler.step())
+
+    def converted_side(model):
+        optimizer = Trainer.build_optimizer(cfg, model)
+        scheduler = made["scheduler"] = Trainer.build_lr_scheduler(cfg, optimizer)
+        return Side(optimizer, after=lambda i: scheduler.step())
+
+    skips = {0, 4, 9, 10, 24, 25, 26, 44, 59}
+    assert compare_amp_runs(original_side, converted_side, 60, skips) <= 1e-12
+    assert made["scheduler"].texp.skipped_steps == sorted(skips) and made["scheduler"].texp.last_epoch == 60
+    monkeypatch.setattr(explr.TEXP, "catch_up", lambda self, index, most: None)  # the optimizer hook alone lags
+    assert compare_amp_runs(original_side, converted_side, 60, skips) > 1e-6
 
 
 def test_converted_yaml_inherits_the_original_and_keeps_every_solver_key(tmp_path):

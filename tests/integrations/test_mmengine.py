@@ -40,6 +40,19 @@ class Classifier(BaseModel):
         return {"loss": torch.nn.functional.cross_entropy(self.net(inputs), labels)}
 
 
+class OverflowingClassifier(Classifier):
+    """The classifier whose loss is multiplied by inf at the chosen training iterations: a real overflow."""
+
+    def __init__(self, net: torch.nn.Module, skips: frozenset):
+        super().__init__(net)
+        self.skips, self.iteration = skips, -1
+
+    def forward(self, inputs, labels, mode="loss"):
+        self.iteration += 1
+        loss = super().forward(inputs, labels, mode)["loss"]
+        return {"loss": loss * (float("inf") if self.iteration in self.skips else 1.0)}
+
+
 class RecordOutputs(Hook):
     def __init__(self, probe: torch.Tensor):
         self.probe, self.outputs, self.lrs = probe, [], []
@@ -48,14 +61,15 @@ class RecordOutputs(Hook):
         self.lrs.append([g["lr"] for g in runner.optim_wrapper.optimizer.param_groups])
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        self.runner = runner
         with torch.no_grad():
             self.outputs.append(runner.model.net(self.probe).clone())
 
 
 def train(cfg: Config, net: torch.nn.Module, data: list, work_dir: pathlib.Path, max_epochs: int,
-          checkpoint: dict | None = None, resume: str | None = None) -> RecordOutputs:
+          checkpoint: dict | None = None, resume: str | None = None, skips: frozenset = frozenset()) -> RecordOutputs:
     recorder = RecordOutputs(batches(1)[0][0])
-    runner = Runner(model=Classifier(net), work_dir=str(work_dir), default_scope="mmengine",
+    runner = Runner(model=OverflowingClassifier(net, skips), work_dir=str(work_dir), default_scope="mmengine",
                     train_dataloader=torch.utils.data.DataLoader(data, batch_size=None),
                     train_cfg=dict(by_epoch=True, max_epochs=max_epochs), optim_wrapper=cfg.optim_wrapper,
                     param_scheduler=cfg.param_scheduler, custom_hooks=[recorder],
@@ -125,6 +139,30 @@ def test_resuming_a_converted_run_from_an_mmengine_checkpoint_continues_it_exact
                  resume=str(tmp_path / "first" / "epoch_3.pth"))
     assert len(rest.outputs) == 15 and rest.lrs[0] == whole.lrs[15]
     assert (rest.outputs[-1] - whole.outputs[-1]).abs().max().item() <= 1e-9
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
+def test_amp_optim_wrapper_skipped_steps_keep_the_converted_run_on_the_original(tmp_path, monkeypatch):
+    """mmengine's own AmpOptimWrapper (update_params: loss_scaler.scale(loss).backward(), loss_scaler.step,
+    loss_scaler.update) under the Runner; ParamSchedulerHook.after_train_iter steps every by_epoch=False
+    scheduler each iteration, skipped or not. AmpOptimWrapper asserts a GPU and builds torch.cuda.amp.GradScaler:
+    on this CPU machine the assert is lifted and it gets torch.amp.GradScaler("cpu"); the rest is mmengine's."""
+    module = "mmengine.optim.optimizer.amp_optimizer_wrapper"
+    monkeypatch.setattr(f"{module}.is_cuda_available", lambda: True)
+    monkeypatch.setattr(f"{module}.GradScaler", lambda: torch.amp.GradScaler("cpu", init_scale=2.0 ** 10,
+                                                                             growth_interval=5))
+    path = write(tmp_path, AGGRESSIVE.replace("optim_wrapper = dict(", "optim_wrapper = dict(type='AmpOptimWrapper', "))
+    out = tmp_path / "converted_explr.py"
+    write_converted(explr.convert(str(path), model=MODEL, iters_per_epoch=5), str(out))
+    assert Config.fromfile(str(out)).optim_wrapper.type == "AmpOptimWrapper"
+    skips, data, net = frozenset({0, 3, 4, 5, 9, 17, 24}), batches(5), fixture_model()
+    original, converted = (train(Config.fromfile(str(p)), copy.deepcopy(net), data, tmp_path / name, 6, skips=skips)
+                           for p, name in ((path, "a"), (out, "b")))
+    assert len(original.outputs) == 30
+    worst = max(((a - b).abs().max() / a.abs().max()).item() for a, b in zip(original.outputs, converted.outputs))
+    assert worst <= 1e-12
+    texp = next(s.texp for s in converted.runner.param_schedulers if hasattr(s, "texp"))
+    assert texp.skipped_steps == sorted(skips) and texp.optimizer_steps == 30 - len(skips)
 
 
 def test_a_dataloader_of_another_length_than_converted_for_is_refused(tmp_path):

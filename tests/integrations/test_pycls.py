@@ -19,6 +19,7 @@ from explr.errors import ConfigError
 from explr.integrations.pycls import add_explr_config, construct_optimizer, pycls_optimizer
 from tests.configs.texp_harness import MODEL, batches, fixture_model, loss_step
 from tests.conftest import FIXTURES
+from tests.integrations.harness import Side, compare_amp_runs
 
 IPE, EPOCHS = 8, 6
 ORIGINAL = (FIXTURES / "configs/pycls/cifar_resnet56_steps.yaml").read_text().replace(
@@ -70,6 +71,37 @@ def test_construct_optimizer_trains_the_weight_decay_run_despite_set_lr(tmp_path
             worst = max(worst, (model_a(probe) - model_b(probe)).abs().max().item())
     assert worst <= 1e-9 and plan.lr.lr_at(IPE * EPOCHS - 1) == pytest.approx(0.1 * 0.01)
     assert max(g["lr"] for g in opt_b.param_groups) > 0.1 * 0.01  # SI groups run on the grown TEXP LR
+
+
+def converted_pycls_cfg(tmp_path) -> tuple[CfgNode, object]:
+    original = tmp_path / "cifar.yaml"
+    original.write_text(ORIGINAL)
+    out = tmp_path / "cifar_explr.yaml"
+    converted = explr.convert(str(original), model=MODEL, iters_per_epoch=IPE)
+    write_converted(converted, str(out))
+    cfg = pycls_cfg()
+    add_explr_config(cfg)
+    cfg.merge_from_file(str(out))
+    return cfg, converted.plan
+
+
+def test_mixed_precision_skipped_steps_keep_the_epoch_lr_of_the_iteration(tmp_path, monkeypatch):
+    """pycls train_epoch with TRAIN.MIXED_PRECISION: set_lr at the epoch start, then per iteration zero_grad,
+    scaler.scale(loss).backward(), scaler.step(optimizer), scaler.update(): the LR is the epoch's, skipped or not."""
+    cfg, plan = converted_pycls_cfg(tmp_path)
+
+    def side(make_optimizer):
+        def build(model):
+            optimizer = make_optimizer(model)
+            return Side(optimizer, before=lambda i: set_lr(optimizer, plan.lr.lr_at(i)) if i % IPE == 0 else None)
+        return build
+
+    original = side(lambda model: pycls_optimizer(model, cfg))
+    converted = side(lambda model: construct_optimizer(model, cfg, iters_per_epoch=IPE))
+    skips = {0, 3, 7, 8, 15, 16, 17, 33, 40}
+    assert compare_amp_runs(original, converted, IPE * EPOCHS, skips) <= 1e-12
+    monkeypatch.setattr(explr.TEXP, "catch_up", lambda self, index, most: None)  # the optimizer hook alone lags
+    assert compare_amp_runs(original, converted, IPE * EPOCHS, skips) > 1e-6
 
 
 def test_without_the_explr_node_it_is_a_clear_error():

@@ -16,8 +16,8 @@ import explr
 from explr.configs.api import write_converted
 from explr.errors import ConfigError
 from explr.integrations.timm import TimmTEXP, create_scheduler, plan_of
-from tests.configs.texp_harness import MODEL
-from tests.integrations.harness import compare_runs
+from tests.configs.texp_harness import MODEL, fixture_model
+from tests.integrations.harness import Side, compare_amp_runs, compare_runs
 from tests.conftest import FIXTURES
 
 ORIGINAL = (FIXTURES / "configs/timm/cifar10_resnet_multistep.yaml").read_text().replace(
@@ -79,3 +79,37 @@ def test_args_without_the_explr_key_are_refused(tmp_path):
     model = torch.nn.Linear(2, 2)
     with pytest.raises(ConfigError, match="exactly one of si"):
         create_scheduler(timm_sgd(model, args), model, args, UPDATES)
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
+def test_native_scaler_skipped_updates_move_the_lr_as_timms_num_updates_does(tmp_path, monkeypatch):
+    """timm train.py: loss_scaler(loss, optimizer) (NativeScaler: scale, backward, GradScaler.step, update), then
+    num_updates += 1 and lr_scheduler.step_update(num_updates) whether or not the GradScaler skipped the step."""
+    args = converted_args(tmp_path)
+    plan, made = plan_of(args, UPDATES), {}
+
+    def original_side(model):
+        optimizer = timm_sgd(model, args)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: plan.lr.lr_at(i) / plan.lr.base_lr)
+        return Side(optimizer, after=lambda i: scheduler.step())
+
+    def converted_side(model):
+        optimizer = timm_sgd(model, args)
+        scheduler = made["scheduler"] = create_scheduler(optimizer, model, args, UPDATES)[0]
+        return Side(optimizer, after=lambda i: scheduler.step_update(num_updates=i + 1))
+
+    skips = {0, 3, 9, 10, 11, 29, 30, 45}
+    assert compare_amp_runs(original_side, converted_side, 5 * UPDATES, skips) <= 1e-12
+    assert made["scheduler"].texp.skipped_steps == sorted(skips)
+    monkeypatch.setattr(explr.TEXP, "catch_up", lambda self, index, most: None)  # the optimizer hook alone lags
+    assert compare_amp_runs(original_side, converted_side, 5 * UPDATES, skips) > 1e-6
+
+
+def test_step_update_past_the_updates_seen_is_a_clear_error(tmp_path):
+    """train.py resuming with sched_on_updates calls step_update(start_epoch * updates_per_epoch): without
+    the scheduler's state TEXP would start over; that is refused, not trained on a wrong LR."""
+    args = converted_args(tmp_path)
+    model = fixture_model()
+    scheduler, _ = create_scheduler(timm_sgd(model, args), model, args, UPDATES)
+    with pytest.raises(ConfigError, match="resumed without its state"):
+        scheduler.step_update(num_updates=2 * UPDATES)

@@ -80,7 +80,7 @@ def static_analysis(model: nn.Module, inputs: tuple, *, model_name: str, meta: b
         ctx, sol = analyse_capture(cap, params)
         report = AuditReport(
             model=model_name, parameters=[], groups=[],
-            opaque=explain.opaque_parts(work, _opaque_modules(cap)),
+            opaque=cap.opaque_parts(),
             unknown_ops=explain.unique_unknown_ops(ctx.unknown_ops),
             normalizers=explain.unique_normalizers(ctx.normalizers),
             module_locations=explain.module_locations(work),
@@ -115,9 +115,8 @@ def _fill(report: AuditReport, params: list[tuple[str, torch.Tensor]], sol: Solu
 def analyse_capture(cap: Capture, params: list[tuple[str, torch.Tensor]]) -> tuple[Ctx, Solution]:
     """Degrees and constraints of a capture, plus the parameters it cannot vouch for, solved."""
     index = {n: i for i, (n, _) in enumerate(params)}
-    opaque = _opaque_modules(cap)
     ctx = analyse(cap.graph, index)
-    for part in explain.opaque_parts(cap.root, opaque):
+    for part in cap.opaque_parts():
         for name in part.params:
             ctx.constraints.append(Constraint({index[name]: 1}, Origin("opaque", f"opaque: {part.why}", part.module)))
     for i in index.values():
@@ -125,12 +124,6 @@ def analyse_capture(cap: Capture, params: list[tuple[str, torch.Tensor]]) -> tup
             ctx.constraints.append(Constraint({i: 1}, Origin(
                 "unreached", "not used by the captured forward (used only through a hook, or unused)", "")))
     return ctx, solve(len(params), [p.numel() for _, p in params], ctx.constraints)
-
-
-def _opaque_modules(cap: Capture) -> dict[str, str]:
-    if cap.root_opaque is not None:
-        return {"": cap.root_opaque}
-    return {o.module: o.why for o in cap.opaque}
 
 
 def _on_meta(model: nn.Module) -> bool:

@@ -9,11 +9,19 @@ that does it is rolled back and recorded as one opaque ``call_module`` node inst
 (`OpaqueCall`). Normalization modules are traced through to their functional ops
 (F.batch_norm carries its concrete ``training`` flag); parametrizations are traced through
 too, so w/||w|| is seen.
+
+Functions registered with ``torch.fx.wrap`` (torchvision's ``stochastic_depth`` and
+``shifted_window_attention``, a user's own helpers) are seen through the same way: their body
+is traced inline, and only a body that branches on tensor data falls back to one opaque
+``call_function`` node (its tensor inputs go to degree 0, the parameters it read are opaque).
 """
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import linecache
+import operator
 import os
 import sys
 from dataclasses import dataclass, field
@@ -25,6 +33,8 @@ from torch.fx.node import map_aggregate, map_arg
 from torch.overrides import TorchFunctionMode
 
 import explr
+from explr.audit import registry
+from explr.audit_report import OpaquePart
 from explr.errors import TraceError, quote_error
 
 # Tensor methods whose results are shape/metadata: answered concretely, never recorded.
@@ -61,10 +71,17 @@ class _Fatal(RuntimeError):
     """A failure that must not be turned into an opaque module (it would hide a real problem)."""
 
 
+# node.meta key marking a wrapped function kept as one opaque call (its body is data-dependent);
+# the value is the function's qualified name
+OPAQUE_FUNCTION = registry.OPAQUE_FUNCTION
+
+
 @dataclass(frozen=True, slots=True)
 class OpaqueCall:
-    module: str
+    module: str  # the opaque module, or for a wrapped function the module it was called in
     why: str
+    function: str = ""  # the wrapped function's qualified name; "" for a module
+    params: tuple[str, ...] = ()  # a function's parameters (a module's are all of its own)
 
 
 @dataclass
@@ -73,6 +90,21 @@ class Capture:
     root: torch.nn.Module  # the (copied) module the graph's targets refer to
     opaque: list[OpaqueCall] = field(default_factory=list)
     root_opaque: str | None = None  # why the root forward itself could not be traced
+
+    def opaque_parts(self) -> list[OpaquePart]:
+        """The parts the capture could not see into, each with the parameters it may use, named
+        as in root.named_parameters() (a submodule shared under two names has one name there)."""
+        if self.root_opaque is not None:
+            return [OpaquePart("", self.root_opaque, tuple(n for n, _ in self.root.named_parameters()))]
+        names = {id(p): n for n, p in self.root.named_parameters()}
+        parts = []
+        for o in self.opaque:
+            if o.function:
+                parts.append(OpaquePart(o.module, f"{o.function}(): {o.why}", o.params))
+                continue
+            sub = self.root.get_submodule(o.module)
+            parts.append(OpaquePart(o.module, o.why, tuple(dict.fromkeys(names[id(p)] for p in sub.parameters()))))
+        return parts
 
 
 class ConcreteProxy(fx.Proxy):
@@ -101,6 +133,9 @@ class ConcreteProxy(fx.Proxy):
 
     __int__ = __float__ = __index__
 
+    def __setitem__(self, key, value) -> None:  # x[a:b] = v: recorded like any in-place op
+        self.tracer.create_proxy("call_function", operator.setitem, (self, key, value), {})
+
 
 def _without_tracing_patches():
     """Run real modules while fx has Module.__call__/__getattr__ patched."""
@@ -128,6 +163,7 @@ class ConcreteTracer(fx.Tracer):
         self._opaque_modules: set[int] = set()
         self._param_proxies: dict[str, fx.Proxy] = {}  # our own cache: a roll-back must drop entries
         self._param_names = {id(p): n for n, p in model.named_parameters()}  # O(1), not fx's O(P) scan
+        self._reads: list[set[str]] = []  # parameters read inside each wrapped function being traced
 
     # -- what is a leaf: only modules that turned out opaque
     def is_leaf_module(self, m: torch.nn.Module, qualname: str) -> bool:
@@ -140,6 +176,8 @@ class ConcreteTracer(fx.Tracer):
         if isinstance(attr_val, torch.nn.Parameter):
             name = self._param_names.get(id(attr_val))
             if name is not None:
+                for reads in self._reads:
+                    reads.add(name)
                 if name not in self._param_proxies:
                     self._param_proxies[name] = self.create_proxy("get_attr", name, (), {})
                 return self._param_proxies[name]
@@ -206,6 +244,37 @@ class ConcreteTracer(fx.Tracer):
             self._opaque_modules.add(id(m))
             return super().call_module(m, forward, args, kwargs)
 
+    # -- torch.fx.wrap'd functions: trace the body inline; a data-dependent body stays one opaque call
+    def call_wrapped(self, fn, args: tuple, kwargs: dict):
+        last_node, depth = self.graph._root.prev, len(self.module_stack)
+        self._reads.append(set())
+        try:
+            return fn(*args, **kwargs)
+        except _Fatal:
+            raise
+        except Exception as exc:
+            while len(self.module_stack) > depth:
+                self.module_stack.popitem(last=True)
+            self._roll_back_to(last_node)
+            return self._opaque_function(fn, args, kwargs, exc)
+        finally:
+            read = self._reads.pop()
+            if self._reads:  # an enclosing wrapped function read them too
+                self._reads[-1] |= read
+
+    def _opaque_function(self, fn, args: tuple, kwargs: dict, exc: Exception):
+        proxy = self.create_proxy("call_function", fn, args, kwargs)
+        name = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', fn)}"
+        proxy.node.meta[OPAQUE_FUNCTION] = name
+        read = set(self._reads[-1])  # what the body read before it stopped, and every module it was handed
+        map_aggregate((args, kwargs), lambda a: read.update(
+            self._param_names[id(p)] for p in a.parameters()) if isinstance(a, torch.nn.Module) else None)
+        stack = list(self.module_stack.values())
+        module = stack[-1][0] if stack else ""
+        params = tuple(n for n in self._param_names.values() if n in read)  # named_parameters order
+        self.opaque.append(OpaqueCall(module, _why(exc), name, params))
+        return proxy
+
     def _roll_back_to(self, last_node: fx.Node) -> None:
         for node in reversed(list(self.graph.nodes)):
             if node is last_node:
@@ -237,11 +306,38 @@ def _why(exc: BaseException) -> str:
     return f"cannot be traced ({quote_error(exc)})"
 
 
+def _see_through(orig_fn):
+    """Stands in for fx's wrapper of a torch.fx.wrap'd function: our tracer traces the body."""
+    @functools.wraps(orig_fn)
+    def wrapped(*args, **kwargs):
+        proxy = _st._find_proxy(args, kwargs)
+        if proxy is None:
+            return orig_fn(*args, **kwargs)
+        if isinstance(proxy.tracer, ConcreteTracer) and inspect.isfunction(orig_fn):
+            return proxy.tracer.call_wrapped(orig_fn, args, kwargs)
+        return _FX_WRAPPER(orig_fn)(*args, **kwargs)  # a wrapped builtin: fx's own call node
+    return wrapped
+
+
+_FX_WRAPPER = _st._create_wrapped_func
+
+
+@contextlib.contextmanager
+def _seeing_through_wrapped_functions():
+    """fx patches every torch.fx.wrap'd function with `_create_wrapped_func(fn)` when a trace
+    starts; for the duration of ours that factory is `_see_through`."""
+    _st._create_wrapped_func = _see_through
+    try:
+        yield
+    finally:
+        _st._create_wrapped_func = _FX_WRAPPER
+
+
 def capture(model: torch.nn.Module, example_inputs: tuple) -> Capture:
     """Trace `model` (already a private copy, in train mode) on `example_inputs`."""
     tracer = ConcreteTracer(model, tuple(example_inputs))
     try:
-        with torch.no_grad(), root_hooks_traced(model):
+        with torch.no_grad(), root_hooks_traced(model), _seeing_through_wrapped_functions():
             graph = tracer.trace(model)
     except _Fatal as exc:
         raise TraceError(f"capture failed: {exc}") from exc

@@ -21,7 +21,8 @@ from torch import fx
 from torch.fx.node import map_aggregate
 
 # The transfer rules register into the table when their modules load: this is the one loader.
-from explr.audit import rules_basic, rules_join, rules_linalg, rules_norm  # noqa: F401
+from explr.audit import rules_basic, rules_fused, rules_join, rules_linalg, rules_norm  # noqa: F401
+from explr.audit.capture import OPAQUE_FUNCTION
 from explr.audit.forms import Deg, f_var
 from explr.audit.registry import lookup, op_name
 from explr.audit.transfer import Call, Ctx, Origin, flat_degs, storage_id, conservative, rule, write, zero_like
@@ -121,6 +122,10 @@ def _opaque(call: Call):
         var = call.ctx.param_index.get(name)
         if var is not None:
             call.ctx.zero(f_var(var), Origin("opaque-read", call.key, str(call.node.target)))
+    function = call.node.meta.get(OPAQUE_FUNCTION)
+    if function is not None:  # a torch.fx.wrap'd function whose body could not be traced
+        call.key = function
+        return conservative(call, "opaque-call-input")
     return conservative(call, "opaque-input")
 
 

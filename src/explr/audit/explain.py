@@ -8,7 +8,7 @@ import torch
 
 from explr.audit.solve import Solution
 from explr.audit.transfer import Ctx, Origin
-from explr.audit_report import Group, HandWrittenEps, Normalizer, OpaquePart, ParamVerdict, UnknownOp
+from explr.audit_report import Group, HandWrittenEps, Normalizer, ParamVerdict, UnknownOp
 from explr.findings import Location
 
 _MAX_NAMED = 3
@@ -28,6 +28,7 @@ _FORCING = {
     "opaque": "{full_op}",
     "unreached": "{full_op}",
     "opaque-input": "input of the opaque module {module}",
+    "opaque-call-input": "input of the opaque call {full_op}(){where}",
     "opaque-read": "read by the opaque module {module}",
     "unaccounted": "operand {detail} of {op}{where} is not accounted for by its rule (degree forced to 0)",
     "rule-error": "the rule of {full_op}{where} failed (inputs constrained to degree 0)",
@@ -128,15 +129,6 @@ def verdicts(params: list[tuple[str, torch.Tensor]], sol: Solution, ctx: Ctx):
                                 v in sol.individually and v in sol.chosen, gid,
                                 reason_for(v, sol, ctx, names, members)))
     return out, groups
-
-
-def opaque_parts(root: torch.nn.Module, opaque: dict[str, str]) -> list[OpaquePart]:
-    out = []
-    for module, why in opaque.items():
-        sub = root.get_submodule(module) if module else root
-        prefix = f"{module}." if module else ""
-        out.append(OpaquePart(module, why, tuple(prefix + n for n, _ in sub.named_parameters())))
-    return out
 
 
 def hand_written_eps(sites, sol: Solution, names: list[str]) -> list[HandWrittenEps]:

@@ -16,6 +16,8 @@ from typing import Callable
 import torch
 from torch import fx
 
+# node.meta key of a torch.fx.wrap'd function capture keeps as one opaque call (explr.audit.capture)
+OPAQUE_FUNCTION = "explr_opaque_function"
 # Node kinds that are not ops but still get a rule.
 SPECIAL = frozenset({"output", "opaque"})
 _NAMESPACES = {"F": torch.nn.functional, "torch": torch, "operator": operator}
@@ -63,7 +65,7 @@ def op_key(node: fx.Node) -> object:
     """The table key of a node's op ("Tensor.add" for methods, the target object otherwise)."""
     if node.op == "call_method":
         return f"Tensor.{node.target}"
-    if node.op == "call_module":
+    if node.op == "call_module" or OPAQUE_FUNCTION in node.meta:  # the latter: a wrapped function kept whole
         return "opaque"
     if node.op == "output":
         return "output"

@@ -91,7 +91,7 @@ def _propagate(n: int, constraints: list[Constraint]):
 
 
 # Origins that are reasons in themselves; the others (a sum, an affine, a merge) only pass a zero on.
-PRIMARY_KINDS = frozenset({"output", "nonhomogeneous", "unknown", "opaque", "opaque-input", "opaque-read",
+PRIMARY_KINDS = frozenset({"output", "nonhomogeneous", "unknown", "opaque", "opaque-input", "opaque-read", "opaque-call-input",
                            "unreached", "unaccounted", "rule-error", "refuted"})
 
 

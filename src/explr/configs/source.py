@@ -73,7 +73,8 @@ class ConfigSource:
         if data is None:
             raise ConfigError(f"{path}: the file is empty; pass a training config")
         if not isinstance(data, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping of keys, not {type(data).__name__}")
+            kind = "a list" if isinstance(data, list) else f"a single {type(data).__name__} value"
+            raise ConfigError(f"{path}: the top level must be a mapping of keys, not {kind}; pass a training config")
         resolve_in_place(data, text)  # Hydra's `${...}`: the values the framework runs with
         return cls(path, text, data, composed)
 

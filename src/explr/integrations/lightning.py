@@ -57,6 +57,7 @@ class ExplrCallback(_Base):
         for scheduler in schedulers:
             if not scheduler.bound:
                 scheduler.bind(pl_module, first_input(batch))
+            scheduler.carry_skips = False  # this callback carries them, per trainer step, whatever the interval
         step = getattr(trainer, "global_step", None)  # a trainer without a step count: no skip tracking
         self._before = None if step is None else (step, [s.texp.optimizer_steps for s in schedulers])
 

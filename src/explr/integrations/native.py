@@ -5,6 +5,7 @@ build_from_plan is the same from a TrainingPlan (the detectron2 integration uses
 
     optimizer, scheduler = explr.integrations.build(model, "train.explr.yaml", example_inputs=batch)
     ...  loss.backward(); optimizer.step()   # the LR follows every optimizer step (a step hook)
+    scheduler.step()   # where the original loop stepped its scheduler: under AMP it carries skipped steps
 """
 from __future__ import annotations
 
@@ -59,7 +60,8 @@ def original_optimizer(model: nn.Module, plan, where: str = "") -> torch.optim.O
 def build_from_plan(model: nn.Module, plan, si: Any = AUDIT, lock: str | None = None, approximate: bool = False,
                     example_inputs: Any = None, where: str = "") -> tuple[torch.optim.Optimizer, TEXPScheduler]:
     """(optimizer, scheduler) of a TrainingPlan's converted run: SI parameters split off and on TEXP, the LR
-    moving with every optimizer.step() (a step hook); the scheduler's own step() is a no-op."""
+    moving with every optimizer.step() (a step hook); the scheduler's own step(), called where the original loop
+    called it, moves the LR index over optimizer steps an AMP GradScaler skipped."""
     optimizer = original_optimizer(model, plan, where)
     scheduler = TEXPScheduler(optimizer, schedule_args(plan.lr), si=si, lock=lock, approximate=approximate)
     scheduler.bind(model, example_inputs)

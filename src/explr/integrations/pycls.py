@@ -7,7 +7,10 @@ The optimizer is pycls's (pycls/core/optimizer.py construct_optimizer: SGD, para
 contains "bn" on BN.CUSTOM_WEIGHT_DECAY when BN.USE_CUSTOM_WEIGHT_DECAY), with the scale-invariant
 parameters named by cfg.EXPLR split onto explr.TEXP. pycls's trainer still writes the epoch's LR
 into every group (optim.set_lr) at each epoch start: a step pre-hook puts TEXP's LRs back before
-every step, and a post-hook moves them each iteration, so that line needs no change.
+every step, and a post-hook moves them each iteration, so that line needs no change. Under AMP
+(TRAIN.MIXED_PRECISION) the GradScaler skips an overflowed optimizer step, hooks and all, while the
+original's LR, set per epoch, follows the iteration count; pycls calls optimizer.zero_grad() once at
+the start of every iteration, so that call moves TEXP's LR index over any skipped step first.
 """
 from __future__ import annotations
 
@@ -61,7 +64,20 @@ def construct_optimizer(model: nn.Module, cfg: Any = None, iters_per_epoch: int 
     texp = TEXP(optimizer, plan.lr, approximate=bool(node.APPROXIMATE))
     optimizer.register_step_pre_hook(lambda *_: _restore(optimizer, texp))  # undo optim.set_lr
     optimizer.register_step_post_hook(lambda *_: texp.step())
+    _count_iterations(optimizer, texp)
     return optimizer
+
+
+def _count_iterations(optimizer: torch.optim.Optimizer, texp: TEXP) -> None:
+    """Iteration i of pycls's train_epoch starts with zero_grad(): by then TEXP's LR index must be i."""
+    zero_grad, started = optimizer.zero_grad, [-1]
+
+    def zero_grad_at_iteration_start(*args: Any, **kwargs: Any) -> None:
+        started[0] += 1
+        texp.catch_up(started[0], most=1)
+        zero_grad(*args, **kwargs)
+
+    optimizer.zero_grad = zero_grad_at_iteration_start  # type: ignore[method-assign]
 
 
 def _restore(optimizer: torch.optim.Optimizer, texp: TEXP) -> None:

@@ -6,8 +6,11 @@ model once (`bind(model, example_inputs)`, done by explr's Lightning callback on
 by one line of user code): it splits every existing param group into its scale-invariant part
 (weight decay 0, tagged for explr.TEXP) and the rest (untouched), then drives explr.TEXP from an
 optimizer step hook — every iteration, whatever interval the framework steps the scheduler at
-(LightningCLI steps it once per epoch; that call is a no-op here). Stepping the optimizer before
-`bind` is an error, never a silent un-converted run.
+(LightningCLI steps it once per epoch). Under AMP the GradScaler skips an overflowed optimizer step, so
+the hook misses it while the original's scheduler still moves: the scheduler's own `step()`, called by the
+user's loop or detectron2's LRScheduler hook every `schedule.step_every` iterations as the original's was,
+moves the LR index over the skipped iterations (Lightning's ExplrCallback does it per trainer step
+instead). Stepping the optimizer before `bind` is an error, never a silent un-converted run.
 """
 from __future__ import annotations
 
@@ -166,6 +169,8 @@ class TEXPScheduler(LRScheduler):
         self.texp: TEXP | None = None
         self._restored_split = False  # groups re-split from a checkpoint before bind (framework resume)
         self._pending_state: dict | None = None  # TEXP state loaded before bind
+        self.carry_skips = True  # False: another caller (ExplrCallback) moves the LR over AMP-skipped steps
+        self._due = 0  # the original run's LR index at the last step() call
         optimizer._explr_scheduler = self  # how the Lightning callback finds it
         self._guard = optimizer.register_step_pre_hook(self._refuse_unbound)
         optimizer.register_load_state_dict_pre_hook(self._split_like_checkpoint)
@@ -188,7 +193,7 @@ class TEXPScheduler(LRScheduler):
         bind_si_groups(self.optimizer, model, self.si, self.lock, example_inputs, restored=self._restored_split)
         self.texp = TEXP(self.optimizer, self.schedule, approximate=self.approximate)
         if self._pending_state is not None:
-            self.texp.load_state_dict(self._pending_state)
+            self._load(self.texp, self._pending_state)
             self._pending_state = None
         self.optimizer.register_step_post_hook(lambda *_: self.texp.step())
         self._last_lr = self.texp.get_last_lr()
@@ -214,16 +219,25 @@ class TEXPScheduler(LRScheduler):
         return [float(g["lr"]) for g in self.optimizer.param_groups]
 
     def step(self, epoch: int | None = None) -> None:
+        """Called where the original run stepped its scheduler (every `step_every` iterations): the original's LR
+        index moved that far, over optimizer steps the GradScaler skipped too; TEXP catches up with it."""
+        if self.texp is not None and self.carry_skips:
+            self._due += self.schedule.step_every
+            self.texp.catch_up(self._due, most=self.schedule.step_every)
         self._last_lr = self.get_lr()
 
     def state_dict(self) -> dict:
-        return {"texp": self.texp.state_dict() if self.texp else None}
+        return {"texp": self.texp.state_dict() if self.texp else None, "due": self._due}
+
+    def _load(self, texp: TEXP, state_dict: dict) -> None:
+        texp.load_state_dict(state_dict["texp"])
+        self._due = int(state_dict.get("due", texp.last_epoch))
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Before bind (a framework restoring a checkpoint), the state waits for bind; after, it applies now."""
         if state_dict.get("texp") is None:
             return
         if self.texp is None:
-            self._pending_state = state_dict["texp"]
+            self._pending_state = state_dict
         else:
-            self.texp.load_state_dict(state_dict["texp"])
+            self._load(self.texp, state_dict)

@@ -5,8 +5,9 @@
 replaces `create_scheduler_v2(...)`. timm's optimizer (create_optimizer_v2: its own weight-decay groups)
 is kept; the scale-invariant parameters named by the config's `explr:` key (train.py's
 `parser.set_defaults(**cfg)` puts it on `args`) are split off onto explr.TEXP, which moves the LR
-with every optimizer step. timm's loop still calls `lr_scheduler.step(epoch)` and
-`step_update(num_updates)`: both are no-ops here. `create_optimizer_and_scheduler` does both lines
+with every optimizer step. timm's loop still calls `lr_scheduler.step(epoch)` (a no-op here) and
+`step_update(num_updates)` after every update, counting updates the AMP GradScaler skipped (NativeScaler
+does not call optimizer.step() on an overflow): there TEXP's LR index catches up with num_updates. `create_optimizer_and_scheduler` does both lines
 for scripts that build the two together (it imports timm).
 """
 from __future__ import annotations
@@ -36,7 +37,8 @@ class TimmTEXP:
         """timm calls this at each epoch end; the LR already moved with every update."""
 
     def step_update(self, num_updates: int, metric: Any = None) -> None:
-        """timm calls this after each update; the step hook already moved the LR."""
+        """timm calls this after each update; the step hook already moved the LR, unless AMP skipped the update."""
+        self.texp.catch_up(num_updates, most=1)
 
     def state_dict(self) -> dict:
         return self.texp.state_dict()

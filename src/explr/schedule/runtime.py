@@ -211,6 +211,19 @@ class TEXP(LRScheduler):
             for scaler in self._scalers:
                 scaler.rescale(1.0 / c)
 
+    def catch_up(self, index: int, most: int) -> None:
+        """For a TEXP stepped by an optimizer step hook: the original run's LR index is now `index` (its scheduler
+        stepped there). Iterations the hook never saw had their optimizer step skipped by GradScaler (overflow):
+        the LR index moves over them with the phantom untouched, as the original's does. At most `most` of them
+        fit since the caller's last call; more means the caller's count is not the original's."""
+        behind = index - self.last_epoch
+        if behind > most:
+            raise ConfigError(f"TEXP: the original run's LR index is {index}, {behind} iterations past the "
+                              f"{self.last_epoch} seen here (at most {most} skipped steps fit): the scheduler is "
+                              "stepped more often than the converted plan says, or resumed without its state")
+        for _ in range(behind):
+            self.step()
+
     @property
     def optimizer_steps(self) -> int:
         """optimizer.step() calls seen since this scheduler was built (GradScaler-skipped steps do not count)."""
