@@ -56,9 +56,12 @@ def run_mode(spec: str, config: str, report, mode: str, args: argparse.Namespace
     floor = f"{result.noise_floor:.2e}" if result.noise_floor is not None else "—"
     ratio = (f"{result.max_rel_deviation / result.noise_floor:9.2g}" if result.noise_floor
              else f"{'—':>9}")
-    verdict = "PASS" if result.passed else ("INCONCLUSIVE" if result.tolerance > 1e-2 else "FAIL")
+    verdict = result.outcome.upper()
     print(f"{mode:8} {verdict:12} {result.max_rel_deviation:11.2e} {floor:>11} {ratio} {result.tolerance:10.2e} "
           f"{time.perf_counter() - start:7.1f}")
+    if result.noise_jump_step is not None:
+        print(f"  1-ulp twin jumped at step {result.noise_jump_step} to {result.noise_jump_max:.1e} (discrete event); "
+              "noise floor measured before it")
     for note in result.notes:
         if note.startswith("GradScaler"):
             print(f"  {note}")

@@ -76,3 +76,17 @@ def test_cli_amp_with_float64_is_one_line_exit_2(capsys):
     code = main(["check", spec, DEMO_CONFIG, "--steps", "2", "--amp", "bfloat16"])
     err = capsys.readouterr().err
     assert code == 2 and "--dtype float32" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_twin_is_moved_by_one_ulp_of_the_dtype_the_forward_computes_in():
+    from explr.check.setups import perturbed_copy
+    from explr.load import load_model
+
+    model = load_model(audited("resnet_cifar")[0]).model.float()
+    pairs = list(zip(model.parameters(), perturbed_copy(model).parameters()))
+    assert all(torch.equal(q, torch.nextafter(p, torch.full_like(p, float("inf")))) for p, q in pairs)
+    moved = sum(int((p.bfloat16() != q.bfloat16()).sum()) for p, q in pairs)
+    assert moved < 1e-3 * sum(p.numel() for p, _ in pairs)  # a float32 ulp: (almost) invisible to bf16
+    for p, q in zip(model.parameters(), perturbed_copy(model, torch.bfloat16).parameters()):
+        seen = p.bfloat16()  # what the autocast forward computes with: one bf16 ulp up
+        assert torch.equal(q.bfloat16(), torch.nextafter(seen, torch.full_like(seen, float("inf"))))

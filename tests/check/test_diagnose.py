@@ -30,7 +30,7 @@ PROBE = Batch((torch.randn(6, 3, 6, 6, generator=torch.Generator().manual_seed(0
 
 def evidence(records, **changes):
     return Evidence(plan(**changes.pop("plan", {})), records, changes.pop("tolerance", 1e-6), changes.pop("si", ["conv.weight"]),
-                    changes.pop("audit_si", None), Normalized().double(), PROBE)
+                    changes.pop("audit_si", None), Normalized().double(), PROBE, **changes)
 
 
 def test_find_jump_reports_the_first_step_rising_a_hundredfold():
@@ -83,3 +83,13 @@ def test_a_noise_floor_too_large_to_judge_is_inconclusive_and_alone():
     noisy = [StepRecord(1, 0.3, 1.0, 1.0, {}, {}, None, None, noise=0.2, zero_grad_fraction=(0.0, 0.5))]
     diagnosis = diagnose(evidence(noisy, tolerance=2.0, plan={"nesterov": True}))
     assert [c for c, _ in diagnosis.causes] == ["inconclusive"] and "2.0e-01" in diagnosis.causes[0][1]
+
+
+def test_a_deviation_only_after_the_twin_jumped_is_inconclusive_and_says_why():
+    flipped = [rec(1, 1e-6), rec(2, 2e-6), rec(3, 3e-3)]
+    diagnosis = diagnose(evidence(flipped, tolerance=4e-5, plan={"nesterov": True}, noise_jump=(3, 5e-2),
+                                  verdict="inconclusive"))
+    assert [c for c, _ in diagnosis.causes] == ["inconclusive"]
+    assert "twin jumped at step 3 to 5.0e-02" in diagnosis.causes[0][1] and "3.0e-03" in diagnosis.causes[0][1]
+    failed = diagnose(evidence(flipped, tolerance=4e-5, plan={"nesterov": True}, noise_jump=(3, 5e-2)))
+    assert [c for c, _ in failed.causes] == ["nesterov"]

@@ -124,6 +124,31 @@ def test_float32_still_catches_a_wrong_si_set_above_its_noise_floor():
     assert [c for c, _ in result.diagnosis.causes] == ["wrong_si"]
 
 
+# float32, batch 4, LR 0.1 throughout: the 1-ulp twin flips a ReLU mask at step 7 and runs off to > 1e-2,
+# while the converted run stays at round-off (~1e-6); 10 x the twin's maximum would prove nothing
+RUNAWAY_TWIN = CheckOptions(steps=12, batch_size=4, dtype="float32", compress=False)
+
+
+def test_float32_passes_against_the_round_off_floor_when_the_twin_jumps():
+    spec, report = audited("resnet_cifar")
+    result = check(spec, DEMO_CONFIG, si=report, options=RUNAWAY_TWIN)
+    assert result.passed, (result.max_rel_deviation, result.tolerance)  # before: tolerance > 0.1, inconclusive
+    twin = max(r.noise for r in result.records)
+    assert twin > 1e-2 and result.noise_jump_step is not None and result.noise_jump_max == twin
+    before = max(r.noise for r in result.records if r.step < result.noise_jump_step)
+    assert result.noise_floor == before and result.tolerance == max(10 * before, 1e-6) < 1e-4
+    assert result.outcome == "pass" and result.max_rel_deviation <= result.tolerance
+    assert result.to_json()["noise_jump"] == {"step": result.noise_jump_step, "max_noise": twin}
+
+
+def test_float32_still_fails_a_wrong_si_set_when_the_twin_jumps():
+    spec, report = audited("resnet_cifar")
+    head = [p.name for p in report.parameters if not p.si and p.name.endswith("weight")][-1:]
+    result = check(spec, DEMO_CONFIG, si=report.si_names + head, options=RUNAWAY_TWIN)
+    assert result.noise_jump_step is not None and result.outcome == "fail" and not result.passed
+    assert [c for c, _ in result.diagnosis.causes] == ["wrong_si"]
+
+
 def test_a_model_with_nothing_scale_invariant_has_nothing_to_convert():
     from tests.check.helpers import model_path
     with pytest.raises(ExplrError, match="nothing to convert"):

@@ -24,7 +24,7 @@ from explr.check.diagnose import Evidence, diagnose
 from explr.check.evalmode import RECALIBRATION_BATCHES, compare_eval_mode
 from explr.check.report import TrajectoryReport
 from explr.check.runner import Amp, RunnerOptions, run_lockstep, train_step
-from explr.check.tolerance import NOISE_MULTIPLIER, needs_noise_floor, tolerance_for
+from explr.check.tolerance import NOISE_MULTIPLIER, PASS, needs_noise_floor, noise_floor_of, tolerance_for, verdict
 from explr.configs.adapter import ReadOptions
 from explr.configs.convert import NOT_EXACT, analysis_of, convert, deviations
 from explr.errors import ConfigError, ExplrError, UnsupportedError
@@ -226,7 +226,7 @@ def _build_runs(base: nn.Module, plan: TrainingPlan, si: Any, comp: Compression,
     converted, warned = setups.converted_run(private_copy(base), plan, si, comp.schedule, opts.approximate, amp)
     runs = [original, converted]
     if noise:
-        runs.append(setups.original_run("perturbed", setups.perturbed_copy(base), plan, comp.schedule, amp))
+        runs.append(setups.original_run("perturbed", setups.perturbed_copy(base, amp and amp.dtype), plan, comp.schedule, amp))
     return runs, warned
 
 
@@ -325,8 +325,9 @@ def check(model: str | nn.Module, config: str | TrainingPlan, *, example_inputs:
     report.notes = notes + warned + _amp_notes(runs)
     if not report.passed:
         tagged = [n for g in runs[1].optimizer.param_groups if g.get(SI_TAG) for n in g["param_names"]]
+        jump = (report.noise_jump_step, report.noise_jump_max) if report.noise_jump_step is not None else None
         report.diagnosis = diagnose(Evidence(plan, report.records, report.tolerance, tagged, audit_si,
-                                             runs[0].model, probe))
+                                             runs[0].model, probe, jump, report.outcome))
     report.wall_seconds = time.perf_counter() - started
     return report
 
@@ -347,13 +348,13 @@ def _train(setup: _Setup, runs: list, make_stream, probe: Batch, on_step) -> Tra
     runner_opts = RunnerOptions(comp.steps, opts.seed, plan.grad_clip_norm, predicted, setup.where)
     records = run_lockstep(runs, stream, probe, runner_opts,
                            on_step=lambda t: on_step(t, comp.steps) if on_step else None)
-    noise_floor = max(r.noise for r in records) if len(runs) > 2 else None
+    floor = noise_floor_of([(r.step, r.noise) for r in records]) if len(runs) > 2 else None
     precision = str(setup.dtype).removeprefix("torch.")
     if setup.amp is not None:
         precision += f" + autocast {str(setup.amp.dtype).removeprefix('torch.')}"
         precision += " + GradScaler" if setup.amp.grad_scaler else ""
-    tol = tolerance_for(setup.device, precision, noise_floor, opts.noise_multiplier, opts.tolerance)
-    max_dev = max(r.rel_deviation for r in records)
+    tol = tolerance_for(setup.device, precision, floor and floor.value, opts.noise_multiplier, opts.tolerance)
+    judged = verdict([(r.step, r.rel_deviation) for r in records], tol, floor)
     recalibration = [next(stream) for _ in range(RECALIBRATION_BATCHES)]
     eval_mode = compare_eval_mode(runs[0].model, runs[1].model, probe, recalibration, tol.value, opts.seed)
     n_params = sum(1 for _ in runs[0].model.parameters())
@@ -361,8 +362,9 @@ def _train(setup: _Setup, runs: list, make_stream, probe: Batch, on_step) -> Tra
     return TrajectoryReport(
         model=setup.name, config=plan.path, format=plan.format, device=str(setup.device),
         dtype=precision, steps=comp.steps,
-        passed=max_dev <= tol.value and tol.conclusive,
-        max_rel_deviation=max_dev, tolerance=tol.value, tolerance_reason=tol.reason, noise_floor=noise_floor,
+        passed=judged == PASS, verdict=judged, noise_jump_step=floor and floor.jump_step,
+        noise_jump_max=floor and floor.jump_max, max_rel_deviation=max(r.rel_deviation for r in records),
+        tolerance=tol.value, tolerance_reason=tol.reason, noise_floor=floor and floor.value,
         compression=comp.describe(plan.iters_per_epoch), phases_hit=comp.phases_hit,
         phases_total=comp.phases_total, si_params=n_si, total_params=n_params,
         growth_per_epoch=setup.growth_per_epoch, iters_per_epoch=plan.iters_per_epoch,

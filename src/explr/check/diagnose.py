@@ -34,6 +34,8 @@ class Evidence:
     audit_si: set[str] | None  # what the audit proved SI, when the set was given explicitly
     model: nn.Module  # the original run's trained model (for the numeric test)
     probe: Batch
+    noise_jump: tuple[int, float] | None = None  # (step, the twin's largest deviation after it) when the twin jumped
+    verdict: str = "fail"
 
     @property
     def until(self) -> int:
@@ -117,10 +119,21 @@ def _wrong_si(ev: Evidence) -> str | None:
 
 def _too_noisy(ev: Evidence) -> str | None:
     if ev.tolerance <= MAX_CONCLUSIVE:
-        return None
+        return _twin_jumped(ev)
     floor = max((r.noise for r in ev.records if r.noise is not None), default=float("nan"))
     return (f"inconclusive: at this precision moving the initial weights by one ulp already changes the outputs by "
             f"{floor:.1e}, so no deviation can be told from noise; rerun with --dtype float32 or float64")
+
+
+def _twin_jumped(ev: Evidence) -> str | None:
+    if ev.verdict != "inconclusive" or ev.noise_jump is None:
+        return None
+    step, twin = ev.noise_jump
+    worst = max(r.rel_deviation for r in ev.records)
+    return (f"inconclusive: the 1-ulp twin jumped at step {step} to {twin:.1e} (a discrete event such as a ReLU input "
+            f"changing sign in one run only, not round-off), and the converted run exceeded the tolerance only after "
+            f"that step, by no more ({worst:.1e}): it may have drawn such an event too; rerun with another --seed "
+            "or with --dtype float64")
 
 
 # "inconclusive" first: when it applies, the other rows would only read noise.

@@ -121,7 +121,7 @@ def save_plot(report: TrajectoryReport, path: str) -> None:
         raise ExplrError("--plot needs matplotlib: pip install matplotlib (explr's plot extra)") from None
     fig, axes = plt.subplots(2, 2, figsize=(12, 8))
     _draw(axes.flat, report)
-    verdict = "match" if report.passed else "DIFFER"
+    verdict = {"pass": "match", "fail": "DIFFER", "inconclusive": "INCONCLUSIVE"}[report.outcome]
     fig.suptitle(f"{report.model}: trajectories {verdict} (max rel. deviation {report.max_rel_deviation:.1e}, "
                  f"tolerance {report.tolerance:.0e}; {report.steps} steps, {report.dtype})")
     fig.tight_layout()

@@ -9,6 +9,18 @@ from rich.table import Table
 from explr.check.report import TrajectoryReport
 
 
+RESULTS = {"pass": "PASSED: the converted setup trains the same network",
+           "fail": "FAILED: the trajectories differ",
+           "inconclusive": "INCONCLUSIVE: the deviation cannot be told from noise at this precision"}
+
+
+def _jump(report: TrajectoryReport) -> str:
+    if report.noise_jump_step is None:
+        return ""
+    return (f"  (before step {report.noise_jump_step}, where the 1-ulp twin jumped to {report.noise_jump_max:.1e}: "
+            "a discrete event, not round-off)")
+
+
 def _fmt(value: float | None, spec: str = ".2e") -> str:
     return "—" if value is None else format(value, spec)
 
@@ -19,11 +31,10 @@ def summary_rows(report: TrajectoryReport) -> list[tuple[str, str]]:
               f"{_fmt(report.max_norm_ratio_error)})" if measured is not None and predicted is not None
               else "no exact prediction for this setup" if measured is not None else "—")
     rows = [
-        ("result", "PASSED: the converted setup trains the same network" if report.passed
-         else "FAILED: the trajectories differ"),
+        ("result", RESULTS[report.outcome]),
         ("max rel. output deviation", _fmt(report.max_rel_deviation)),
         ("tolerance", f"{report.tolerance:.2e}  ({report.tolerance_reason})"),
-        ("noise floor", _fmt(report.noise_floor)),
+        ("noise floor", _fmt(report.noise_floor) + _jump(report)),
         ("steps", f"{report.steps} on {report.device}, {report.dtype}"),
         ("phases hit", f"{report.phases_hit} of {report.phases_total}"),
         ("SI parameters", f"{report.si_params} of {report.total_params} tensors on TEXP"),

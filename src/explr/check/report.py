@@ -96,6 +96,13 @@ class TrajectoryReport:
     diagnosis: Diagnosis | None = None
     notes: list[str] = field(default_factory=list)  # approximations and choices stated in the output
     wall_seconds: float = 0.0
+    verdict: str = ""  # "pass" | "fail" | "inconclusive" (tolerance.verdict); "" means: read `passed`
+    noise_jump_step: int | None = None  # the step where the 1-ulp twin jumped (a discrete event, not round-off)
+    noise_jump_max: float | None = None  # the twin's largest deviation from that step on
+
+    @property
+    def outcome(self) -> str:
+        return self.verdict or ("pass" if self.passed else "fail")
 
     @property
     def final_norm_ratio(self) -> tuple[float | None, float | None]:
@@ -118,6 +125,9 @@ class TrajectoryReport:
             "max_rel_deviation": _finite(self.max_rel_deviation),
             "tolerance": self.tolerance,
             "noise_floor": self.noise_floor,
+            "verdict": self.outcome,
+            "noise_jump": ({"step": self.noise_jump_step, "max_noise": self.noise_jump_max}
+                           if self.noise_jump_step is not None else None),
             "steps": self.steps,
             "device": self.device,
             "dtype": self.dtype,

@@ -97,12 +97,17 @@ def tighten_norm_eps(model: nn.Module, extra_modules: set[str] = frozenset()) ->
     return count
 
 
-def perturbed_copy(model: nn.Module) -> nn.Module:
-    """The noise-floor twin: every initial weight moved by one ulp (torch.nextafter towards +inf)."""
+def perturbed_copy(model: nn.Module, compute_dtype: torch.dtype | None = None) -> nn.Module:
+    """The noise-floor twin: every initial weight moved to the next value up (torch.nextafter) that the
+    forward computes with. Under autocast that is the next autocast-dtype value above the weight's rounding:
+    a float32 ulp is below bfloat16's resolution, so the twin's casts would round to the very values the
+    original's do and the twin would see no noise at all, while the converted run's rescaled weights do
+    round differently. Without autocast: one ulp of the weight's own dtype."""
     twin = private_copy(model)
     with torch.no_grad():
         for p in twin.parameters():
-            p.copy_(torch.nextafter(p, torch.full_like(p, float("inf"))))
+            seen = p.to(compute_dtype or p.dtype)
+            p.copy_(torch.nextafter(seen, torch.full_like(seen, float("inf"))))
     return twin
 
 
