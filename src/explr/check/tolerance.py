@@ -99,7 +99,8 @@ def verdict(deviations: list[tuple[int, float]], tol: Tolerance, floor: NoiseFlo
     first = next((step for step, dev in deviations if dev > tol.value), None)
     if first is None:
         return PASS
-    if floor is not None and floor.jump_step is not None and first >= floor.jump_step \
-            and max(dev for _, dev in deviations) <= floor.jump_max:
+    if floor is None or floor.jump_step is None or floor.jump_max is None:
+        return FAIL
+    if first >= floor.jump_step and max(dev for _, dev in deviations) <= floor.jump_max:
         return INCONCLUSIVE
     return FAIL
