@@ -226,6 +226,12 @@ class ConcreteTracer(fx.Tracer):
             except Exception as exc:  # an opaque module that cannot run on these values
                 raise _Fatal(f"{node.target} cannot run on the example inputs: {quote_error(exc)}") from exc
 
+    def _unwind(self, last_node, depth: int) -> None:
+        """Undo a failed trace of a call: the module scopes it entered and the nodes it recorded."""
+        while len(self.module_stack) > depth:
+            self.module_stack.popitem(last=True)
+        self._roll_back_to(last_node)
+
     # -- per-submodule fallback: a module that cannot be traced becomes one opaque node
     def call_module(self, m, forward, args, kwargs):
         if id(m) in self._opaque_modules:
@@ -236,9 +242,7 @@ class ConcreteTracer(fx.Tracer):
         except _Fatal:
             raise
         except Exception as exc:
-            while len(self.module_stack) > depth:
-                self.module_stack.popitem(last=True)
-            self._roll_back_to(last_node)
+            self._unwind(last_node, depth)
             name = self.path_of_module(m)
             self.opaque.append(OpaqueCall(name, _why(exc)))
             self._opaque_modules.add(id(m))
@@ -253,9 +257,7 @@ class ConcreteTracer(fx.Tracer):
         except _Fatal:
             raise
         except Exception as exc:
-            while len(self.module_stack) > depth:
-                self.module_stack.popitem(last=True)
-            self._roll_back_to(last_node)
+            self._unwind(last_node, depth)
             return self._opaque_function(fn, args, kwargs, exc)
         finally:
             read = self._reads.pop()
