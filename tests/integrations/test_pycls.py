@@ -47,16 +47,8 @@ def set_lr(optimizer, lr: float) -> None:
 
 
 def test_construct_optimizer_trains_the_weight_decay_run_despite_set_lr(tmp_path):
-    original = tmp_path / "cifar.yaml"
-    original.write_text(ORIGINAL)
-    out = tmp_path / "cifar_explr.yaml"
-    converted = explr.convert(str(original), model=MODEL, iters_per_epoch=IPE)
-    write_converted(converted, str(out))
-    cfg = pycls_cfg()
-    add_explr_config(cfg)
-    cfg.merge_from_file(str(out))
+    cfg, plan = converted_pycls_cfg(tmp_path)
     assert "conv1.weight" in cfg.EXPLR.PARAMS and cfg.BN.USE_CUSTOM_WEIGHT_DECAY
-    plan = converted.plan
     model_a = fixture_model()
     model_b = copy.deepcopy(model_a)
     opt_a, opt_b = pycls_optimizer(model_a, cfg), construct_optimizer(model_b, cfg, iters_per_epoch=IPE)
