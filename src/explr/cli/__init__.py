@@ -1,15 +1,11 @@
 """Command-line entry point: wiring only. Errors become one stderr line and exit code 2."""
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
 import typer
-
-try:  # typer >= 0.24 vendors click as typer._click (click is then not installed); older typer uses click
-    from typer._click import ClickException
-except ImportError:  # pragma: no cover - depends on the installed typer
-    from click import ClickException  # type: ignore[no-redef]
 
 from explr.cli.app import DEBUG, app
 from explr.errors import ExplrError
@@ -23,6 +19,14 @@ from explr.cli import check as _check  # noqa: F401,E402
 from explr.cli import demo as _demo  # noqa: F401,E402
 
 __all__ = ["app", "main"]
+
+# Usage errors: typer >= 0.24 vendors click as typer._click, older typer raises click's own. Looked up at run
+# time so that the type checker sees one type whichever of the two (or both) is installed.
+try:
+    _ClickException: Any = importlib.import_module("typer._click").ClickException
+except ImportError:  # pragma: no cover - depends on the installed typer
+    _ClickException = importlib.import_module("click").ClickException
+
 
 def _without_flag_placeholders(command: Any) -> Any:
     """Boolean flags take no value: drop the `<bool>` typer shows for them, which invites `--json true`."""
@@ -47,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         print("explr: aborted", file=sys.stderr)
         return 2
-    except ClickException as exc:  # usage errors: click's own message, exit 2
+    except _ClickException as exc:  # usage errors: click's own message, exit 2
         exc.show()
         return 2
     except typer.Exit as exc:
