@@ -53,6 +53,12 @@ SCHEDULERS = {"WarmupMultiStepLR": "step", "WarmupCosineLR": "cosine", "WarmupSt
 WHERE_EPSILON = 1e-6  # fvcore ParamScheduler.WHERE_EPSILON: added to `where` before it is compared or floored
 # Settings that change the optimizer in ways the plan cannot hold: key -> (the value that means "off", why).
 UNMODELLED = {"BIAS_LR_FACTOR": (1.0, "gives biases their own LR (get_default_optimizer_params)")}
+# Keys of maskrcnn-benchmark, detectron2's predecessor: same SOLVER names, other defaults (BIAS_LR_FACTOR 2,
+# WEIGHT_DECAY_BIAS 0, warmup 1/3 over 500 iterations); detectron2's merge_from_file rejects these keys.
+MASKRCNN_BENCHMARK_KEYS = (("MODEL", "BACKBONE", "CONV_BODY"), ("MODEL", "RPN", "USE_FPN"),
+                           ("MODEL", "ROI_HEADS", "USE_FPN"), ("MODEL", "RPN", "ANCHOR_STRIDE"),
+                           ("MODEL", "RESNETS", "BACKBONE_OUT_CHANNELS"), ("MODEL", "ROI_BOX_HEAD", "NUM_CLASSES"),
+                           ("DATALOADER", "SIZE_DIVISIBILITY"))
 
 
 class Detectron2Adapter:
@@ -70,6 +76,7 @@ class Detectron2Adapter:
 
     def read(self, source: ConfigSource, options: ReadOptions) -> TrainingPlan:
         facts = ConfigFacts(load_with_bases(source))
+        _refuse_maskrcnn_benchmark(facts)
         _refuse_unmodelled(facts)
         _check_optimizer(facts)
         scaled = _auto_scaled(facts, options)
@@ -132,6 +139,16 @@ def _solver(facts: ConfigFacts, fact: str | None, key: str | tuple, kind: type):
     if value is None and key not in NULLABLE:
         raise facts.error(keypath, "is null; write a value or remove the key to use detectron2's default")
     return value
+
+
+def _refuse_maskrcnn_benchmark(facts: ConfigFacts) -> None:
+    """Read with detectron2's defaults, a maskrcnn-benchmark config would get a schedule it never runs."""
+    for keypath in MASKRCNN_BENCHMARK_KEYS:
+        if facts.has(keypath):
+            raise ConfigError(f"{facts.where(keypath)}: {'.'.join(keypath)} is a maskrcnn-benchmark key, not "
+                              "detectron2's (whose merge_from_file rejects it); maskrcnn-benchmark's SOLVER defaults "
+                              "differ (BIAS_LR_FACTOR 2, WEIGHT_DECAY_BIAS 0, warmup 1/3 over 500 iterations) and "
+                              "explr does not read its configs: convert by hand")
 
 
 def _refuse_unmodelled(facts: ConfigFacts) -> None:
