@@ -282,3 +282,28 @@ def test_max_epochs_minus_one_means_until_max_steps(tmp_path):
     path.write_text("trainer: {max_epochs: -1, max_steps: 40}\nmodel: {}\noptimizer:\n  class_path: torch.optim.SGD\n"
                     "  init_args: {lr: 0.1}\n")
     assert convert(str(path), iters_per_epoch=7).plan.total_iters == 40
+
+
+POLY = """trainer:
+  max_epochs: 7
+optimizer:
+  class_path: torch.optim.SGD
+  init_args: {lr: 0.2, momentum: 0.9, weight_decay: 5e-3}
+lr_scheduler:
+  class_path: torch.optim.lr_scheduler.PolynomialLR
+  init_args: {total_iters: 4, power: 2.0}  # the LR reaches 0 at epoch 4 and stays there
+"""
+
+
+def test_polynomial_lr_reads_and_converts_like_lightningcli(tmp_path):
+    path = tmp_path / "poly.yaml"
+    path.write_text(POLY)
+    converted = convert(str(path), iters_per_epoch=2)
+    oracle = lightning_schedule(POLY, 2)
+    plan = converted.plan
+    assert converted.exact and plan.total_iters == oracle.total_iters == 14
+    assert [plan.lr.lr_at(i) for i in range(14)] == pytest.approx(oracle.lrs, rel=1e-12, abs=1e-15)
+    assert oracle.lrs[7] > 0 and oracle.lrs[8:] == [0.0] * 6
+    original = lightning_fit(POLY, 7, 2)
+    texp = lightning_fit(converted_output(converted).text, 7, 2)
+    assert max(((a - b).abs().max() / a.abs().max()).item() for a, b in zip(original.outputs, texp.outputs)) <= 1e-9

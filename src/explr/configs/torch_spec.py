@@ -204,10 +204,18 @@ def _linear(source, spec, facts, ctx):
                       "LinearLR as a warmup (end_factor 1, first) or a decay (start_factor 1)")
 
 
+def _polynomial(source, spec, facts, ctx):
+    """PolynomialLR: base * (1 - min(t, total_iters) / total_iters) ** power, 0 from total_iters on."""
+    total = _number(source, spec, facts, "total_iters", 5, positive_int=True, fact="poly_total_iters")
+    power = float(_number(source, spec, facts, "power", 1.0, fact="poly_power"))
+    return {"decay": "linear", "decay_iters": total, "eta_min": 0.0, "power": power}
+
+
 SCHEDULERS: dict[str, Callable] = {
     "MultiStepLR": _multistep, "StepLR": _step, "CosineAnnealingLR": _cosine, "LinearLR": _linear,
+    "PolynomialLR": _polynomial,
 }
-SUPPORTED_SCHEDULERS = "MultiStepLR, StepLR, CosineAnnealingLR, LinearLR"
+SUPPORTED_SCHEDULERS = "MultiStepLR, StepLR, CosineAnnealingLR, LinearLR, PolynomialLR"
 NESTED = ("SequentialLR", "ChainedScheduler")  # schedulers of schedulers: no framework builds them from a config
 
 
