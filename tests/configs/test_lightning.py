@@ -307,3 +307,21 @@ def test_polynomial_lr_reads_and_converts_like_lightningcli(tmp_path):
     original = lightning_fit(POLY, 7, 2)
     texp = lightning_fit(converted_output(converted).text, 7, 2)
     assert max(((a - b).abs().max() / a.abs().max()).item() for a, b in zip(original.outputs, texp.outputs)) <= 1e-9
+
+
+@pytest.mark.parametrize("init_args", ["{T_0: 3}", "{T_0: 1, T_mult: 2, eta_min: 0.001}", "{T_0: 2, T_mult: 3}"])
+def test_warm_restarts_read_like_lightningcli_and_convert_exactly(tmp_path, init_args):
+    text = POLY.replace("max_epochs: 7", "max_epochs: 40").replace("PolynomialLR", "CosineAnnealingWarmRestarts") \
+        .replace("{total_iters: 4, power: 2.0}  # the LR reaches 0 at epoch 4 and stays there", init_args)
+    path = tmp_path / "restarts.yaml"
+    path.write_text(text)
+    converted = convert(str(path), iters_per_epoch=2)
+    oracle = lightning_schedule(text, 2)
+    plan = converted.plan
+    assert converted.exact and plan.total_iters == oracle.total_iters == 80
+    assert [plan.lr.lr_at(i) for i in range(80)] == pytest.approx(oracle.lrs, rel=1e-12, abs=1e-15)
+    if init_args == "{T_0: 3}":  # the LR rises at each restart: the converted run follows it
+        original = lightning_fit(text, 8, 2)
+        texp = lightning_fit(converted_output(converted).text, 8, 2)
+        assert max(((a - b).abs().max() / a.abs().max()).item() for a, b in zip(original.outputs, texp.outputs)) \
+            <= 1e-9

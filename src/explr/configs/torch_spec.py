@@ -211,11 +211,24 @@ def _polynomial(source, spec, facts, ctx):
     return {"decay": "linear", "decay_iters": total, "eta_min": 0.0, "power": power}
 
 
+def _warm_restarts(source, spec, facts, ctx):
+    """CosineAnnealingWarmRestarts: cosine cycles of T_0 * T_mult**i scheduler steps, each from base to eta_min
+    (a cycled cosine, as timm's, with no cycle limit inside the run)."""
+    t_0 = _number(source, spec, facts, "T_0", None, positive_int=True)
+    t_mult = _number(source, spec, facts, "T_mult", 1, positive_int=True)
+    eta_min = float(_number(source, spec, facts, "eta_min", 0.0))
+    cycles, covered = 0, 0
+    while covered <= ctx.total_steps:  # enough cycles that the LR never settles at eta_min during the run
+        covered, cycles = covered + t_0 * t_mult ** cycles, cycles + 1
+    return {"decay": "cosine", "decay_iters": t_0, "eta_min": eta_min, "cycle_mul": float(t_mult),
+            "cycle_limit": cycles}
+
+
 SCHEDULERS: dict[str, Callable] = {
     "MultiStepLR": _multistep, "StepLR": _step, "CosineAnnealingLR": _cosine, "LinearLR": _linear,
-    "PolynomialLR": _polynomial,
+    "PolynomialLR": _polynomial, "CosineAnnealingWarmRestarts": _warm_restarts,
 }
-SUPPORTED_SCHEDULERS = "MultiStepLR, StepLR, CosineAnnealingLR, LinearLR, PolynomialLR"
+SUPPORTED_SCHEDULERS = "MultiStepLR, StepLR, CosineAnnealingLR, LinearLR, PolynomialLR, CosineAnnealingWarmRestarts"
 NESTED = ("SequentialLR", "ChainedScheduler")  # schedulers of schedulers: no framework builds them from a config
 
 
