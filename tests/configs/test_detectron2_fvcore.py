@@ -250,3 +250,17 @@ def test_maskrcnn_benchmark_config_is_refused_naming_its_key(name, line, key):
     read with detectron2's defaults its schedule would be wrong, and detectron2 itself rejects the file."""
     with pytest.raises(ConfigError, match=rf"{name.rsplit('/', 1)[-1]}:{line}: {key} is a maskrcnn-benchmark key"):
         ADAPTER.read(ConfigSource.load(MASKRCNN_BENCHMARK / name), ReadOptions())
+
+
+MASK2FORMER = REAL.parent / "mask2former/configs"
+
+
+@pytest.mark.parametrize("name, base, line", [
+    ("coco/instance-segmentation/maskformer2_R50_bs16_50ep.yaml", "Base-COCO-InstanceSegmentation.yaml", 27),
+    ("cityscapes/semantic-segmentation/maskformer2_R50_bs16_90k.yaml", "Base-Cityscapes-SemanticSegmentation.yaml", 26),
+])
+def test_mask2former_adamw_solver_is_refused_naming_its_base_line(name, base, line):
+    """Mask2Former's train_net.py builds AdamW from SOLVER.OPTIMIZER (with BACKBONE_MULTIPLIER, full-model
+    clipping): no exact conversion, and not detectron2's SGD."""
+    with pytest.raises(UnsupportedError, match=rf"{base}:{line}: SOLVER.OPTIMIZER='ADAMW' is not detectron2's"):
+        ADAPTER.read(ConfigSource.load(MASK2FORMER / name), ReadOptions())

@@ -127,6 +127,11 @@ REFUSED = {"hydra/real/cals/defaults.yaml", "hydra/real/lht_model_mnist.yaml", "
            *(f"detectron2/maskrcnn-benchmark/configs/{name}.yaml"  # not detectron2's configs
              for name in ("e2e_mask_rcnn_R_50_FPN_1x", "gn_baselines/scratch_e2e_mask_rcnn_R_50_FPN_3x_gn",
                           "pascal_voc/e2e_faster_rcnn_R_50_C4_1x_1_gpu_voc", "retinanet/retinanet_R-50-FPN_1x")),
+           *(f"detectron2/mask2former/configs/{name}.yaml"  # SOLVER.OPTIMIZER ADAMW
+             for name in ("coco/instance-segmentation/Base-COCO-InstanceSegmentation",
+                          "coco/instance-segmentation/maskformer2_R50_bs16_50ep",
+                          "cityscapes/semantic-segmentation/Base-Cityscapes-SemanticSegmentation",
+                          "cityscapes/semantic-segmentation/maskformer2_R50_bs16_90k")),
            "lightning/real/tu_mnist_lenet_swa.yaml",  # the project's own scheduler class
            "pycls/real/configs/fsdp/example.yaml",  # LN decay other than BN decay
            "hydra/real/lht/train.yaml",  # ReduceLROnPlateau
