@@ -135,7 +135,7 @@ class Rewriter:
         """(line, column) of the last key of `keypath`, 0-based."""
         parent = self.source.get(keypath[:-1])
         try:
-            return tuple(parent.lc.key(keypath[-1]))  # type: ignore[union-attr]
+            return tuple(parent.lc.key(keypath[-1]))
         except (AttributeError, KeyError, TypeError):
             raise ConfigError(f"{self.source.where(keypath)}: cannot locate {'.'.join(map(str, keypath))} "
                               "to edit it") from None
