@@ -111,8 +111,7 @@ def test_plan_formats_get_the_explr_plan_generically(tmp_path, monkeypatch):
 
 
 # Real configs explr refuses even with --approximate, each tested for its reason where its reader is tested.
-REFUSED = ("detectron2/real/projects/DeepLab",  # WarmupPolyLR
-           "detectron2/real/projects/Panoptic-DeepLab",  # WarmupPolyLR, ADAM
+REFUSED = ("detectron2/real/projects/Panoptic-DeepLab",  # ADAM
            "detectron2/maskrcnn-benchmark",  # not detectron2's configs
            "detectron2/mask2former",  # SOLVER.OPTIMIZER ADAMW
            "pycls/real/configs/fsdp/example.yaml",  # LN decay other than BN decay

@@ -129,9 +129,6 @@ GROUP_DIRS = ("mbls", "cals", "rho_loss", "lht")  # Hydra config groups: only th
 PRIMARIES = ("defaults.yaml", "standard_training.yaml", "train.yaml")
 # fixtures explr refuses even under --approximate (their tests say why): nothing is written for them
 REFUSED = {"hydra/real/cals/defaults.yaml", "hydra/real/lht_model_mnist.yaml", "hydra/real/mbls_cfg_job.yaml",
-           "detectron2/real/projects/DeepLab/configs/Cityscapes-SemanticSegmentation/Base-DeepLabV3-OS16-Semantic.yaml",
-           "detectron2/real/projects/DeepLab/configs/Cityscapes-SemanticSegmentation/"
-           "deeplab_v3_R_103_os16_mg124_poly_90k_bs16.yaml",  # WarmupPolyLR
            "timm/real/pytorch-image-models/train.yaml",  # sched: plateau
            "timm/real/SHI-Labs-Compact-Transformers/cct_14-7x2_flowers102.yml",  # no sched: version-dependent
            "timm/real/SHI-Labs-Neighborhood-Attention-Transformer/nat_mini.yml",  # a fork's sched_epochwise
