@@ -248,6 +248,10 @@ def read_scheduler(source: ConfigSource, spec: ClassSpec, facts: Facts, ctx: Ste
         raise ConfigError(f"{source.where(spec.target_path)}: {cls.__name__} cannot be built from a config: its inner "
                           "schedulers need the optimizer, which LightningCLI and hydra.utils.instantiate do not give "
                           "them (the framework fails on this config too); use one scheduler, or build this one in code")
+    if cls.__name__ == "ReduceLROnPlateau":
+        raise ConfigError(f"{source.where(spec.target_path)}: scheduler ReduceLROnPlateau decays when a monitored "
+                          "metric stops improving, so the schedule is not known before training; explr converts "
+                          f"{SUPPORTED_SCHEDULERS}")
     if cls.__name__ not in SCHEDULERS:
         raise ConfigError(f"{source.where(spec.target_path)}: scheduler {cls.__name__} has no exact TEXP conversion "
                           f"yet; explr converts {SUPPORTED_SCHEDULERS}")
