@@ -91,8 +91,8 @@ def test_lightning_hydra_template_reduce_on_plateau_is_refused():
     scheduler = project.build_scheduler(cfg, project.build_optimizer(cfg, [torch.nn.Parameter(torch.ones(1))]))
     assert type(scheduler).__name__ == "ReduceLROnPlateau"  # what the template really trains with
     for approximate in (False, True):  # its LR follows a metric: no schedule to convert, even approximately
-        with pytest.raises(ConfigError, match=r"lht_model_mnist.yaml:10: scheduler ReduceLROnPlateau decays when a "
-                                                        r"monitored metric stops improving"):
+        with pytest.raises(ConfigError, match=r"lht_model_mnist.yaml:10: scheduler ReduceLROnPlateau decays when "
+                                              r"a monitored metric stops improving"):
             convert(str(DIR / "lht_model_mnist.yaml"), iters_per_epoch=IPE, epochs=10, approximate=approximate)
 
 
