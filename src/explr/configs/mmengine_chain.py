@@ -40,7 +40,7 @@ def _frozen(value: Any) -> Any:
     return tuple(_frozen(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
-def _checked_args(span: Span, where: str) -> dict:
+def checked_args(span: Span, where: str) -> dict:
     required, optional = ARGS[span.kind]
     args = {k: v for k, v in span.args.items() if k != "verbose"}
     unknown = sorted(set(args) - set(required) - set(optional))
@@ -56,7 +56,7 @@ def _checked_args(span: Span, where: str) -> dict:
 
 def link_of(span: Span, where: str) -> ChainLink:
     """The scheduler as mmengine builds it: epoch-counted arguments in iterations when it was converted."""
-    args = _checked_args(span, where)
+    args = checked_args(span, where)
     key = IN_EPOCHS.get(span.kind)
     if span.scale != 1 and key and args.get(key) is not None:
         value = args[key]
@@ -64,15 +64,21 @@ def link_of(span: Span, where: str) -> ChainLink:
     return ChainLink(span.kind, span.begin, span.end, span.every, tuple(sorted((k, _frozen(v)) for k, v in args.items())))
 
 
-def chained_schedule(spans: list[Span], loop: Loop, base_lr: float, where: str) -> LRSchedule:
-    """The LRSchedule that replays `spans`; refused where mmengine's own replay would fail."""
+def replayed_links(spans: list[Span], loop: Loop, base_lr: float, where: str) -> tuple[ChainLink, ...]:
+    """The links of `spans`, replayed once through training: refused where mmengine's own stepping would fail
+    (every list is replayed, also one that LRSchedule's closed forms then read)."""
     links = tuple(link_of(span, where) for span in spans)
-    total = loop.total_iters
     try:
-        chained_lrs(links, base_lr, total)
+        chained_lrs(links, base_lr, loop.total_iters)
     except (ArithmeticError, ValueError, TypeError) as exc:
         names = ", ".join(link.kind for link in links)
         raise UnsupportedError(f"{where}: mmengine cannot step param_scheduler [{names}] through training "
                                f"({type(exc).__name__}: {exc}); fix its arguments") from None
+    return links
+
+
+def chained_schedule(links: tuple[ChainLink, ...], loop: Loop, base_lr: float) -> LRSchedule:
+    """The LRSchedule that replays `links` (replayed_links checked them)."""
+    total = loop.total_iters
     every = 1 if any(link.every == 1 for link in links) or not links else loop.iters_per_epoch
     return LRSchedule(base_lr=base_lr, total_iters=total, decay="chain", chain=links, step_every=every)

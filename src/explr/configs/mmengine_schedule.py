@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from explr.configs.mmengine_chain import chained_schedule
+from explr.configs.mmengine_chain import chained_schedule, replayed_links
 from explr.errors import UnsupportedError
 from explr.lr_chain import VALUES
 from explr.lr_schedule import LRSchedule
@@ -34,6 +34,7 @@ INF = int(1e9)  # mmengine's "no end"
 LR_NAMES = {f"{name}ParamScheduler": f"{name}LR" for name in ("Constant", "Linear", "MultiStep", "Step", "Exponential",
                                                                 "CosineAnnealing", "Poly", "OneCycle", "CosineRestart",
                                                                 "QuadraticWarmup")}
+SCOPES = ("mmengine", "mmdet")  # registry scopes of the classes explr models ('mmdet.QuadraticWarmupLR')
 WARMUPS = ("LinearLR", "ConstantLR")
 DECAYS = ("MultiStepLR", "StepLR", "CosineAnnealingLR", "ExponentialLR", "PolyLR")
 
@@ -95,7 +96,9 @@ def span_of(cfg: dict, loop: Loop, where: str) -> Span:
     """The scheduler `cfg` placed on the iteration axis, the way mmengine's Runner builds and steps it."""
     kind = cfg.get("type")
     _refuse_other_parameters(kind, cfg, where)
-    kind = LR_NAMES.get(kind, kind)
+    scope, _, name = str(kind).rpartition(".")
+    name = name if scope in SCOPES else str(kind)
+    kind = LR_NAMES.get(name, name)
     if kind not in VALUES:
         raise _refuse(where, f"param_scheduler type {kind!r} is not modelled by explr (it models "
                              f"{', '.join(VALUES)}); convert this schedule by hand or change it")
@@ -190,12 +193,13 @@ def schedule_from(schedulers: list[dict], loop: Loop, base_lr: float, where: str
     """The LRSchedule of mmengine's chained `schedulers` (as the Runner builds them); refusals name the type.
     A warmup and a decay get LRSchedule's closed forms, any other list the step-by-step replay."""
     spans = [span_of(dict(cfg), loop, where) for cfg in schedulers]
+    links = replayed_links(spans, loop, base_lr, where)
     if all(s.kind in WARMUPS + DECAYS for s in spans):
         try:
             return closed_schedule(spans, loop, base_lr, where)
         except NotClosedForm:
             pass
-    return chained_schedule(spans, loop, base_lr, where)
+    return chained_schedule(links, loop, base_lr)
 
 
 def closed_schedule(spans: list[Span], loop: Loop, base_lr: float, where: str) -> LRSchedule:
