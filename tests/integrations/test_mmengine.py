@@ -100,8 +100,20 @@ LAZY_IMPORT = ("from mmengine.optim import OptimWrapper\nfrom mmengine.optim.sch
                "dict(type=MultiStepLR, by_epoch=True, milestones=[8, 11], begin=0, end=12)]\n")
 
 
-@pytest.mark.parametrize("original, ipe, epochs", [(None, 45, 12), (AGGRESSIVE, 5, 6), (LAZY_IMPORT, 5, 12)],
-                         ids=["faster-rcnn-1x", "cosine-paramwise", "pure-python-style"])
+CHAINED = ("optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.2, momentum=0.9, weight_decay=5e-3), "
+           "paramwise_cfg=dict(custom_keys={'fc': dict(lr_mult=0.5)}))\ntrain_cfg = dict(by_epoch=True, max_epochs=6)\n"
+           "param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, end=5), "
+           "dict(type='CosineRestartLR', periods=[2, 2, 2], restart_weights=[1, 0.5, 0.25], eta_min=1e-3, "
+           "by_epoch=True, convert_to_iter_based=True), dict(type='MultiStepLR', milestones=[3], gamma=0.5)]\n")
+ONE_CYCLE = ("optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9, dampening=0.1, weight_decay=1e-2), "
+             "paramwise_cfg=dict(custom_keys={'fc': dict(lr_mult=0.5)}))\ntrain_cfg = dict(by_epoch=True, max_epochs=5)\n"
+             "param_scheduler = dict(type='OneCycleLR', eta_max=0.3, by_epoch=False)\n")
+
+
+@pytest.mark.parametrize("original, ipe, epochs", [(None, 45, 12), (AGGRESSIVE, 5, 6), (LAZY_IMPORT, 5, 12),
+                                                   (CHAINED, 5, 6), (ONE_CYCLE, 5, 5)],
+                         ids=["faster-rcnn-1x", "cosine-paramwise", "pure-python-style", "chained-restarts",
+                              "one-cycle"])
 def test_converted_config_trains_the_same_network(tmp_path, original, ipe, epochs):
     path = FASTER_RCNN if original is None else write(tmp_path, original)
     converted = explr.convert(str(path), model=MODEL, iters_per_epoch=ipe)
