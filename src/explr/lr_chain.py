@@ -219,3 +219,22 @@ def chained_lrs(links: tuple[ChainLink, ...], lr: float, total_iters: int) -> ar
                 scheduler.step()
     lrs.append(group.lr)
     return lrs
+
+
+def chain_events(links: tuple[ChainLink, ...], total_iters: int) -> list[tuple[str, int]]:
+    """(label, iteration) where a scheduler of the chain starts or stops acting, inside training."""
+    events = [(f"{link.kind} begins", link.begin * link.every) for link in links]
+    events += [(f"{link.kind} ends", link.end * link.every) for link in links if link.end < INF]
+    events += [(f"{link.kind} {label}", (link.begin + step) * link.every) for link in links
+               for label, step in _inner_events(link) if 0 < step < link.end - link.begin]
+    return sorted((label, at) for label, at in events if 0 < at < total_iters)
+
+
+def _inner_events(link: ChainLink) -> list[tuple[str, int]]:
+    """The scheduler's own steps where its formula jumps: milestones, restarts."""
+    if link.kind == "MultiStepLR":
+        return [("milestone", m) for m in sorted(set(link.arg("milestones", ())))]
+    if link.kind == "CosineRestartLR":
+        periods = link.arg("periods", ())
+        return [("restart", sum(periods[:i + 1])) for i in range(len(periods) - 1)]
+    return []
