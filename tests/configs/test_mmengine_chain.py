@@ -116,6 +116,7 @@ def test_epoch_counted_arguments_become_iterations_when_converted():
 @pytest.mark.parametrize("scheduler, message", [
     ("dict(type='StepLR', gamma=0.5)", "StepLR needs step_size"),
     ("dict(type='PolyLR', gamma=0.5)", "PolyLR takes no gamma"),
+    ("dict(type='PolyParamScheduler', power=2.0)", "PolyParamScheduler needs param_name"),
 ])
 def test_arguments_mmengine_would_not_take_are_one_line(tmp_path, scheduler, message):
     path = write_config(tmp_path, OPTIM + EPOCHS + f"param_scheduler = [dict(type='LinearLR', end=2), {scheduler}]\n")

@@ -169,8 +169,9 @@ class _Facts:
 
     def decay(self, weight_decay: float) -> DecayPolicy:
         paramwise = self.cfg.optim_wrapper.get("paramwise_cfg") or {}
-        mult = {key: paramwise.get(f"{key}_decay_mult") for key in ("norm", "bias")}
-        return DecayPolicy(weight_decay, *(None if m is None else weight_decay * float(m) for m in mult.values()))
+        norm, bias = (paramwise.get(f"{key}_decay_mult") for key in ("norm", "bias"))
+        return DecayPolicy(weight_decay, None if norm is None else weight_decay * float(norm),
+                           None if bias is None else weight_decay * float(bias))
 
     def schedulers(self) -> list[dict]:
         schedulers = self.cfg.get("param_scheduler")

@@ -1,5 +1,8 @@
 """mmengine `param_scheduler` lists beyond one warmup and one decay: replayed step by step (explr.lr_chain).
 
+Span (one scheduler on the iteration axis) and Loop (the train loop) are the values both this replay and
+configs/mmengine_schedule.py's closed forms read.
+
 Each scheduler becomes a ChainLink as mmengine builds it. `convert_to_iter_based` runs the class's
 build_iter_from_epoch, which multiplies begin, end and the arguments counted in epochs by the epoch length
 (milestones, step_size, T_max, periods, total_steps: IN_EPOCHS); configs/mmengine_schedule.py has already
@@ -8,14 +11,42 @@ zero divisor, OneCycleLR past total_steps), are refused with the scheduler's nam
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from explr.errors import ConfigError, UnsupportedError
 from explr.lr_chain import ChainLink, chained_lrs
 from explr.lr_schedule import LRSchedule
 
-if TYPE_CHECKING:
-    from explr.configs.mmengine_schedule import Loop, Span
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """One scheduler in iterations: it acts on steps [begin, end) of its own clock, stepped every `every` iters."""
+
+    kind: str
+    args: dict
+    begin: int  # in its own steps (epochs when every > 1)
+    end: int
+    every: int  # 1: per iteration; iters_per_epoch: per epoch
+    scale: int  # iterations per unit of milestones / step_size / T_max (epoch length when converted)
+
+    def at(self, step: int) -> int:
+        """The iteration where this scheduler's step `step` takes effect."""
+        return step * self.every
+
+
+@dataclass(frozen=True, slots=True)
+class Loop:
+    """The train loop: `max_epochs` (EpochBasedTrainLoop) or `max_iters` (IterBasedTrainLoop)."""
+
+    by_epoch: bool
+    length: int  # epochs or iterations
+    iters_per_epoch: int
+
+    @property
+    def total_iters(self) -> int:
+        return self.length * self.iters_per_epoch if self.by_epoch else self.length
+
 
 # Constructor arguments of each class besides begin, end, by_epoch, last_step, verbose; the required ones first.
 ARGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {

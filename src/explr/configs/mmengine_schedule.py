@@ -21,11 +21,10 @@ other parameters (momentum, weight decay) and ReduceOnPlateauLR are refused by n
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from explr.configs.mmengine_chain import chained_schedule, replayed_links
-from explr.errors import UnsupportedError
+from explr.configs.mmengine_chain import Loop, Span, chained_schedule, replayed_links
+from explr.errors import ConfigError, UnsupportedError
 from explr.lr_chain import VALUES
 from explr.lr_schedule import LRSchedule
 
@@ -37,35 +36,6 @@ LR_NAMES = {f"{name}ParamScheduler": f"{name}LR" for name in ("Constant", "Linea
 SCOPES = ("mmengine", "mmdet")  # registry scopes of the classes explr models ('mmdet.QuadraticWarmupLR')
 WARMUPS = ("LinearLR", "ConstantLR")
 DECAYS = ("MultiStepLR", "StepLR", "CosineAnnealingLR", "ExponentialLR", "PolyLR")
-
-
-@dataclass(frozen=True, slots=True)
-class Span:
-    """One scheduler in iterations: it acts on steps [begin, end) of its own clock, stepped every `every` iters."""
-
-    kind: str
-    args: dict
-    begin: int  # in its own steps (epochs when every > 1)
-    end: int
-    every: int  # 1: per iteration; iters_per_epoch: per epoch
-    scale: int  # iterations per unit of milestones / step_size / T_max (epoch length when converted)
-
-    def at(self, step: int) -> int:
-        """The iteration where this scheduler's step `step` takes effect."""
-        return step * self.every
-
-
-@dataclass(frozen=True, slots=True)
-class Loop:
-    """The train loop: `max_epochs` (EpochBasedTrainLoop) or `max_iters` (IterBasedTrainLoop)."""
-
-    by_epoch: bool
-    length: int  # epochs or iterations
-    iters_per_epoch: int
-
-    @property
-    def total_iters(self) -> int:
-        return self.length * self.iters_per_epoch if self.by_epoch else self.length
 
 
 class NotClosedForm(UnsupportedError):
@@ -98,6 +68,8 @@ def span_of(cfg: dict, loop: Loop, where: str) -> Span:
     _refuse_other_parameters(kind, cfg, where)
     scope, _, name = str(kind).rpartition(".")
     name = name if scope in SCOPES else str(kind)
+    if name in LR_NAMES and "param_name" not in cfg:
+        raise ConfigError(f"{where}: param_scheduler {name} needs param_name (mmengine would not build it)")
     kind = LR_NAMES.get(name, name)
     if kind not in VALUES:
         raise _refuse(where, f"param_scheduler type {kind!r} is not modelled by explr (it models "
