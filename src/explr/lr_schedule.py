@@ -3,6 +3,7 @@
 `LRSchedule.lr_at(i)` is the LR of optimizer step i+1 (i = 0-based iteration index). Everything
 is expressed in iterations; a scheduler that the original setup steps once per epoch is
 modelled with `step_every = iters_per_epoch` (the LR is held constant inside each epoch).
+Decay "chain" carries mmengine's chained schedulers themselves and replays them (explr.lr_chain).
 """
 from __future__ import annotations
 
