@@ -199,7 +199,7 @@ def _built(links: tuple[ChainLink, ...], lr: float) -> tuple[_Group, list[_Sched
     return group, schedulers
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=128)  # one table per param group's LR: each step asks every group (layer-wise decay)
 def chained_lrs(links: tuple[ChainLink, ...], lr: float, total_iters: int) -> array:
     """The LR of iterations 0 .. total_iters of a group that starts at `lr` (float64, mmengine's operations);
     the last one is what the schedulers leave after training, held beyond it.
