@@ -58,7 +58,7 @@ def _refuse_other_parameters(kind: Any, cfg: dict, where: str) -> None:
     moved = cfg.get("param_name", "momentum" if "Momentum" in str(kind) else "lr")
     if moved != "lr":
         raise _refuse(where, f"param_scheduler type {kind!r} schedules {moved}: the conversion is exact only "
-                             f"with the phantom scalar following the same {moved} (docs/theory.md §3), which "
+                             f"with the phantom scalar following the same {moved} (docs/theory.md §3, §5), which "
                              f"explr's TEXP does not do; remove it or convert by hand")
 
 
