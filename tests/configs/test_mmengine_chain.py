@@ -138,9 +138,15 @@ SRCNN = MM / "mmagic/configs/srcnn/srcnn_x4k915_1xb16-1000k_div2k.py"
 YOLOX = MM / "mmdetection/configs/yolox/yolox_s_8xb8-300e_coco.py"
 
 
-def test_mmdet3d_cyclic_schedule_is_refused_for_its_momentum_schedulers():
+def test_mmdet3d_cyclic_schedule_keeps_adamws_momentum_schedulers_only_when_approximate(tmp_path):
+    """AdamW is approximate anyway: its beta1 schedulers are kept as they are; with SGD they are refused."""
+    with pytest.raises(UnsupportedError, match="EXP202|approximate"):
+        explr.convert(str(CYCLIC_40E), si=[], iters_per_epoch=4)
+    assert explr.convert(str(CYCLIC_40E), si=[], iters_per_epoch=4, approximate=True).plan.optimizer == "adamw"
+    sgd = write_config(tmp_path, f"_base_ = ['{CYCLIC_40E}']\n"
+                                 "optim_wrapper = dict(optimizer=dict(_delete_=True, type='SGD', lr=0.01, momentum=0.9))\n")
     with pytest.raises(UnsupportedError, match="'CosineAnnealingMomentum' schedules momentum") as caught:
-        explr.convert(str(CYCLIC_40E), si=[], iters_per_epoch=4, approximate=True)
+        explr.convert(str(sgd), si=[], iters_per_epoch=4, approximate=True)
     assert str(caught.value).startswith(str(CYCLIC_40E))
 
 

@@ -212,3 +212,33 @@ def test_constructor_and_scheduler_refuse_misuse():
 def quiet_mmengine():
     yield
     MMLogger.get_current_instance().setLevel(logging.ERROR)
+
+
+class RecordBetas(RecordOutputs):
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        super().before_train_iter(runner, batch_idx, data_batch)
+        self.outputs.append([(g["betas"][0], g.get(SI_TAG, False)) for g in runner.optim_wrapper.optimizer.param_groups])
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        pass
+
+
+def test_kept_momentum_schedulers_move_adamws_beta1_as_in_the_original(tmp_path, monkeypatch):
+    """mmdetection3d's cyclic-40e (AdamW, two LR cosines, two CosineAnnealingMomentum), converted under
+    --approximate: the converted config runs the momentum schedulers unchanged, so beta1 of every group follows
+    the original's at each iteration, and the groups left off TEXP keep the original LR."""
+    cyclic = FIXTURES / "configs/mmengine/mmdetection3d/configs/_base_/schedules/cyclic-40e.py"
+    path = write(tmp_path, f"_base_ = ['{cyclic}']\n")
+    converted = explr.convert(str(path), model=MODEL, iters_per_epoch=2, approximate=True)
+    out = tmp_path / "converted_explr.py"
+    write_converted(converted, str(out))
+    monkeypatch.setattr("tests.integrations.test_mmengine.RecordOutputs", RecordBetas)
+    net, data = fixture_model(), batches(2)
+    original, texp = [train(Config.fromfile(str(p)), copy.deepcopy(net), data, tmp_path / n, 40)
+                      for p, n in ((path, "a"), (out, "b"))]
+    betas = [groups[0][0] for groups in original.outputs]  # the original has one param group
+    assert len(texp.outputs) == len(betas) == 80 and len(set(betas)) > 10  # beta1 did move
+    assert all(beta == betas[i] for i, groups in enumerate(texp.outputs) for beta, _ in groups)
+    non_si = [i for i, (_, si) in enumerate(texp.outputs[0]) if not si]
+    assert non_si and all(lrs[i] == pytest.approx(ref[0], rel=1e-12)
+                          for lrs, ref in zip(texp.lrs, original.lrs) for i in non_si)

@@ -23,7 +23,7 @@ import pathlib
 from typing import Any
 
 from explr.configs.adapter import DATASET_SIZES, ReadOptions, iters_per_epoch, validated_schedule
-from explr.configs.mmengine_schedule import Loop, schedule_from
+from explr.configs.mmengine_schedule import Loop, lr_schedulers, schedule_from
 from explr.configs.source import ConfigSource
 from explr.errors import ConfigError, UnsupportedError
 from explr.findings import Location
@@ -99,7 +99,9 @@ class MMEngineAdapter:
         wrapper, optimizer = facts.optim_wrapper()
         loop = facts.loop(options)
         lr = facts.scaled_lr(float(optimizer["lr"]), options)
-        schedule = schedule_from(facts.schedulers(), loop, lr, facts.where("param_scheduler"))
+        where = facts.where("param_scheduler")
+        schedulers = lr_schedulers(facts.schedulers(), str(optimizer["type"]).lower(), where)
+        schedule = schedule_from(schedulers, loop, lr, where)
         schedule = validated_schedule(schedule, f"{facts.where('param_scheduler')}: the mmengine schedule is invalid: ",
                                       "; fix param_scheduler or train_cfg")
         name = str(optimizer["type"]).lower()

@@ -16,8 +16,9 @@ Read from mmengine 0.10 (optim/scheduler/param_scheduler.py, lr_scheduler.py; ru
 
 One warmup (LinearLR ending at factor 1, or ConstantLR, from step 0) and one decay read into LRSchedule's
 closed forms; any other list of the schedulers in explr.lr_chain (restarts, OneCycleLR, QuadraticWarmupLR,
-chained decays, overlaps with eta_min) is replayed step by step (configs/mmengine_chain.py). Schedulers of
-other parameters (momentum, weight decay) and ReduceOnPlateauLR are refused by name.
+chained decays, overlaps with eta_min) is replayed step by step (configs/mmengine_chain.py). ReduceOnPlateau*
+and schedulers of other parameters are refused by name, except momentum schedulers of an adaptive optimizer
+(approximate anyway), which the converted config keeps (lr_schedulers).
 """
 from __future__ import annotations
 
@@ -50,22 +51,34 @@ def _unclosed(where: str, message: str) -> NotClosedForm:
     return NotClosedForm(f"{where}: {message}")
 
 
-def _refuse_other_parameters(kind: Any, cfg: dict, where: str) -> None:
-    """Schedulers explr cannot replay: they move something other than the LR, or follow a metric."""
-    if str(kind).startswith("ReduceOnPlateau"):
-        raise _refuse(where, f"param_scheduler type {kind!r} lowers the LR when a validation metric stalls; the "
-                             "schedule is not known before training, so no conversion can be exact")
-    moved = cfg.get("param_name", "momentum" if "Momentum" in str(kind) else "lr")
-    if moved != "lr":
-        raise _refuse(where, f"param_scheduler type {kind!r} schedules {moved}: the conversion is exact only "
-                             f"with the phantom scalar following the same {moved} (docs/theory.md §3, §5), which "
-                             f"explr's TEXP does not do; remove it or convert by hand")
+def moved_parameter(cfg: dict) -> str:
+    """What a scheduler moves: its param_name, the momentum for the ...Momentum classes, else the LR."""
+    return str(cfg.get("param_name", "momentum" if "Momentum" in str(cfg.get("type")) else "lr"))
+
+
+def lr_schedulers(schedulers: list[dict], optimizer: str, where: str) -> list[dict]:
+    """The LR schedulers, once every other one is refused or kept. Kept: momentum schedulers of an optimizer other
+    than SGD (Adam's beta1), whose conversion is approximate anyway; the converted config runs them unchanged."""
+    for cfg in schedulers:
+        kind, moved = cfg.get("type"), moved_parameter(cfg)
+        if str(kind).rpartition(".")[2].startswith("ReduceOnPlateau"):
+            raise _refuse(where, f"param_scheduler type {kind!r} lowers the {moved} when a validation metric "
+                                 "stalls; the schedule is not known before training, so no conversion can be exact")
+        if moved != "lr" and not (moved == "momentum" and optimizer != "sgd"):
+            raise _refuse(where, f"param_scheduler type {kind!r} schedules {moved}: the conversion is exact only "
+                                 f"with the phantom scalar following the same {moved} (docs/theory.md §3, §5), which "
+                                 f"explr's TEXP does not do; remove it or convert by hand")
+    return [cfg for cfg in schedulers if moved_parameter(cfg) == "lr"]
+
+
+def kept_schedulers(schedulers: list[dict]) -> list[dict]:
+    """The schedulers the converted config keeps beside TEXP (lr_schedulers allowed them)."""
+    return [cfg for cfg in schedulers if moved_parameter(cfg) != "lr"]
 
 
 def span_of(cfg: dict, loop: Loop, where: str) -> Span:
     """The scheduler `cfg` placed on the iteration axis, the way mmengine's Runner builds and steps it."""
     kind = cfg.get("type")
-    _refuse_other_parameters(kind, cfg, where)
     scope, _, name = str(kind).rpartition(".")
     name = name if scope in SCOPES else str(kind)
     if name in LR_NAMES and "param_name" not in cfg:
