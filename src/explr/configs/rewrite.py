@@ -138,7 +138,8 @@ class Rewriter:
             return tuple(parent.lc.key(keypath[-1]))
         except (AttributeError, KeyError, TypeError):
             raise ConfigError(f"{self.source.where(keypath)}: cannot locate {'.'.join(map(str, keypath))} "
-                              "to edit it") from None
+                              "in the file to edit it (its value comes from an interpolation or another file): "
+                              "write that key out in this file, then convert again") from None
 
     def block_end(self, line: int, column: int) -> int:
         """One past the last line of the value that starts at the key on `line` (trailing comments excluded)."""
