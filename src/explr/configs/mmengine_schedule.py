@@ -62,8 +62,9 @@ def lr_schedulers(schedulers: list[dict], optimizer: str, where: str) -> list[di
     for cfg in schedulers:
         kind, moved = cfg.get("type"), moved_parameter(cfg)
         if str(kind).rpartition(".")[2].startswith("ReduceOnPlateau"):
-            raise _refuse(where, f"param_scheduler type {kind!r} lowers the {moved} when a validation metric "
-                                 "stalls; the schedule is not known before training, so no conversion can be exact")
+            what = "LR" if moved == "lr" else moved
+            raise _refuse(where, f"param_scheduler type {kind!r} lowers the {what} when a validation metric stalls; "
+                                 "the schedule is not known before training, so no conversion can be exact")
         if moved != "lr" and not (moved == "momentum" and optimizer != "sgd"):
             raise _refuse(where, f"param_scheduler type {kind!r} schedules {moved}: the conversion is exact only "
                                  f"with the phantom scalar following the same {moved} (docs/theory.md §3, §5), which "
