@@ -15,14 +15,15 @@ from torch import nn
 from explr.check.data import Batch
 from explr.check.report import Diagnosis, StepRecord
 from explr.check.runner import probe_output, rel_deviation
+from explr.check.setups import EXACT_EPS, has_float_eps
 from explr.check.tolerance import MAX_CONCLUSIVE
 from explr.model_copy import private_copy
 from explr.plan import TrainingPlan
 
 JUMP_FACTOR = 100.0  # a deviation this many times its running maximum counts as a jump
 SCALE = 2.9  # the factor of the numeric scale-invariance test (docs/theory.md §2)
-INVARIANCE_TOLERANCE = 1e-6
-UNDERFLOW_MARGIN = 0.01  # zero SI gradients beyond 2x the original's + 1 point: rounding alone does not do that  # float64 with eps 1e-30: an invariant set changes outputs by ~1e-15
+INVARIANCE_TOLERANCE = 1e-6  # float64 with eps 1e-30: an invariant set changes outputs by ~1e-15
+UNDERFLOW_MARGIN = 0.01  # zero SI gradients beyond 2x the original's + 1 point: rounding alone does not do that
 
 
 @dataclass
@@ -71,13 +72,14 @@ def _clipping(ev: Evidence) -> str | None:
 
 
 def _underflow(ev: Evidence) -> str | None:
-    rows = [r for r in ev.records[:ev.until] if r.zero_grad_fraction is not None]
-    worse = [r for r in rows if r.zero_grad_fraction[1] > 2 * r.zero_grad_fraction[0] + UNDERFLOW_MARGIN]
+    rows = [(r.step, r.zero_grad_fraction) for r in ev.records[:ev.until] if r.zero_grad_fraction is not None]
+    worse = [(step, original, converted) for step, (original, converted) in rows
+             if converted > 2 * original + UNDERFLOW_MARGIN]
     if not worse:
         return None
-    r = worse[0]
-    return (f"low-precision underflow: from step {r.step} {100 * r.zero_grad_fraction[1]:.1f}% of the converted "
-            f"run's SI gradient elements are exactly 0 (original {100 * r.zero_grad_fraction[0]:.1f}%): SI gradients "
+    step, original, converted = worse[0]
+    return (f"low-precision underflow: from step {step} {100 * converted:.1f}% of the converted "
+            f"run's SI gradient elements are exactly 0 (original {100 * original:.1f}%): SI gradients "
             "shrink like s_t and fall below the format's range (use float32/bfloat16 weights or a loss scale)")
 
 
@@ -85,8 +87,8 @@ def scale_change(model: nn.Module, probe: Batch, names: list[str], c: float = SC
     """Relative change of the train-mode outputs when `names` are multiplied by c (float64, eps tiny)."""
     twin = private_copy(model).double()
     for m in twin.modules():
-        if isinstance(getattr(m, "eps", None), float):
-            m.eps = 1e-30  # remove the eps blur so only real non-invariance shows
+        if has_float_eps(m):
+            m.eps = EXACT_EPS  # remove the eps blur so only real non-invariance shows
     probe64 = Batch(tuple(x.double() if x.is_floating_point() else x for x in probe.inputs), probe.target)
     before = probe_output(twin, probe64, seed=0)
     params = dict(twin.named_parameters())
@@ -167,4 +169,5 @@ def diagnose(ev: Evidence) -> Diagnosis:
             causes.append((code, why))
             if code == "inconclusive":
                 break
-    return Diagnosis(first, *(jump or (None, None, None)), tuple(causes))
+    jump_step, jump_from, jump_to = jump if jump is not None else (None, None, None)
+    return Diagnosis(first, jump_step, jump_from, jump_to, tuple(causes))
