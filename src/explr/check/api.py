@@ -291,7 +291,7 @@ def check(model: str | nn.Module, config: str | TrainingPlan, *, example_inputs:
     report = _train(setup, prepared, on_step)
     report.notes = notes + prepared.notes + _amp_notes(prepared.runs)
     if not report.passed:
-        report.diagnosis = _diagnosis(plan, report, prepared, audit_si)
+        report.diagnosis = _diagnosis(setup, report, prepared, audit_si)
     report.wall_seconds = time.perf_counter() - started
     return report
 
@@ -368,14 +368,14 @@ def _amp_notes(runs: list[Run]) -> list[str]:
     return ["GradScaler skipped steps (overflow): " + ", ".join(f"{n} {k}" for n, k in skipped.items())]
 
 
-def _diagnosis(plan: TrainingPlan, report: TrajectoryReport, prep: _Prepared, audit_si: set[str] | None) -> Diagnosis:
+def _diagnosis(setup: _Setup, report: TrajectoryReport, prep: _Prepared, audit_si: set[str] | None) -> Diagnosis:
     """Why the check failed, from what it measured and the trained original (diagnose.py)."""
     tagged = [n for g in prep.runs[1].optimizer.param_groups if g.get(SI_TAG) for n in g["param_names"]]
     jump = None
     if report.noise_jump_step is not None and report.noise_jump_max is not None:
         jump = (report.noise_jump_step, report.noise_jump_max)
-    return diagnose(Evidence(plan, report.records, report.tolerance, tagged, audit_si, prep.runs[0].model,
-                             prep.probe, jump, report.outcome))
+    return diagnose(Evidence(setup.plan, report.records, report.tolerance, tagged, audit_si, prep.runs[0].model,
+                             prep.probe, jump, report.outcome, setup.dtype, setup.amp.dtype if setup.amp else None))
 
 
 def verify_converted(converted: ConvertedPlan, model: str, *, options: CheckOptions = CheckOptions(),

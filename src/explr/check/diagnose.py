@@ -6,6 +6,7 @@ scale-invariance test of the set that was trained as SI.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -37,6 +38,8 @@ class Evidence:
     probe: Batch
     noise_jump: tuple[int, float] | None = None  # (step, the twin's largest deviation after it) when the twin jumped
     verdict: str = "fail"
+    dtype: torch.dtype = torch.float64  # the runs' weights (--dtype)
+    autocast: torch.dtype | None = None  # the forward's autocast dtype (--amp), if any
 
     @property
     def until(self) -> int:
@@ -119,12 +122,36 @@ def _wrong_si(ev: Evidence) -> str | None:
             "decay changes training (keep only what `explr audit` proves SI)")
 
 
+def _name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _more_precision(ev: Evidence) -> str:
+    """What takes the check out of this precision's noise: the flags to change."""
+    if ev.autocast is not None:
+        return f"drop --amp {_name(ev.autocast)} and check in float32 (--dtype float32) or float64 (the default --dtype)"
+    if ev.dtype == torch.float64:
+        return "use --device cpu (float64 CPU kernels are deterministic: no noise floor is needed there)"
+    return "use --dtype float64" + (" or --dtype float32" if ev.dtype != torch.float32 else "")
+
+
+def _rounding(ev: Evidence) -> str:
+    """Why this precision's noise floor is so high: the significant bits it rounds to."""
+    lowest = ev.autocast or ev.dtype
+    eps = torch.finfo(lowest).eps
+    where = "autocast runs matmuls and convolutions in" if ev.autocast is not None else "the runs compute in"
+    return (f"{where} {_name(lowest)} ({round(1 - math.log2(eps))} significant bits: a relative rounding step of "
+            f"{eps:.0e}), and training amplifies that rounding into the noise floor")
+
+
 def _too_noisy(ev: Evidence) -> str | None:
     if ev.tolerance <= MAX_CONCLUSIVE:
         return _twin_jumped(ev)
     floor = max((r.noise for r in ev.records if r.noise is not None), default=float("nan"))
     return (f"inconclusive: at this precision moving the initial weights by one ulp already changes the outputs by "
-            f"{floor:.1e}, so no deviation can be told from noise; rerun with --dtype float32 or float64")
+            f"{floor:.1e}, so no deviation can be told from noise: {_rounding(ev)}. To verify the conversion, "
+            f"{_more_precision(ev)}: the conversion is the same in every precision, and "
+            f"{_name(ev.autocast or ev.dtype)} training adds rounding noise of the same size to both setups")
 
 
 def _twin_jumped(ev: Evidence) -> str | None:
@@ -134,8 +161,8 @@ def _twin_jumped(ev: Evidence) -> str | None:
     worst = max(r.rel_deviation for r in ev.records)
     return (f"inconclusive: the 1-ulp twin jumped at step {step} to {twin:.1e} (a discrete event such as a ReLU input "
             f"changing sign in one run only, not round-off), and the converted run exceeded the tolerance only after "
-            f"that step, by no more ({worst:.1e}): it may have drawn such an event too; rerun with another --seed "
-            "or with --dtype float64")
+            f"that step, by no more ({worst:.1e}): it may have drawn such an event too; rerun with another --seed, "
+            f"or {_more_precision(ev)}")
 
 
 # "inconclusive" first: when it applies, the other rows would only read noise.
