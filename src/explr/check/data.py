@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from explr.check.budget import MIN_SIDE, DataSize
-from explr.errors import ExplrError, LoadError
-from explr.load import _imported, parse_spec, quote_error
+from explr.errors import ExplrError, LoadError, quote_error
+from explr.load.spec import imported, parse_spec
 
 DATA_FUNCTION = "train_batches"
 
@@ -139,7 +139,7 @@ def resolve_data_function(data_spec: str | None, model_spec: str) -> tuple[Calla
         parsed = parse_spec(data_spec)
         if parsed.attr is None:
             raise DataError(f"--data {data_spec!r} names no function; write module:function or path/file.py:function")
-        with _imported(parsed) as module:
+        with imported(parsed) as module:
             fn = getattr(module, parsed.attr, None)
         if not callable(fn):
             raise DataError(f"--data {data_spec!r}: {parsed.target} has no function {parsed.attr!r}")
@@ -148,7 +148,7 @@ def resolve_data_function(data_spec: str | None, model_spec: str) -> tuple[Calla
     if not parsed.is_file:
         return None
     try:
-        with _imported(parsed) as module:
+        with imported(parsed) as module:
             fn = getattr(module, DATA_FUNCTION, None)
     except LoadError:
         return None  # the model loader reports problems with the model file itself

@@ -25,8 +25,7 @@ from torch import nn
 
 from explr.check.data import Batch, DataError, flat_output, loss_of
 from explr.check.report import StepRecord
-from explr.errors import ExplrError
-from explr.load import quote_error
+from explr.errors import ExplrError, quote_error
 
 PROBE_VALUES = 4  # probe outputs kept per step for the plot
 LOW_PRECISION = (torch.float16, torch.bfloat16)
