@@ -23,20 +23,19 @@ from explr.check.compress import Compression, compress
 from explr.check.data import Batch, BatchStream, DataSource, data_source, first_batch, shrunk_images
 from explr.check.diagnose import Evidence, diagnose
 from explr.check.evalmode import RECALIBRATION_BATCHES, compare_eval_mode
+from explr.check.notes import amp_notes, config_notes, eps_note
 from explr.check.report import Diagnosis, EvalModeResult, StepRecord, TrajectoryReport
 from explr.check.runner import Amp, Run, RunnerOptions, run_lockstep, train_step
 from explr.check.setups import SIChoice
 from explr.check.tolerance import (NOISE_MULTIPLIER, PASS, NoiseFloor, Tolerance, needs_noise_floor, noise_floor_of,
                                     tolerance_for, verdict)
 from explr.configs.adapter import ReadOptions
-from explr.configs.convert import NOT_EXACT, ConvertedPlan, analysis_of, convert, deviations
+from explr.configs.convert import ConvertedPlan, analysis_of, convert, deviations
 from explr.errors import ConfigError, ExplrError, UnsupportedError
-from explr.rules.config import config_findings
 from explr.model_copy import private_copy
 from explr.plan import TrainingPlan
 from explr.schedule.analysis import ScheduleAnalysis
 from explr.schedule.groups import SI_TAG
-from explr.wording import plural
 
 DEFAULT_STEPS = 200  # the most steps the budget picks
 MIN_TIMED_BATCH = 2  # the timing step runs at this batch first (cheap), then extrapolates
@@ -226,43 +225,6 @@ def _build_runs(base: nn.Module, setup: _Setup, si: SIChoice, comp: Compression)
     return runs, warned
 
 
-def _eps_note(base: nn.Module, si: SIChoice, options: CheckOptions) -> list[str]:
-    if options.keep_eps:
-        return ["normalization eps kept: deviations include its O(eps/σ²) blur of scale invariance"]
-    extra = {n.module for n in si.normalizers} if isinstance(si, AuditReport) else set()
-    count = setups.tighten_norm_eps(base, extra)
-    return [f"normalization eps set to {setups.EXACT_EPS:g} in both runs ({plural(count, 'layer')}) so the check measures the "
-            "conversion, not the O(eps/σ²) blur of scale invariance the theory accepts (--keep-eps to keep it)"] if count else []
-
-
-# (horizon key, precisions it concerns, what happens) — from the schedule alone (schedule/horizons.py)
-HORIZON_NOTES = (
-    ("grads_underflow_float16_loss_scaled", ("16", "16-mixed"),
-     "converted SI gradients underflow float16 even with loss scaling (AMP underflow)"),
-    ("grads_underflow_float16", ("16-true",), "converted SI gradients underflow float16 (no loss scaling)"),
-    ("weights_overflow_float32", ("32", "16-mixed", "bf16-mixed"), "converted SI weights overflow float32"),
-)
-
-
-def _config_notes(plan: TrainingPlan, not_exact: list[str], analysis: ScheduleAnalysis) -> list[str]:
-    """What keeps the conversion from exact, then the other config findings `explr convert` shows, then the
-    horizons the full run would reach."""
-    findings = [f.one_line() for f in config_findings(plan) if f.code not in NOT_EXACT]
-    return [f"not exact: {why}" for why in not_exact] + findings + _horizon_notes(plan, analysis)
-
-
-def _horizon_notes(plan: TrainingPlan, analysis: ScheduleAnalysis) -> list[str]:
-    """What the full-length run would hit that a short check cannot show; renormalization avoids both."""
-    notes = []
-    for key, precisions, what in HORIZON_NOTES:
-        horizon = analysis.horizons.get(key)
-        if plan.precision in precisions and horizon is not None and horizon.step is not None and horizon.within_run:
-            epoch = f" (epoch {horizon.step / plan.iters_per_epoch:.0f})" if plan.iters_per_epoch else ""
-            notes.append(f"the full run (precision {plan.precision}): {what} from iteration {horizon.step:,}{epoch}; "
-                         "use explr.TEXP(renormalize=...) to keep them in range")
-    return notes
-
-
 def check(model: str | nn.Module, config: str | TrainingPlan, *, example_inputs: tuple | None = None,
           options: CheckOptions = CheckOptions(), read_options: ReadOptions = ReadOptions(),
           format: str | None = None, si: SIGiven = None,
@@ -286,10 +248,10 @@ def check(model: str | nn.Module, config: str | TrainingPlan, *, example_inputs:
     audit_inputs, audit_note = _audit_inputs(inputs, data, si)
     si_choice, audit_si = _si_and_audit(net, audit_inputs, si, name)
     base = private_copy(net).to(device=device, dtype=dtype)
-    notes = _config_notes(plan, not_exact, analysis) + audit_note + _eps_note(base, si_choice, options)
+    notes = config_notes(plan, not_exact, analysis) + audit_note + eps_note(base, si_choice, options.keep_eps)
     prepared = _prepare(setup, base, data, si_choice, started, log)
     report = _train(setup, prepared, on_step)
-    report.notes = notes + prepared.notes + _amp_notes(prepared.runs)
+    report.notes = notes + prepared.notes + amp_notes(prepared.runs)
     if not report.passed:
         report.diagnosis = _diagnosis(setup, report, prepared, audit_si)
     report.wall_seconds = time.perf_counter() - started
@@ -359,13 +321,6 @@ def _report(setup: _Setup, prep: _Prepared, records: list[StepRecord], tol: Tole
         phases_total=comp.phases_total, si_params=n_si, total_params=n_params,
         growth_per_epoch=setup.growth_per_epoch, iters_per_epoch=plan.iters_per_epoch,
         records=records, eval_mode=eval_mode)
-
-
-def _amp_notes(runs: list[Run]) -> list[str]:
-    skipped = {run.name: run.skipped for run in runs if run.scaler is not None}
-    if not skipped:
-        return []
-    return ["GradScaler skipped steps (overflow): " + ", ".join(f"{n} {k}" for n, k in skipped.items())]
 
 
 def _diagnosis(setup: _Setup, report: TrajectoryReport, prep: _Prepared, audit_si: set[str] | None) -> Diagnosis:
