@@ -123,7 +123,10 @@ class Pooled(torch.nn.Module):
 
 
 def test_the_data_source_is_the_users_function_when_there_is_one(tmp_path):
-    spec = write_model(tmp_path, "\ndef train_batches():\n    return [(torch.randn(4, 3, 6, 6), torch.zeros(4, dtype=torch.long))]\n")
+    spec = write_model(tmp_path, """
+        def train_batches():
+            return [(torch.randn(4, 3, 6, 6), torch.zeros(4, dtype=torch.long))]
+    """)
     from explr.load import load_model
 
     loaded = load_model(spec)

@@ -5,7 +5,7 @@ from torch import nn
 
 from explr.audit_report import AuditReport, Normalizer
 from explr.check.api import AMPS
-from explr.check.notes import amp_notes, config_notes, eps_note
+from explr.check.notes import amp_notes, config_notes, tighten_eps
 from explr.check.setups import EXACT_EPS, original_run
 from explr.configs.convert import analysis_of
 from tests.check.helpers import plan
@@ -25,7 +25,7 @@ class Standardized(nn.Module):
 
 def test_the_eps_of_every_normalization_is_tightened_and_said_so():
     model = Standardized()
-    note = eps_note(model, ["fc.weight"], keep_eps=False)  # names as given: the built-in norms only
+    note = tighten_eps(model, ["fc.weight"], keep_eps=False)  # names as given: the built-in norms only
     assert (model.bn.eps, model.ln.eps, model.custom.eps) == (EXACT_EPS, EXACT_EPS, 1e-5)
     assert len(note) == 1 and "(2 layers)" in note[0] and "--keep-eps" in note[0]
 
@@ -34,12 +34,12 @@ def test_the_audits_own_normalizers_are_tightened_too():
     model = Standardized()
     custom = Normalizer("custom", "weight_standardization", 1e-5, ())
     report = AuditReport("Standardized", parameters=[], groups=[], normalizers=[custom])
-    assert "(3 layers)" in eps_note(model, report, keep_eps=False)[0] and model.custom.eps == EXACT_EPS
+    assert "(3 layers)" in tighten_eps(model, report, keep_eps=False)[0] and model.custom.eps == EXACT_EPS
 
 
 def test_kept_eps_is_left_alone_and_said_so():
     model = Standardized()
-    assert "eps kept" in eps_note(model, ["fc.weight"], keep_eps=True)[0] and model.bn.eps == 1e-5
+    assert "eps kept" in tighten_eps(model, ["fc.weight"], keep_eps=True)[0] and model.bn.eps == 1e-5
 
 
 def test_config_notes_put_what_is_not_exact_first_then_findings_then_the_horizon_a_full_run_reaches():

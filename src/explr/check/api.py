@@ -23,7 +23,7 @@ from explr.check.compress import Compression, compress
 from explr.check.data import Batch, BatchStream, DataSource, data_source, first_batch, shrunk_images
 from explr.check.diagnose import Evidence, diagnose
 from explr.check.evalmode import RECALIBRATION_BATCHES, compare_eval_mode
-from explr.check.notes import amp_notes, config_notes, eps_note
+from explr.check.notes import amp_notes, config_notes, tighten_eps
 from explr.check.report import Diagnosis, EvalModeResult, StepRecord, TrajectoryReport
 from explr.check.runner import Amp, Run, RunnerOptions, run_lockstep, train_step
 from explr.check.setups import SIChoice
@@ -248,7 +248,8 @@ def check(model: str | nn.Module, config: str | TrainingPlan, *, example_inputs:
     audit_inputs, audit_note = _audit_inputs(inputs, data, si)
     si_choice, audit_si = _si_and_audit(net, audit_inputs, si, name)
     base = private_copy(net).to(device=device, dtype=dtype)
-    notes = config_notes(plan, not_exact, analysis) + audit_note + eps_note(base, si_choice, options.keep_eps)
+    eps_note = tighten_eps(base, si_choice, options.keep_eps)
+    notes = config_notes(plan, not_exact, analysis) + audit_note + eps_note
     prepared = _prepare(setup, base, data, si_choice, started, log)
     report = _train(setup, prepared, on_step)
     report.notes = notes + prepared.notes + amp_notes(prepared.runs)

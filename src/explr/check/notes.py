@@ -1,5 +1,5 @@
 """What a check states beside its verdict: what keeps the conversion from exact, the config findings, the
-horizons a full run would reach, the eps it tightened, the steps a GradScaler skipped."""
+horizons a full run would reach, the eps it tightened (tighten_eps does it), the steps a GradScaler skipped."""
 from __future__ import annotations
 
 from torch import nn
@@ -15,14 +15,17 @@ from explr.schedule.analysis import ScheduleAnalysis
 from explr.wording import plural
 
 
-def eps_note(base: nn.Module, si: SIChoice, keep_eps: bool) -> list[str]:
-    """Tighten the normalization eps of `base` (unless kept) and say so."""
+def tighten_eps(base: nn.Module, si: SIChoice, keep_eps: bool) -> list[str]:
+    """Set the normalization eps of `base` to EXACT_EPS (unless kept); the note that says what was done."""
     if keep_eps:
         return ["normalization eps kept: deviations include its O(eps/σ²) blur of scale invariance"]
     extra = {n.module for n in si.normalizers} if isinstance(si, AuditReport) else set()
     count = setups.tighten_norm_eps(base, extra)
-    return [f"normalization eps set to {setups.EXACT_EPS:g} in both runs ({plural(count, 'layer')}) so the check measures the "
-            "conversion, not the O(eps/σ²) blur of scale invariance the theory accepts (--keep-eps to keep it)"] if count else []
+    if not count:
+        return []
+    return [f"normalization eps set to {setups.EXACT_EPS:g} in both runs ({plural(count, 'layer')}) so the check "
+            "measures the conversion, not the O(eps/σ²) blur of scale invariance the theory accepts "
+            "(--keep-eps to keep it)"]
 
 
 # (horizon key, precisions it concerns, what happens) — from the schedule alone (schedule/horizons.py)
