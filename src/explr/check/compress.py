@@ -97,19 +97,16 @@ def compress(schedule: LRSchedule, steps: int, *, enabled: bool = True) -> Compr
                          f"use at least {2 * (len(events) + 1)}")
     where = _spread(sorted({it for _, it in events}), steps, schedule.total_iters)
     scale = steps / schedule.total_iters
-    changes = {
-        "total_iters": steps,
-        "warmup_iters": where.get(schedule.warmup_iters, 0),
-        "milestones": tuple(where[m] for m in schedule.milestones) if schedule.decay == "step" else (),
-        "decay_start": where.get(schedule.decay_start, 0),
-        "step_every": max(1, round(schedule.step_every * scale)),
-    }
-    if schedule.warmup_every is not None:
-        changes["warmup_every"] = max(1, round(schedule.warmup_every * scale))
+    decay_start = where.get(schedule.decay_start, 0)
+    decay_iters = None
     if schedule.decay_iters is not None:
         end = schedule.decay_start + schedule.decay_iters
-        changes["decay_iters"] = max(1, where.get(end, round(end * scale)) - changes["decay_start"])
-    compressed = dataclasses.replace(schedule, **changes)
+        decay_iters = max(1, where.get(end, round(end * scale)) - decay_start)
+    compressed = dataclasses.replace(
+        schedule, total_iters=steps, warmup_iters=where.get(schedule.warmup_iters, 0),
+        milestones=tuple(where[m] for m in schedule.milestones) if schedule.decay == "step" else (),
+        decay_start=decay_start, decay_iters=decay_iters, step_every=max(1, round(schedule.step_every * scale)),
+        warmup_every=None if schedule.warmup_every is None else max(1, round(schedule.warmup_every * scale)))
     compressed.validate()
     boundaries = tuple(Boundary(label, it, where[it]) for label, it in events)
     return Compression(schedule, compressed, steps, True, boundaries)
