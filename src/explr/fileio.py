@@ -30,3 +30,12 @@ def write_atomic(path: pathlib.Path, text: str | bytes) -> None:
     except OSError as exc:
         pathlib.Path(temp).unlink(missing_ok=True)
         raise OutputError(f"{path}: cannot write ({exc.strerror}); choose another -o path") from None
+
+
+def refuse_input(output: pathlib.Path | None, option: str, inputs: dict[str, str | pathlib.Path | None]) -> None:
+    """OutputError when `output` is one of the `inputs` (what -> path): an output never replaces an input."""
+    if output is None:
+        return
+    for what, path in inputs.items():
+        if path is not None and pathlib.Path(path).resolve() == output.resolve():
+            raise OutputError(f"{option} {output} is the {what}; an output never overwrites an input: choose another path")

@@ -17,6 +17,7 @@ DECAYS = ("step", "cosine", "linear", "constant", "exp", "poly", "tanh", "chain"
 CYCLED = ("cosine", "poly", "tanh")  # the decays that take timm's restarts (and, but tanh, k-decay)
 TANH_BOUNDS = (-7.0, 3.0)  # timm TanhLRScheduler's lb, ub defaults (create_scheduler_v2 never sets them)
 WARMUPS = ("linear", "constant")
+MAX_ITERS = 10_000_000  # 20x the longest real runs seen (1000k-iteration mmagic); the whole run is traced
 # How warmup combines with the decay: "multiply" scales the decayed LR (torch chained, pycls);
 # "ramp_to_base" replaces it by a ramp from warmup_factor*base_lr to base_lr (timm schedulers);
 # "ramp_to_decay" ramps to the decayed LR at the end of warmup (detectron2 WarmupParamScheduler).
@@ -54,8 +55,9 @@ class LRSchedule:
     def validate(self) -> None:
         if not (self.base_lr > 0 and math.isfinite(self.base_lr)):
             raise ValueError(f"lr={self.base_lr!r} must be a finite number > 0")
-        if self.total_iters <= 0:
-            raise ValueError(f"total iterations={self.total_iters!r} must be > 0")
+        if not 0 < self.total_iters <= MAX_ITERS:
+            raise ValueError(f"total iterations={self.total_iters!r} must be in [1, {MAX_ITERS:,}] (longer than any real "
+                             "run: is a length mistyped?)")
         if self.decay not in DECAYS:
             raise ValueError(f"decay={self.decay!r} is not one of {', '.join(DECAYS)}")
         if self.warmup_method not in WARMUPS:

@@ -13,6 +13,7 @@ import typer
 from explr.cli import baseline
 from explr.cli.app import DEBUG, app
 from explr.errors import ExplrError, quote_error
+from explr.fileio import refuse_input
 from explr.render import emit, render
 
 if TYPE_CHECKING:
@@ -103,6 +104,8 @@ def audit_command(
         locked = baseline.open_lock(lock, write_to=write_lock)
         loaded = load_model(model, kwargs=parse_kwargs(kwargs), device=device.value,
                             input_shapes=[parse_shape(s) for s in input_shape or ()])
+        refuse_input(output, "-o", {"model file": loaded.path, "lock file": lock})
+        refuse_input(write_lock, "--write-lock", {"model file": loaded.path})
         if fmt is not OutputFormat.text or output is not None:  # a text report on stdout states them itself
             note(f"inputs: {loaded.inputs_note}")
         report = run_audit(loaded, verify=not no_verify)

@@ -4,12 +4,14 @@ from __future__ import annotations
 import enum
 import json
 import sys
+from pathlib import Path
 from typing import Optional
 
 import typer
 
 from explr.cli.app import app
 from explr.errors import ConfigError
+from explr.fileio import refuse_input
 
 
 class Interval(str, enum.Enum):
@@ -122,6 +124,8 @@ def convert_command(
         raise ConfigError("--check compares the committed output and writes nothing: drop --in-place")
     if verify and (model is None or check):
         raise ConfigError("--verify trains the converted setup: it needs --model MODEL (and not --check)")
+    model_file = model.split(":")[0] if model and model.split(":")[0].endswith(".py") else None
+    refuse_input(Path(output) if output else None, "-o", {"lock file": lock, "model file": model_file})
     converted = convert(config, format=format, model=None if verify and lock else model, lock=lock,
                         approximate=approximate,
                         iters_per_epoch=iters_per_epoch, dataset=dataset, dataset_size=dataset_size,

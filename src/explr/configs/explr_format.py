@@ -11,6 +11,7 @@ Every key is in the table below (type, default); an unknown key is an error, nev
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from explr.configs.adapter import (LENGTH_FLAGS, ReadOptions, flag_length, iters_per_epoch, late_milestones,
@@ -110,7 +111,7 @@ def _read_section(source: ConfigSource, section: str) -> dict[str, Any]:
         if key not in KEYS[section]:
             raise ConfigError(f"{source.where((section, key))}: unknown key {section}.{key}; allowed: "
                               f"{', '.join(KEYS[section])}")
-        out[key] = _typed(source, (section, key), value, KEYS[section][key][0])
+        out[key] = _typed(source, (section, key), value, *KEYS[section][key])
     for key, (_, default) in KEYS[section].items():
         if key not in out:
             if default is REQUIRED:
@@ -120,16 +121,23 @@ def _read_section(source: ConfigSource, section: str) -> dict[str, Any]:
     return out
 
 
-def _typed(source: ConfigSource, keypath: tuple, value: Any, kind: Any) -> Any:
+def _typed(source: ConfigSource, keypath: tuple, value: Any, kind: Any, default: Any) -> Any:
+    name = getattr(kind, "__name__", kind)
     if value is None:
-        return None
-    ok = {float: isinstance(value, (int, float)) and not isinstance(value, bool),
-          int: isinstance(value, int) and not isinstance(value, bool),
+        if default is None:  # null means "not stated" only where that is the default
+            return None
+        raise ConfigError(f"{source.where(keypath)}: {'.'.join(keypath)} is null; set a {name} or remove the key")
+    ok = {float: _finite(value), int: isinstance(value, int) and not isinstance(value, bool),
           bool: isinstance(value, bool), str: isinstance(value, (str, int)), list: isinstance(value, list)}[kind]
+    if ok and keypath == ("schedule", "milestones"):
+        ok, name = all(_finite(m) for m in value), "a list of finite numbers"
     if not ok:
-        raise ConfigError(f"{source.where(keypath)}: {'.'.join(keypath)}={value!r} must be "
-                          f"{getattr(kind, '__name__', kind)}")
+        raise ConfigError(f"{source.where(keypath)}: {'.'.join(keypath)}={value!r} must be {name}")
     return float(value) if kind is float else str(value) if kind is str else value
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _per_iteration_only(sched: dict, train: dict, options: ReadOptions) -> bool:

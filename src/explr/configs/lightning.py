@@ -119,12 +119,23 @@ class LightningFormat:
         if isinstance(callbacks, CommentedSeq) and callbacks and not callbacks.fa.flow_style():  # a block list
             rewriter.append_item(("trainer", "callbacks"), callback)
         elif callbacks is not None:
-            rewriter.replace_value(("trainer", "callbacks"), [*callbacks, callback])
+            rewriter.replace_value(("trainer", "callbacks"), [*_callbacks(source), callback])
         elif isinstance(source.data.get("trainer"), dict):
             rewriter.add_key(("trainer",), "callbacks", [callback])
         else:
             rewriter.add_key((), "trainer", {"callbacks": [callback]})
         return rewriter.text(), notes
+
+
+def _callbacks(source: ConfigSource) -> list:
+    """trainer.callbacks as a list: Lightning takes one callback mapping or a list of them."""
+    callbacks = source.get(("trainer", "callbacks"))
+    if callbacks is None or isinstance(callbacks, list):
+        return list(callbacks or [])
+    if isinstance(callbacks, dict):
+        return [callbacks]
+    raise ConfigError(f"{source.where(('trainer', 'callbacks'))}: trainer.callbacks={callbacks!r} must be a list of "
+                      "callbacks (each with class_path); fix or remove it")
 
 
 def _training(source: ConfigSource, options: ReadOptions) -> Training:
@@ -133,7 +144,7 @@ def _training(source: ConfigSource, options: ReadOptions) -> Training:
     facts = training_facts(source, options, trainer=trainer, data=data,
                            dataset_hint=source.get(("data", "class_path")))
     max_steps = facts.number(trainer + ("max_steps",), int, -1)
-    callbacks = source.get(trainer + ("callbacks",)) or []
+    callbacks = _callbacks(source)
     ema = averaging_path([(trainer + ("callbacks", i, "class_path"), c.get("class_path"))
                           for i, c in enumerate(callbacks) if isinstance(c, dict)])
     if ema:

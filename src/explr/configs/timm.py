@@ -303,7 +303,9 @@ def _first_t_reaching(k: int, decay_t: float) -> int:
 def _multistep_ticks(facts: ConfigFacts, clock: _Clock, shift: int) -> list[int]:
     """MultiStepLRScheduler: bisect_right(decay_t, t + 1), so milestone m applies at t = m - 1 (timm's convention)."""
     milestones = _required(facts, "milestones", "decay_milestones", tuple)
-    if list(milestones) != sorted(milestones) or any(m != int(m) for m in milestones):
+    whole = all(isinstance(m, (int, float)) and not isinstance(m, bool) and math.isfinite(m) and m == int(m)
+                for m in milestones)
+    if not whole or list(milestones) != sorted(milestones):
         raise facts.error(("decay_milestones",), f"is {list(milestones)}; write increasing whole epochs")
     return [int(m) * clock.t_per_epoch - 1 + shift for m in milestones]
 
