@@ -184,6 +184,12 @@ class LRSchedule:
             return lr
         return self.eta_min + (lr - self.eta_min) * self._anneal(min(t_decay / self.anneal_iters, 1.))
 
+    @property
+    def anneal_span(self) -> tuple[int, int]:
+        """"wsd": the iterations [start, end) where the LR anneals; before, the stable phase; after, eta_min."""
+        end = self.decay_start + (self.decay_iters or 0)
+        return end - self.anneal_iters, end
+
     def _anneal(self, frac: float) -> float:
         """WSDLRScheduler._decay: from 1 at frac 0 to 0 at frac 1."""
         if self.anneal_shape == "linear":
