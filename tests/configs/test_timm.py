@@ -326,7 +326,7 @@ def test_wsd_without_warmup_prefix_fits_in_epochs_and_decay_epochs_null_is_a_fif
 
 
 @pytest.mark.parametrize("edit, match", [
-    (("warmup_epochs: 1\n", "warmup_epochs: 0\n"), r"args.yaml: lr_stable_timescale is None and warmup_epochs gives 0 "
+    (("warmup_epochs: 1\n", "warmup_epochs: 0\n"), r"args.yaml: lr_stable_timescale is unset and warmup_epochs gives 0 "
                                                     r"steps; sched rsqrt needs a timescale > 0"),
     (("decay_epochs: 2", "decay_epochs: 8"), r"args.yaml:6: decay_epochs is 8.0: a decay phase of 8 scheduler steps, "
                                              r"outside \(0, 7\]"),
@@ -336,7 +336,7 @@ def test_wsd_without_warmup_prefix_fits_in_epochs_and_decay_epochs_null_is_a_fif
     (("min_lr: 0.001", "min_lr: 0.2"), r"args.yaml:7: min_lr is 0.2; sched rsqrt needs 0 <= min_lr <= lr \(0.1\)"),
     (("epochs: 8\n", "epochs: 8\nlr_decay_fn: step\n"), r"args.yaml:6: lr_decay_fn is 'step'; timm's WSD scheduler "
                                                         r"takes linear, 1-sqrt, cosine, power, exp"),
-    (("epochs: 8\n", "epochs: 8\nlr_stable_timescale: -1\n"), r"args.yaml:6: lr_stable_timescale is -1.0"),
+    (("epochs: 8\n", "epochs: 8\nlr_stable_timescale: -1\n"), r"args.yaml:6: lr_stable_timescale is -1.0 and"),
 ])
 def test_wsd_options_timm_rejects_are_refused_in_one_line(tmp_path, edit, match):
     assert read(write(tmp_path, WSD, "ok.yaml")).lr.stable_timescale == 500  # rsqrt: the warmup's length

@@ -324,7 +324,8 @@ def _rsqrt_timescale(facts: ConfigFacts, clock: _Clock, warmup_t: int) -> float:
     timescale = _get(facts, "stable_timescale", "lr_stable_timescale", float)
     timescale_t = warmup_t if timescale is None else timescale * clock.t_per_epoch
     if not timescale_t > 0:
-        raise facts.error(("lr_stable_timescale",), f"is {timescale!r} and warmup_epochs gives {warmup_t} steps; "
+        raise facts.error(("lr_stable_timescale",), f"is {'unset' if timescale is None else timescale} and "
+                          f"warmup_epochs gives {warmup_t} steps; "
                           "sched rsqrt needs a timescale > 0: set lr_stable_timescale (epochs)")
     return timescale_t * clock.step_every
 
