@@ -78,6 +78,15 @@ def test_wsd_phases_constant_while_stable_and_after_the_anneal(timescale, kinds)
         assert (phase.growth_per_epoch is not None) == (phase.kind == "constant")
 
 
+def test_wsd_cooldown_at_lr_zero_is_constant_without_growth():
+    schedule = LRSchedule(0.1, 1000, decay="wsd", decay_iters=800, anneal_iters=200)
+    run = trace(schedule.lr_at, BLOG, 1000)
+    phases = phase_table(schedule, BLOG, 100, run)
+    assert [(p.kind, p.base_lr, p.growth_per_epoch is None) for p in phases] == [
+        ("constant", 0.1, False), ("decay", 0.1, True), ("constant", 0.0, True)]
+    assert run.converted[-1] == 0.0
+
+
 def test_log_inverse_scale_estimate_is_close_to_exact():
     schedule = schedule_from_epochs(0.1, 391, 200, (100, 150))
     run = trace(schedule.lr_at, BLOG, schedule.total_iters)
