@@ -111,8 +111,9 @@ def phase_table(schedule: LRSchedule, hyper: SGDHyper, iters_per_epoch: int | No
     for start, end in zip(cuts, cuts[1:]):
         kind = _phase_kind(schedule, start)
         base = run.lrs[start]
-        steady = kind == "constant" and iters_per_epoch and base > 0  # an LR of 0 (wsd cooldown at min_lr 0) stays 0
-        growth = growth_per_epoch(base, hyper, iters_per_epoch) if steady else None
+        growth = None
+        if kind == "constant" and iters_per_epoch and base > 0:  # an LR of 0 (wsd cooldown at min_lr 0) stays 0
+            growth = growth_per_epoch(base, hyper, iters_per_epoch)
         phases.append(Phase(kind, start, end, base, run.converted[start], run.converted[end - 1], growth))
     return phases
 
