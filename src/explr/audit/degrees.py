@@ -24,7 +24,8 @@ from torch import fx
 from torch.fx.node import map_aggregate
 
 # The transfer rules register into the table when their modules load: this is the one loader.
-from explr.audit import rules_basic, rules_fused, rules_join, rules_linalg, rules_norm, rules_pool  # noqa: F401
+from explr.audit import (rules_basic, rules_fused, rules_join, rules_layout, rules_linalg, rules_norm,  # noqa: F401
+                         rules_pool)
 from explr.audit.capture import OPAQUE_FUNCTION
 from explr.audit.forms import Deg, f_var
 from explr.audit.registry import lookup, op_name

@@ -125,10 +125,10 @@ def _abs(call: Call):
 
 # -- degree unchanged, everything merged: shape ops and reductions (index operands are not read:
 #    the caller forces them to degree 0)
-_SHAPE_OPS = ["view", "reshape", "flatten", "permute", "transpose", "t", "unsqueeze", "squeeze", "expand",
+_SHAPE_OPS = ["view", "reshape", "flatten", "unsqueeze", "squeeze", "expand",
               "expand_as", "view_as", "reshape_as", "repeat", "narrow", "flip", "roll", "unflatten",
               "movedim", "split", "chunk", "unbind", "tensor_split", "select", "index_select", "gather",
-              "cumsum", "tile", "swapaxes", "masked_select", "diagonal", "tril", "triu", "repeat_interleave"]
+              "cumsum", "tile", "masked_select", "diagonal", "tril", "triu", "repeat_interleave"]
 _REDUCTIONS = ["sum", "mean", "amax", "amin", "max", "min", "topk", "sort", "median", "nansum", "nanmean"]
 
 
@@ -330,11 +330,34 @@ def _mul(call: Call):
     if _is_scalar(a) or _is_scalar(b):
         return call.deg(b if _is_scalar(a) else a) or ZERO_DEG
     da, db = call.deg(a) or ZERO_DEG, call.deg(b) or ZERO_DEG
+    stat = (a is b) or (da.stat and db.stat)
     o = call.origin("mix")
+    if a is not b and len(da.all_terms()) > 1 and db.uniform is not None:
+        return _distributed(call, (a, da), (b, db), stat)
+    if a is not b and len(db.all_terms()) > 1 and da.uniform is not None:
+        return _distributed(call, (b, db), (a, da), stat)
     fa, fb = call.ctx.resolve(da, o), call.ctx.resolve(db, o)
     form = f_add(fa, fb)
     _note_cancelled(call, (fa, fb), form)
-    return Deg.of(form, stat=(a is b) or (da.stat and db.stat))
+    return Deg.of(form, stat=stat)
+
+
+def _distributed(call: Call, terms_of, factor, stat: bool) -> Deg:
+    """(t1 + t2 + ...) * f = t1 f + t2 f + ...: a term constant where f is too (f per sample, a
+    stochastic-depth mask; f per channel, a layer scale) stays a separate term there."""
+    (x, dx), (y, dy) = terms_of, factor
+    out_shape = call.shape()
+    bx, by = broadcast_terms(dx, call.shape(x), out_shape), broadcast_terms(dy, call.shape(y), out_shape)
+    f = dy.uniform
+    if bx is None or by is None or len(bx.blocks) > 1 or f is None:
+        form = f_add(call.ctx.resolve(dx, call.origin("mix")), call.ctx.resolve(dy, call.origin("mix")))
+        return Deg.of(form, stat)
+    f_const = by.all_terms()[0].const
+    varying, kept = call.ctx.separate(bx, lambda const: const & f_const, call.origin("mix"))
+    terms = ([Term(f_add(varying, f))] if varying is not None else []) + [
+        Term(f_add(t.form, f), t.const, t.via) for t in kept]
+    _note_cancelled(call, [t.form for t in bx.all_terms()] + [f], {v: 1 for t in terms for v in t.form})
+    return Deg(((None, tuple(terms)),), stat)
 
 
 @rule("operator.truediv", "torch.div", "Tensor.div", "torch.true_divide", "Tensor.true_divide", "operator.itruediv")
