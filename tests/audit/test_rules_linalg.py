@@ -40,13 +40,14 @@ def labels(model: nn.Module, inputs=X) -> tuple[dict, ScalingProbe]:
     return {p.name: p for p in report.parameters}, ScalingProbe(model, inputs, seed=0)
 
 
-def assert_labels_hold(v: dict, probe: ScalingProbe) -> None:
-    """Soundness: every tensor labelled SI alone is SI alone; every one labelled only jointly is not."""
+def assert_labels_hold(v: dict, probe: ScalingProbe, precise: bool = True) -> None:
+    """Soundness: every tensor labelled SI alone is SI alone; and (`precise`) every one labelled
+    only jointly is not (a conservative rule may miss that)."""
     for name, p in v.items():
         error = probe.scaling_error([name], (0.37, 2.9))
         if p.individually_si:
             assert error <= TOL, (name, error)
-        elif p.si:
+        elif p.si and precise:
             assert error > TOL, (name, "SI alone, labelled only jointly")
 
 

@@ -145,5 +145,5 @@ def _getitem(call: Call):
     if isinstance(d, (tuple, list)):
         return d[call.node.args[1]]
     if isinstance(d, Deg):
-        return Deg.of(call.ctx.resolve(d, call.origin("mix")))
+        return rules_layout.sliced(call, call.node.args[1])
     return call.out_zero()

@@ -125,8 +125,7 @@ def _abs(call: Call):
 
 # -- degree unchanged, everything merged: shape ops and reductions (index operands are not read:
 #    the caller forces them to degree 0)
-_SHAPE_OPS = ["view", "reshape", "flatten", "unsqueeze", "squeeze", "expand",
-              "expand_as", "view_as", "reshape_as", "repeat", "narrow", "flip", "roll", "unflatten",
+_SHAPE_OPS = ["expand", "expand_as", "repeat", "narrow", "flip", "roll",
               "movedim", "split", "chunk", "unbind", "tensor_split", "select", "index_select", "gather",
               "cumsum", "tile", "masked_select", "diagonal", "tril", "triu", "repeat_interleave"]
 _REDUCTIONS = ["sum", "mean", "amax", "amin", "max", "min", "topk", "sort", "median", "nansum", "nanmean"]
