@@ -132,3 +132,17 @@ def test_a_tensor_index_merges():
     v, probe = labels(GhostLike(lambda y: y[:, torch.tensor([0, 1, 3, 4, 5])]), (torch.randn(4, 3, 6, 6, dtype=torch.float64),))
     assert not v["bn_c.bias"].individually_si
     assert_labels_hold(v, probe, precise=False)
+
+
+def test_a_view_as_another_dtype_reinterprets_bits_and_is_not_homogeneous():
+    class Bits(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 1, bias=False)
+            self.bn = nn.BatchNorm2d(4)
+
+        def forward(self, x):
+            return self.bn(self.conv(x).view(torch.int64).view(torch.float64)).sum()
+
+    v, _ = labels(Bits(), (torch.randn(2, 3, 4, 4, dtype=torch.float64),))
+    assert not v["conv.weight"].si

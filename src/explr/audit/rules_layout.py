@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from explr.audit.forms import Deg, Term
 from explr.audit.rules_basic import _first, keys_of
-from explr.audit.transfer import Call, rule
+from explr.audit.transfer import Call, conservative, rule
 
 Groups = list[tuple[tuple[int, ...], tuple[int, ...]]]  # (input dims, output dims) holding the same elements
 _RESHAPES = ["view", "reshape", "flatten", "unflatten", "view_as", "reshape_as", "squeeze", "unsqueeze"]
@@ -55,6 +55,9 @@ def _permutation(call: Call) -> list[int] | None:
 @rule(*keys_of(_RESHAPES, "Tensor", "torch"))
 def _reshape(call: Call):
     call.metadata_only(call.arg("other"))  # view_as(other): other's shape only
+    x, out = call.val(call.arg("input")), call.val(call.node)
+    if getattr(x, "dtype", None) != getattr(out, "dtype", None):  # x.view(dtype) reinterprets the bits
+        return conservative(call)
     return _moved(call, _reshaped_dims(call.shape(call.arg("input")), call.shape()))
 
 
