@@ -120,8 +120,9 @@ def _base_path(child: ConfigSource, base: object, ancestry: tuple[pathlib.Path, 
 
 
 def _default(key: str | tuple) -> object:
-    value = DEFAULTS
+    value: object = DEFAULTS
     for part in (key,) if isinstance(key, str) else key:
+        assert isinstance(value, dict), f"{key} goes below a leaf of DEFAULTS"
         value = value[part]
     return value
 
@@ -304,7 +305,8 @@ def _iters_per_epoch(facts: ConfigFacts, options: ReadOptions, batch: int) -> in
         batch = options.batch_size * (options.num_devices or 1)  # --batch-size is per device
     names = [options.dataset] if options.dataset else (facts.get("dataset", ("DATASETS", "TRAIN"), list, []) or [])
     sizes = [DATASET_SIZES.get(str(name).lower()) for name in names]  # DATASETS.TRAIN are concatenated
-    size = options.dataset_size or (sum(sizes) if sizes and None not in sizes else None)
+    known = [s for s in sizes if s is not None]
+    size = options.dataset_size or (sum(known) if known and len(known) == len(sizes) else None)
     return math.ceil(size / batch) if size and batch > 0 else None
 
 
