@@ -149,5 +149,5 @@ def _getitem(call: Call):
             raise TypeError(f"index {index} of a tuple output is not a constant")
         return d[index]
     if isinstance(d, Deg):
-        return rules_layout.sliced(call, call.node.args[1])
+        return rules_layout.sliced(call, index)
     return call.out_zero()
