@@ -6,6 +6,7 @@ import `rule` from here; `explr.audit.degrees` loads them and runs the propagati
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 
 import torch
@@ -216,9 +217,11 @@ def zero_like(value):
 
 
 def unshared(ctx: Ctx, node) -> bool:
-    """No other node's value lives in this node's storage (no view of it, no in-place write into it)."""
+    """No other node's value lives in this node's storage (no view of it, no in-place write into it)
+    and no `x[i] = v` writes into it (operator.setitem returns None: no storage of its own)."""
     val = node.meta.get("val") if isinstance(node, fx.Node) else None
-    return isinstance(val, torch.Tensor) and len(ctx.storages.get(storage_id(val), ())) <= 1
+    return isinstance(val, torch.Tensor) and len(ctx.storages.get(storage_id(val), ())) <= 1 and not any(
+        u.target is operator.setitem and u.args[0] is node for u in node.users)
 
 
 def own_value(ctx: Ctx, node, deg: Deg) -> Deg:
