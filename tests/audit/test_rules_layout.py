@@ -146,3 +146,32 @@ def test_a_view_as_another_dtype_reinterprets_bits_and_is_not_homogeneous():
 
     v, _ = labels(Bits(), (torch.randn(2, 3, 4, 4, dtype=torch.float64),))
     assert not v["conv.weight"].si
+
+
+class TokenMeanHead(ConvToTokens):
+    """LeViT's head in small: the token mean, then BatchNorm1d and a Linear."""
+
+    def __init__(self, reduce):
+        super().__init__()
+        self.bn1d = nn.BatchNorm1d(4)
+        self.head = nn.Linear(4, 2)
+        self.reduce = reduce
+
+    def forward(self, x):
+        t = self.bn(self.conv(x)).flatten(2).transpose(1, 2)
+        return self.head(self.bn1d(self.reduce(t)))
+
+
+@pytest.mark.parametrize("reduce", [lambda t: t.mean(1), lambda t: t.sum(dim=(1,)),
+                                    lambda t: torch.mean(t, -2, keepdim=True).squeeze(1)],
+                         ids=["mean", "sum", "keepdim"])
+def test_a_token_mean_keeps_the_bias_constant_over_the_batch(reduce):
+    v, probe = labels(TokenMeanHead(reduce), IMG)
+    assert v["bn.bias"].individually_si and v["bn.weight"].individually_si
+    assert_labels_hold(v, probe)
+
+
+def test_a_mean_over_the_batch_then_a_batch_norm_over_the_tokens_agrees_with_the_probe():
+    """The tokens become BatchNorm1d's batch: beta, constant over them, is cancelled there."""
+    v, probe = labels(TokenMeanHead(lambda t: t.mean(0)), IMG)
+    assert_labels_hold(v, probe)

@@ -129,7 +129,7 @@ def _abs(call: Call):
 _SHAPE_OPS = ["expand", "expand_as", "repeat", "narrow", "flip", "roll",
               "movedim", "split", "chunk", "unbind", "tensor_split", "select", "index_select", "gather",
               "cumsum", "tile", "masked_select", "diagonal", "tril", "triu", "repeat_interleave"]
-_REDUCTIONS = ["sum", "mean", "amax", "amin", "max", "min", "topk", "sort", "median", "nansum", "nanmean"]
+_REDUCTIONS = ["amax", "amin", "max", "min", "topk", "sort", "median", "nansum", "nanmean"]
 
 
 @rule(*keys_of(_SHAPE_OPS + _REDUCTIONS, "Tensor", "torch"), "F.pixel_shuffle",

@@ -3,7 +3,8 @@ basic slicing. The degree is unchanged and a term constant over some dims stays 
 where the moved tensor is still constant: permuted dims for a transpose (MLP-Mixer's token-MLP
 bias after `transpose(1, 2)`: a LayerNorm over the channels cancels it); for a reshape, an output
 dim made only of constant input dims (LeViT's `x.flatten(0, 1)` before its BatchNorm1d); for
-`x[:, ::2, :k]`, every dim a slice keeps. Other terms merge, as for any shape op.
+`x[:, ::2, :k]`, every dim a slice keeps; for a sum or mean, every dim it does not reduce
+(LeViT's token mean before its BatchNorm1d head). Other terms merge, as for any shape op.
 """
 from __future__ import annotations
 
@@ -124,4 +125,24 @@ def sliced(call: Call, index) -> Deg:
             groups.append(((dim,), (out_dim,)))
         dim += i is not None
         out_dim += not isinstance(i, int)
+    return _moved(call, groups, frozenset(fixed))
+
+
+@rule(*keys_of(["sum", "mean"], "Tensor", "torch"))
+def _reduce(call: Call):
+    """A sum or mean is linear: a term constant along a dim it keeps is still constant there."""
+    ndim = len(call.shape(call.arg("input")))
+    dim, keepdim = call.arg("dim"), call.arg("keepdim", False) is True
+    dims = range(ndim) if dim is None or dim == () else dim if isinstance(dim, (tuple, list)) else (dim,)
+    if not ndim or not all(isinstance(d, int) for d in dims):
+        return _moved(call, None)
+    reduced = {d % ndim for d in dims}
+    groups: Groups = []
+    fixed, out_dim = set(), 0
+    for d in range(ndim):
+        if d not in reduced:
+            groups.append(((d,), (out_dim,)))
+        elif keepdim:
+            fixed.add(out_dim)  # size 1 now
+        out_dim += d not in reduced or keepdim
     return _moved(call, groups, frozenset(fixed))
