@@ -14,8 +14,9 @@ from tests.audit.test_rules_linalg import assert_labels_hold, labels
 
 
 class TokenMixing(nn.Module):
-    def __init__(self, factor=None, transpose=lambda t: t.transpose(1, 2)):
+    def __init__(self, factor=None, transpose=lambda t: t.transpose(1, 2), dropout=0.0):
         super().__init__()
+        self.drop = nn.Dropout(dropout)  # timm's Mlp: nn.Dropout(0) after fc2
         self.embed = nn.Linear(3, 6)
         self.norm1 = nn.LayerNorm(6)
         self.tok1, self.tok2 = nn.Linear(5, 7), nn.Linear(7, 5)
@@ -25,7 +26,7 @@ class TokenMixing(nn.Module):
 
     def forward(self, x):
         x = self.embed(x)
-        t = self.transpose(self.tok2(F.relu(self.tok1(self.transpose(self.norm1(x))))))
+        t = self.transpose(self.drop(self.tok2(F.relu(self.tok1(self.transpose(self.norm1(x)))))))
         if self.factor is not None:
             t = t * self.factor
         return self.head(F.relu(self.norm2(x + t)).mean(1))
@@ -45,8 +46,10 @@ def test_a_token_mlp_bias_constant_over_the_channels_is_cancelled_by_the_channel
     assert_labels_hold(v, probe)
 
 
-def test_a_per_channel_factor_makes_the_token_bias_vary_over_the_channels():
-    v, probe = labels(TokenMixing(torch.linspace(0.5, 2.0, 6, dtype=torch.float64)), X)
+@pytest.mark.parametrize("model", [TokenMixing(torch.linspace(0.5, 2.0, 6, dtype=torch.float64)),
+                                   TokenMixing(dropout=0.5)], ids=["per-channel-factor", "dropout-mask"])
+def test_a_factor_varying_over_the_channels_makes_the_token_bias_vary(model):
+    v, probe = labels(model, X)
     assert v["tok2.bias"].si and not v["tok2.bias"].individually_si
     assert probe.scaling_error(["tok2.bias"], (2.9,)) > 1e-6
     assert_labels_hold(v, probe)

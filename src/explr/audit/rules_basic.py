@@ -101,6 +101,8 @@ def _keeps_channels(call: Call) -> bool:
 def _per_block(call: Call):
     o = call.origin("mix")
     d = _first(call)
+    if "dropout" in call.key and (call.arg("p", 0.5) == 0 or call.arg("training", call.arg("train", True)) is False):
+        return d  # no mask drawn (timm's Mlp keeps nn.Dropout(0)): the identity, every term kept
     d = call.ctx.resolve_blocks(d, o) if _keeps_channels(call) else Deg.of(call.ctx.resolve(d, o))
     out = call.node.meta.get("val")
     if isinstance(out, tuple):  # (values, indices)
