@@ -23,6 +23,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 
 from explr.errors import ConfigError
+from explr.lr_chain import ChainLink
 from explr.lr_schedule import LRSchedule
 from explr.schedule.groups import ORIGINAL_WD, SI_TAG, drop_mixed_joint_groups
 from explr.schedule.runtime import TEXP
@@ -50,9 +51,10 @@ def schedule_from_args(args: Any) -> LRSchedule:
                           f"allowed: {', '.join(_FIELDS)}")
     values: dict[str, Any] = {str(k): tuple(v) if k == "milestones" else v for k, v in args.items()}  # validated below
     try:
+        values["chain"] = tuple(ChainLink.from_dict(link) for link in values.get("chain", ()))
         schedule = LRSchedule(**values)
         schedule.validate()
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, KeyError) as exc:
         raise ConfigError(f"TEXPScheduler: invalid schedule: {exc}") from None
     return schedule
 
