@@ -18,6 +18,7 @@ _RESHAPES = ["view", "reshape", "flatten", "unflatten", "view_as", "reshape_as",
 
 @rule(*keys_of(["transpose", "permute", "swapaxes", "swapdims", "t"], "Tensor", "torch"))
 def _permute(call: Call):
+    """Every term kept, its constant dims permuted; channel blocks survive only if dim 1 stays."""
     d = _first(call)
     perm = _permutation(call)
     if perm is None or (len(d.blocks) > 1 and perm[1] != 1):  # channel blocks moved off dim 1: merge
@@ -55,6 +56,7 @@ def _permutation(call: Call) -> list[int] | None:
 
 @rule(*keys_of(_RESHAPES, "Tensor", "torch"))
 def _reshape(call: Call):
+    """A row-major reshape: an output dim made only of constant input dims is constant."""
     call.metadata_only(call.arg("other"))  # view_as(other): other's shape only
     x, out = call.val(call.arg("input")), call.val(call.node)
     if getattr(x, "dtype", None) != getattr(out, "dtype", None):  # x.view(dtype) reinterprets the bits

@@ -23,6 +23,8 @@ _ADAPTIVE_AVG = ["adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_poo
 @rule(*keys_of(_MAX + _AVG + _ADAPTIVE_AVG, "F"))
 @exact_values
 def _pool(call: Call):
+    """Per channel block: terms constant over the pooled dims pass unchanged (exact values too) when
+    the pool keeps constants; the other terms merge into one."""
     d = _first(call)
     o = call.origin("mix")
     if not _keeps_channels(call):  # unbatched (C, H, W): it pools along dim 1 too
