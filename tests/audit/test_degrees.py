@@ -1,6 +1,8 @@
 """Transfer rules: degrees, constraints and facts on small inline models (no fixtures needed)."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -240,3 +242,19 @@ def test_hand_written_eps_is_read_as_the_statistic_only_when_small():
     ctx, sol, index = solved(m, IMG * 1e-3)  # activations ~1e-3: eps/var ~ 10
     assert si(sol, index) == set() and ctx.eps_sites == []
     assert "eps 1e-05 is" in sol.forced[index["conv.weight"]].detail
+
+
+
+class Outputs(NamedTuple):
+    """As torchvision's GoogLeNetOutputs(logits, aux_logits2, aux_logits1), returned in train mode."""
+    logits: torch.Tensor
+    aux: torch.Tensor | None
+
+
+def test_a_namedtuple_output_is_seen_through_not_an_unknown_op():
+    # fx records the construction of a returned namedtuple as a call of its class
+    model = Seq(lambda m, x: Outputs(m.head(m.bn(m.conv(x)).mean((2, 3))), aux=None),
+                conv=nn.Conv2d(3, 4, 3), bn=nn.BatchNorm2d(4), head=nn.Linear(4, 2))
+    ctx, sol, index = solved(model, IMG)
+    assert [u.op for u in ctx.unknown_ops] == []
+    assert alone(sol, index) == {"conv.weight", "conv.bias"} and si(sol, index) == {"conv.weight", "conv.bias"}

@@ -129,6 +129,18 @@ def _opaque(call: Call):
     return conservative(call, "opaque-input")
 
 
+@rule("namedtuple")
+def _namedtuple(call: Call):
+    """A namedtuple built from its fields (torchvision's GoogLeNetOutputs(logits, aux2, aux1)): the
+    tuple of their degrees, so that a later `.logits` or `[0]` picks its own field's degree."""
+    fields = call.node.target._fields
+    values = dict(zip(fields, call.node.args)) | dict(call.node.kwargs)
+    for a in values.values():
+        if isinstance(a, fx.Node):
+            call.read.add(a)
+    return tuple(call.degs.get(values[f]) if isinstance(values.get(f), fx.Node) else None for f in fields)
+
+
 @rule("operator.getitem")
 def _getitem(call: Call):
     src = call.node.args[0]
