@@ -258,3 +258,17 @@ def test_a_namedtuple_output_is_seen_through_not_an_unknown_op():
     ctx, sol, index = solved(model, IMG)
     assert [u.op for u in ctx.unknown_ops] == []
     assert alone(sol, index) == {"conv.weight", "conv.bias"} and si(sol, index) == {"conv.weight", "conv.bias"}
+
+
+def test_recurrent_layers_have_a_rule_and_hold_their_weights_at_degree_0():
+    # timm's Sequencer2d: BiLSTMs over the rows and columns of a normalized feature map
+    def fn(m, x):
+        y = m.bn(m.conv(x)).flatten(2).transpose(1, 2)  # (B, HW, C)
+        out, _ = m.rnn(y)
+        return m.gru(out)[0]
+
+    model = Seq(fn, conv=nn.Conv2d(3, 4, 3), bn=nn.BatchNorm2d(4), rnn=nn.LSTM(4, 5, batch_first=True),
+                gru=nn.GRU(5, 3, batch_first=True))
+    ctx, sol, index = solved(model, IMG)
+    assert [u.op for u in ctx.unknown_ops] == []
+    assert si(sol, index) == {"conv.weight", "conv.bias"}

@@ -110,7 +110,10 @@ _NONHOMOGENEOUS = ["sigmoid", "tanh", "gelu", "silu", "softmax", "log_softmax", 
                    "log1p", "log2", "relu6", "hardtanh", "hardswish", "hardsigmoid", "elu", "selu", "celu",
                    "softplus", "softsign", "mish", "erf", "sin", "cos", "logsigmoid", "logsumexp", "glu",
                    "alpha_dropout", "feature_alpha_dropout", "tanhshrink", "softshrink", "hardshrink",
-                   "threshold", "floor", "ceil", "round", "trunc", "frac", "floor_divide", "remainder", "fmod"]
+                   "threshold", "floor", "ceil", "round", "trunc", "frac", "floor_divide", "remainder", "fmod",
+                   # recurrent layers (nn.LSTM/GRU/RNN call these): sigmoid/tanh gates, and a state that feeds
+                   # back through the same weights, so even the ReLU RNN mixes degrees (timm's Sequencer2d)
+                   "lstm", "gru", "rnn_tanh", "rnn_relu", "lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell"]
 
 
 @rule(*keys_of(_NONHOMOGENEOUS, "F", "torch", "Tensor"), "operator.floordiv", "operator.mod", "Tensor.item",
