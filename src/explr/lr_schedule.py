@@ -3,6 +3,7 @@
 `LRSchedule.lr_at(i)` is the LR of optimizer step i+1 (i = 0-based iteration index). Everything
 is expressed in iterations; a scheduler that the original setup steps once per epoch is
 modelled with `step_every = iters_per_epoch` (the LR is held constant inside each epoch).
+Decay "chain" carries mmengine's chained schedulers themselves and replays them (explr.lr_chain).
 """
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-DECAYS = ("step", "cosine", "linear", "constant", "exp", "poly", "tanh")
+from explr.lr_chain import VALUES, ChainLink, chained_lrs
+
+DECAYS = ("step", "cosine", "linear", "constant", "exp", "poly", "tanh", "chain")
 CYCLED = ("cosine", "poly", "tanh")  # the decays that take timm's restarts (and, but tanh, k-decay)
 TANH_BOUNDS = (-7.0, 3.0)  # timm TanhLRScheduler's lb, ub defaults (create_scheduler_v2 never sets them)
 WARMUPS = ("linear", "constant")
@@ -46,6 +49,7 @@ class LRSchedule:
     power: float = 1.0
     warmup_every: int | None = None  # warmup stepped every this many iterations; None: as step_every (mmengine
     # can warm up per iteration under a decay stepped per epoch)
+    chain: tuple[ChainLink, ...] = ()  # decay "chain": mmengine's chained schedulers, replayed (explr.lr_chain)
 
     def validate(self) -> None:
         if not (self.base_lr > 0 and math.isfinite(self.base_lr)):
@@ -79,6 +83,13 @@ class LRSchedule:
         if self.cycle_limit < 1 or self.cycle_mul <= 0 or self.cycle_decay <= 0 or self.k_decay <= 0:
             raise ValueError(f"cycle_limit={self.cycle_limit!r} must be >= 1 and cycle_mul={self.cycle_mul!r}, "
                              f"cycle_decay={self.cycle_decay!r}, k_decay={self.k_decay!r} > 0")
+        if (self.decay == "chain") != bool(self.chain) or any(link.kind not in VALUES for link in self.chain):
+            raise ValueError(f"decay='chain' needs a chain of {', '.join(VALUES)} (and only it takes one)")
+        if self.chain:
+            try:
+                chained_lrs(self.chain, self.base_lr, self.total_iters)
+            except (ArithmeticError, TypeError) as exc:  # ValueError passes through as it is
+                raise ValueError(f"the chained schedulers fail to step: {type(exc).__name__}: {exc}") from None
         if self._cycled and self.decay not in CYCLED:
             raise ValueError(f"cycles and k-decay apply to {' and '.join(CYCLED)} decay only, not decay={self.decay!r}")
 
@@ -144,6 +155,9 @@ class LRSchedule:
         return start + (end - start) * (u / self.warmup_iters)
 
     def lr_at(self, i: int) -> float:
+        if self.decay == "chain":  # mmengine's own operations; after training the last LR is held
+            lrs = chained_lrs(self.chain, self.base_lr, self.total_iters)
+            return lrs[min(i, len(lrs) - 1)]
         u, w = self._position(i), self._position(i, self.warmup_every)
         if w < self.warmup_iters and self.warmup_blend != "multiply":
             return self.warmup_ramp(w)
@@ -176,6 +190,8 @@ def schedule_args(schedule: LRSchedule) -> dict:
     out = {}
     for spec in dataclasses.fields(LRSchedule):
         value = getattr(schedule, spec.name)
-        if spec.default is dataclasses.MISSING or value != spec.default:
+        if spec.name == "chain" and value:
+            out[spec.name] = [link.to_dict() for link in value]
+        elif spec.default is dataclasses.MISSING or value != spec.default:
             out[spec.name] = list(value) if isinstance(value, tuple) else value
     return out

@@ -14,6 +14,8 @@ class DecayPolicy:
     other: float
     norm: float | None = None  # affine parameters of normalization layers
     bias: float | None = None  # biases of non-normalization layers
+    norm_layers: str = "torch"  # which module classes are normalization layers: a framework's own list
+    # (explr.schedule.groups.NORM_LAYERS: "torch" every torch norm layer, "detectron2" its optimizer's tuple)
 
     def for_kind(self, kind: str) -> float:
         value = {"norm": self.norm, "bias": self.bias}.get(kind)

@@ -90,3 +90,16 @@ def test_the_twin_is_moved_by_one_ulp_of_the_dtype_the_forward_computes_in():
     for p, q in zip(model.parameters(), perturbed_copy(model, torch.bfloat16).parameters()):
         seen = p.bfloat16()  # what the autocast forward computes with: one bf16 ulp up
         assert torch.equal(q.bfloat16(), torch.nextafter(seen, torch.full_like(seen, float("inf"))))
+
+
+def test_an_inconclusive_bf16_check_says_to_drop_amp_and_why(capsys):
+    """bf16 keeps 8 significant bits: within 4 steps the 1-ulp twin is off by ~0.5, far past any tolerance that
+    could tell a real deviation from noise. The advice names what resolves that: a run without --amp."""
+    spec, _ = audited("resnet_cifar")
+    code = main(["check", spec, DEMO_CONFIG, "--steps", "4", "--check-batch-size", "4", "--device", "cpu",
+                 "--dtype", "float32", "--amp", "bfloat16"])
+    out = " ".join(capsys.readouterr().out.split())  # the summary table wraps long lines
+    assert "INCONCLUSIVE" in out and code != 0
+    assert "drop --amp bfloat16 and check in float32 (--dtype float32) or float64 (the default --dtype)" in out
+    assert "autocast runs matmuls and convolutions in bfloat16 (8 significant bits" in out
+    assert "rerun with --dtype" not in out

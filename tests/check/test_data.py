@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from explr.check.api import CheckOptions, check
-from explr.check.data import DataError, loss_of, synthetic_batches
+from explr.check.budget import DataSize
+from explr.check.data import DataError, data_source, first_batch, loss_of, synthetic_batches
 from tests.check.helpers import plan
 
 MODEL = textwrap.dedent("""
@@ -107,3 +108,46 @@ def test_loss_is_cross_entropy_for_labels_and_mse_for_float_targets():
     logits = torch.tensor([[2.0, 0.0]])
     assert loss_of(logits, torch.tensor([0])) == pytest.approx(torch.nn.functional.cross_entropy(logits, torch.tensor([0])).item())
     assert loss_of(logits, torch.tensor([[1.0, 1.0]])).item() == pytest.approx(1.0)
+
+
+class Pooled(torch.nn.Module):
+    """Takes any image size (global pooling), so synthetic images may shrink."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, bias=False)
+        self.fc = torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(self.conv(x).mean((2, 3)))
+
+
+def test_the_data_source_is_the_users_function_when_there_is_one(tmp_path):
+    spec = write_model(tmp_path, """
+        def train_batches():
+            return [(torch.randn(4, 3, 6, 6), torch.zeros(4, dtype=torch.long))]
+    """)
+    from explr.load import load_model
+
+    loaded = load_model(spec)
+    source = data_source(None, spec, loaded.model, loaded.example_inputs, seed=0, may_shrink=True)
+    assert source.user and source.where.endswith("net.py:train_batches") and source.side is None
+    assert next(source.make(DataSize(99))()).inputs[0].shape == (4, 3, 6, 6)  # the user's batches keep their size
+
+
+def test_synthetic_images_may_shrink_only_when_large_and_allowed():
+    model, images = Pooled(), (torch.randn(2, 3, 128, 128),)
+    source = data_source(None, "", model, images, seed=0, may_shrink=True)
+    assert not source.user and source.where == "synthetic data" and source.side == 128
+    assert next(source.make(DataSize(3, shrink=4))()).inputs[0].shape == (3, 3, 32, 32)
+    assert data_source(None, "", model, images, seed=0, may_shrink=False).side is None
+    assert data_source(None, "", model, (torch.randn(2, 3, 32, 32),), seed=0, may_shrink=True).side is None
+
+
+def test_the_first_batch_is_checked_against_the_model_before_any_training():
+    source = data_source(None, "", Pooled(), (torch.randn(2, 3, 8, 8),), seed=0, may_shrink=False)
+    model = Pooled().double()  # as the check's runs: batches are moved to their dtype
+    first = first_batch(source.make(DataSize(2)), model, source.where, torch.device("cpu"), torch.float64)
+    assert first.inputs[0].shape == (2, 3, 8, 8) and first.inputs[0].dtype == torch.float64
+    with pytest.raises(DataError, match="synthetic data: batches need at least 2 samples"):
+        first_batch(source.make(DataSize(1)), model, source.where, torch.device("cpu"), torch.float64)

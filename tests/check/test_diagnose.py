@@ -1,6 +1,7 @@
 """The cause table and the jump finder on hand-made evidence (no training needed)."""
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -85,11 +86,30 @@ def test_a_noise_floor_too_large_to_judge_is_inconclusive_and_alone():
     assert [c for c, _ in diagnosis.causes] == ["inconclusive"] and "2.0e-01" in diagnosis.causes[0][1]
 
 
+@pytest.mark.parametrize("dtype, autocast, fix, why", [
+    (torch.float32, torch.bfloat16, "drop --amp bfloat16 and check in float32 (--dtype float32) or float64",
+     "autocast runs matmuls and convolutions in bfloat16 (8 significant bits: a relative rounding step of 8e-03)"),
+    (torch.float32, torch.float16, "drop --amp float16 and check in float32", "float16 (11 significant bits"),
+    (torch.bfloat16, None, "use --dtype float64 or --dtype float32", "the runs compute in bfloat16 (8 significant"),
+    (torch.float32, None, "use --dtype float64:", "the runs compute in float32 (24 significant bits"),
+    (torch.float64, None, "use --device cpu", "the runs compute in float64 (53 significant bits"),
+])
+def test_too_noisy_advice_names_the_flags_that_resolve_it_and_the_rounding_behind_it(dtype, autocast, fix, why):
+    noisy = [StepRecord(1, 0.3, 1.0, 1.0, {}, {}, None, None, noise=0.2)]
+    advice = dict(diagnose(evidence(noisy, tolerance=2.0, dtype=dtype, autocast=autocast)).causes)["inconclusive"]
+    assert fix in advice and why in advice
+    assert "rerun with --dtype" not in advice  # the old advice, useless under --amp (already float32)
+
+
 def test_a_deviation_only_after_the_twin_jumped_is_inconclusive_and_says_why():
     flipped = [rec(1, 1e-6), rec(2, 2e-6), rec(3, 3e-3)]
     diagnosis = diagnose(evidence(flipped, tolerance=4e-5, plan={"nesterov": True}, noise_jump=(3, 5e-2),
-                                  verdict="inconclusive"))
+                                  verdict="inconclusive", dtype=torch.float32))
     assert [c for c, _ in diagnosis.causes] == ["inconclusive"]
     assert "twin jumped at step 3 to 5.0e-02" in diagnosis.causes[0][1] and "3.0e-03" in diagnosis.causes[0][1]
+    assert "another --seed, or use --dtype float64" in diagnosis.causes[0][1]
+    under_amp = diagnose(evidence(flipped, tolerance=4e-5, noise_jump=(3, 5e-2), verdict="inconclusive",
+                                  dtype=torch.float32, autocast=torch.bfloat16))
+    assert "another --seed, or drop --amp bfloat16" in under_amp.causes[0][1]  # --dtype float64 refuses --amp
     failed = diagnose(evidence(flipped, tolerance=4e-5, plan={"nesterov": True}, noise_jump=(3, 5e-2)))
     assert [c for c, _ in failed.causes] == ["nesterov"]

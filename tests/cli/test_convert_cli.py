@@ -156,6 +156,11 @@ def test_check_rewrite_format_needs_the_committed_path(capsys):
     assert code == 2 and "pass -o COMMITTED_FILE" in err and out == ""
 
 
+def test_check_with_an_empty_output_path_is_a_usage_error(capsys):
+    code, out, err = run(capsys, CIFAR, "--check", "-o", "")
+    assert code == 2 and "pass -o COMMITTED_FILE" in err and "Traceback" not in err
+
+
 def test_check_with_in_place_is_a_usage_error_and_writes_nothing(tmp_path, capsys):
     config = tmp_path / "cfg.yaml"
     config.write_text("optimizer: {}\n")

@@ -282,3 +282,34 @@ def test_max_epochs_minus_one_means_until_max_steps(tmp_path):
     path.write_text("trainer: {max_epochs: -1, max_steps: 40}\nmodel: {}\noptimizer:\n  class_path: torch.optim.SGD\n"
                     "  init_args: {lr: 0.1}\n")
     assert convert(str(path), iters_per_epoch=7).plan.total_iters == 40
+
+
+
+def test_interpolated_callbacks_list_gets_the_callback(tmp_path):
+    path = tmp_path / "c.yaml"  # trainer.callbacks is a plain list after interpolation: written out resolved
+    path.write_text("base_callbacks:\n  - class_path: lightning.pytorch.callbacks.LearningRateMonitor\n"
+                    "trainer:\n  max_epochs: 4\n  callbacks: ${base_callbacks}\n"
+                    "model: {}\noptimizer:\n  class_path: torch.optim.SGD\n  init_args: {lr: 0.1}\n")
+    written = load_yaml(converted_output(convert(str(path), iters_per_epoch=5)).text)
+    assert written["trainer"] == {"max_epochs": 4, "callbacks": [
+        {"class_path": "lightning.pytorch.callbacks.LearningRateMonitor"},
+        {"class_path": "explr.integrations.lightning.ExplrCallback"}]}
+
+
+def test_interpolated_trainer_gets_the_callback(tmp_path):
+    path = tmp_path / "c.yaml"  # trainer is a plain dict after interpolation: written out resolved
+    path.write_text("base_trainer:\n  max_epochs: 4\ntrainer: ${base_trainer}\n"
+                    "model: {}\noptimizer:\n  class_path: torch.optim.SGD\n  init_args: {lr: 0.1}\n")
+    written = load_yaml(converted_output(convert(str(path), iters_per_epoch=5)).text)
+    assert written["trainer"] == {"max_epochs": 4,
+                                  "callbacks": [{"class_path": "explr.integrations.lightning.ExplrCallback"}]}
+
+
+def test_interpolated_trainer_with_callbacks_says_which_key_to_write_out(tmp_path):
+    path = tmp_path / "c.yaml"  # the callbacks list lives in another key: nothing in the file to edit
+    path.write_text("base_trainer:\n  max_epochs: 4\n  callbacks:\n"
+                    "  - class_path: lightning.pytorch.callbacks.LearningRateMonitor\n"
+                    "trainer: ${base_trainer}\n"
+                    "model: {}\noptimizer:\n  class_path: torch.optim.SGD\n  init_args: {lr: 0.1}\n")
+    with pytest.raises(ConfigError, match=r"cannot locate trainer\.callbacks .*write that key out in this file"):
+        converted_output(convert(str(path), iters_per_epoch=5))

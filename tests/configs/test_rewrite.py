@@ -87,6 +87,20 @@ def test_append_to_zero_indented_block_list_and_add_keys():
     assert removed == ["flow: {k: 1}"] and "- z: 3" in added and "new:" in added
 
 
+def test_add_key_to_an_interpolated_mapping_writes_its_resolved_value_in_block_style():
+    text = "base:\n  k: 1\nsection: ${base}\n"  # `section` is a plain dict after interpolation: it has no lines
+    r = Rewriter(ConfigSource.parse(text, "t.yaml"))
+    r.add_key(("section",), "k2", 2)
+    removed, added = diff_lines(text, r.text())
+    assert removed == ["section: ${base}"] and added == ["section:", "  k: 1", "  k2: 2"]
+
+
+def test_append_to_an_interpolated_list_refused():
+    source = ConfigSource.parse("base: [1, 2]\na: ${base}\n", "t.yaml")
+    with pytest.raises(ConfigError, match=r"t.yaml:2: a must be a non-empty block list"):
+        Rewriter(source).append_item(("a",), 3)
+
+
 def test_result_is_reparsed_and_untouched_when_no_edit():
     assert rewriter().text() == TEXT
 

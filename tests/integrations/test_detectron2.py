@@ -17,7 +17,10 @@ from explr.configs.api import write_converted
 from explr.configs.detectron2 import DEFAULTS
 from explr.errors import ConfigError
 from explr.integrations.detectron2 import ExplrTrainerMixin, add_explr_config, plan_of
-from explr.integrations.native import original_optimizer
+from explr.integrations.native import build_from_plan, original_optimizer
+from explr.load import load_model
+from explr.schedule.groups import ORIGINAL_WD, SI_TAG
+from tests.integrations import detectron2_solver
 from tests.configs.texp_harness import MODEL
 from tests.integrations.harness import Side, compare_amp_runs, compare_runs
 from tests.conftest import FIXTURES
@@ -129,3 +132,41 @@ def test_misuse_is_a_clear_error(tmp_path):
         Trainer.build_optimizer(cfg, torch.nn.Linear(2, 2))
     with pytest.raises(ConfigError, match="put the mixin first"):
         Trainer.build_lr_scheduler(cfg, torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1))
+
+
+D2_NORMS = FIXTURES / "models" / "detectron2_norms.py"
+SOLVERS = {
+    "norm-0": "  WEIGHT_DECAY: 0.0001\n  WEIGHT_DECAY_NORM: 0.0\n",
+    "norm-and-bias-0": "  WEIGHT_DECAY: 0.0001\n  WEIGHT_DECAY_NORM: 0.0\n  WEIGHT_DECAY_BIAS: 0.0\n",
+    "norm-own-decay": "  WEIGHT_DECAY: 0.0005\n  WEIGHT_DECAY_NORM: 0.0002\n",
+}
+
+
+def per_parameter(optimizer: torch.optim.Optimizer, model: torch.nn.Module, key: str = "weight_decay") -> dict:
+    """name -> the group's `key`; for weight decay, the one the run applies or, on TEXP, its phantom keeps."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    return {names[id(p)]: g[ORIGINAL_WD] if key == "weight_decay" and g.get(SI_TAG) else g[key]
+            for g in optimizer.param_groups for p in g["params"]}
+
+
+@pytest.mark.parametrize("solver", sorted(SOLVERS))
+def test_weight_decay_of_each_parameter_is_detectron2s_own_grouping(tmp_path, solver):
+    """detectron2's get_default_optimizer_params (copied) decides: its channels-first LayerNorm and RMSNorm keep
+    WEIGHT_DECAY, its NaiveSyncBatchNorm (a BatchNorm2d), GroupNorm and torch's LayerNorm get WEIGHT_DECAY_NORM."""
+    original = tmp_path / "train.yaml"
+    original.write_text(f"_BASE_: {D2 / 'COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml'}\nSOLVER:\n"
+                        "  BASE_LR: 0.02\n  MAX_ITER: 100\n  STEPS: (50,)\n" + SOLVERS[solver])
+    cfg = get_cfg()
+    cfg.merge_from_file(str(original))
+    model = load_model(str(D2_NORMS)).model
+    detectron2, plan = detectron2_solver.optimizer_of(cfg, model), plan_of(cfg)
+    original = original_optimizer(model, plan)
+    for key in ("weight_decay", "lr", "momentum", "nesterov"):
+        assert per_parameter(original, model, key) == per_parameter(detectron2, model, key), key
+    want = per_parameter(detectron2, model)
+    si = ["conv.weight", "sync_bn.weight", "sync_bn.bias", "ln.weight", "ln.bias"]
+    converted, _ = build_from_plan(model, plan, si=si)
+    assert per_parameter(converted, model) == want  # the converted run: SI groups keep it for their phantom
+    wd, norm = cfg.SOLVER.WEIGHT_DECAY, cfg.SOLVER.WEIGHT_DECAY_NORM
+    assert want["ln.weight"] == want["rms.weight"] == want["cycled.weight"] == wd != norm
+    assert want["sync_bn.weight"] == want["gn.weight"] == want["token_ln.weight"] == norm

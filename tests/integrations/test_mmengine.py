@@ -100,8 +100,20 @@ LAZY_IMPORT = ("from mmengine.optim import OptimWrapper\nfrom mmengine.optim.sch
                "dict(type=MultiStepLR, by_epoch=True, milestones=[8, 11], begin=0, end=12)]\n")
 
 
-@pytest.mark.parametrize("original, ipe, epochs", [(None, 45, 12), (AGGRESSIVE, 5, 6), (LAZY_IMPORT, 5, 12)],
-                         ids=["faster-rcnn-1x", "cosine-paramwise", "pure-python-style"])
+CHAINED = ("optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.2, momentum=0.9, weight_decay=5e-3), "
+           "paramwise_cfg=dict(custom_keys={'fc': dict(lr_mult=0.5)}))\ntrain_cfg = dict(by_epoch=True, max_epochs=6)\n"
+           "param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, end=5), "
+           "dict(type='CosineRestartLR', periods=[2, 2, 2], restart_weights=[1, 0.5, 0.25], eta_min=1e-3, "
+           "by_epoch=True, convert_to_iter_based=True), dict(type='MultiStepLR', milestones=[3], gamma=0.5)]\n")
+ONE_CYCLE = ("optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9, dampening=0.1, weight_decay=1e-2), "
+             "paramwise_cfg=dict(custom_keys={'fc': dict(lr_mult=0.5)}))\ntrain_cfg = dict(by_epoch=True, max_epochs=5)\n"
+             "param_scheduler = dict(type='OneCycleLR', eta_max=0.3, by_epoch=False)\n")
+
+
+@pytest.mark.parametrize("original, ipe, epochs", [(None, 45, 12), (AGGRESSIVE, 5, 6), (LAZY_IMPORT, 5, 12),
+                                                   (CHAINED, 5, 6), (ONE_CYCLE, 5, 5)],
+                         ids=["faster-rcnn-1x", "cosine-paramwise", "pure-python-style", "chained-restarts",
+                              "one-cycle"])
 def test_converted_config_trains_the_same_network(tmp_path, original, ipe, epochs):
     path = FASTER_RCNN if original is None else write(tmp_path, original)
     converted = explr.convert(str(path), model=MODEL, iters_per_epoch=ipe)
@@ -200,3 +212,33 @@ def test_constructor_and_scheduler_refuse_misuse():
 def quiet_mmengine():
     yield
     MMLogger.get_current_instance().setLevel(logging.ERROR)
+
+
+class RecordBetas(RecordOutputs):
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        super().before_train_iter(runner, batch_idx, data_batch)
+        self.outputs.append([(g["betas"][0], g.get(SI_TAG, False)) for g in runner.optim_wrapper.optimizer.param_groups])
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        pass
+
+
+def test_kept_momentum_schedulers_move_adamws_beta1_as_in_the_original(tmp_path, monkeypatch):
+    """mmdetection3d's cyclic-40e (AdamW, two LR cosines, two CosineAnnealingMomentum), converted under
+    --approximate: the converted config runs the momentum schedulers unchanged, so beta1 of every group follows
+    the original's at each iteration, and the groups left off TEXP keep the original LR."""
+    cyclic = FIXTURES / "configs/mmengine/mmdetection3d/configs/_base_/schedules/cyclic-40e.py"
+    path = write(tmp_path, f"_base_ = ['{cyclic}']\n")
+    converted = explr.convert(str(path), model=MODEL, iters_per_epoch=2, approximate=True)
+    out = tmp_path / "converted_explr.py"
+    write_converted(converted, str(out))
+    monkeypatch.setattr("tests.integrations.test_mmengine.RecordOutputs", RecordBetas)
+    net, data = fixture_model(), batches(2)
+    original, texp = [train(Config.fromfile(str(p)), copy.deepcopy(net), data, tmp_path / n, 40)
+                      for p, n in ((path, "a"), (out, "b"))]
+    betas = [groups[0][0] for groups in original.outputs]  # the original has one param group
+    assert len(texp.outputs) == len(betas) == 80 and len(set(betas)) > 10  # beta1 did move
+    assert all(beta == betas[i] for i, groups in enumerate(texp.outputs) for beta, _ in groups)
+    non_si = [i for i, (_, si) in enumerate(texp.outputs[0]) if not si]
+    assert non_si and all(lrs[i] == pytest.approx(ref[0], rel=1e-12)
+                          for lrs, ref in zip(texp.lrs, original.lrs) for i in non_si)

@@ -25,6 +25,7 @@ import operator
 import os
 import sys
 from dataclasses import dataclass, field
+from types import FrameType
 
 import torch
 from torch import fx
@@ -48,13 +49,13 @@ CONCRETE_METHODS = frozenset({
 CONCRETE_FUNCTIONS = frozenset({torch.numel, torch.is_floating_point, torch.is_complex, torch.result_type})
 
 
-_NOT_USER_CODE = tuple(os.path.dirname(m.__file__) + os.sep for m in (torch, contextlib, explr))
+_NOT_USER_CODE = tuple(os.path.dirname(inspect.getfile(m)) + os.sep for m in (torch, contextlib, explr))
 
 
 def user_frame() -> str:
     """'model.py:42 `out = a + b`': the innermost caller outside torch, explr and the standard
     library (cheaper than fx's record_stack_traces, which formats the whole stack per node)."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and frame.f_code.co_filename.startswith(_NOT_USER_CODE):
         frame = frame.f_back
     if frame is None:
@@ -157,7 +158,8 @@ def fetch_attr(root: torch.nn.Module, target: str):
 
 class ConcreteTracer(fx.Tracer):
     def __init__(self, model: torch.nn.Module, example_inputs: tuple):
-        super().__init__(autowrap_modules=(), autowrap_functions=())
+        # torch annotates autowrap_modules as tuple[ModuleType], a one-element tuple, though any length works
+        super().__init__(autowrap_modules=(), autowrap_functions=())  # type: ignore[arg-type]
         self.example_inputs = example_inputs
         self.opaque: list[OpaqueCall] = []
         self._opaque_modules: set[int] = set()
@@ -183,8 +185,9 @@ class ConcreteTracer(fx.Tracer):
                 return self._param_proxies[name]
         return attr_val
 
-    def iter(self, obj: fx.Proxy):
-        return (obj[i] for i in range(len(obj.node.meta["val"])))
+    def iter(self, obj: fx.Proxy):  # obj[i] as Proxy.__getitem__ records it (fx adds that method untyped)
+        return (self.create_proxy("call_function", operator.getitem, (obj, i), {})
+                for i in range(len(obj.node.meta["val"])))
 
     def create_args_for_root(self, root_fn, is_module, concrete_args=None):
         names = [f"input_{i}" for i in range(len(self.example_inputs))]
@@ -208,19 +211,21 @@ class ConcreteTracer(fx.Tracer):
         return node
 
     def _run(self, node: fx.Node):
-        if node.op == "placeholder":
-            return self.example_inputs[int(node.target.rsplit("_", 1)[1])]
-        if node.op == "get_attr":
-            return fetch_attr(self.root, node.target)
+        target = node.target
         args, kwargs = map_arg((node.args, node.kwargs), lambda n: n.meta["val"])
+        if callable(target):  # call_function; every other op's target is a name
+            with _without_tracing_patches():
+                return target(*args, **kwargs)
+        if node.op == "placeholder":
+            return self.example_inputs[int(target.rsplit("_", 1)[1])]
+        if node.op == "get_attr":
+            return fetch_attr(self.root, target)
         with _without_tracing_patches():
-            if node.op == "call_function":
-                return node.target(*args, **kwargs)
             if node.op == "call_method":
-                return getattr(args[0], node.target)(*args[1:], **kwargs)
+                return getattr(args[0], target)(*args[1:], **kwargs)
             try:
                 with ParameterReads(self._param_names) as reads:
-                    out = fetch_attr(self.root, node.target)(*args, **kwargs)
+                    out = fetch_attr(self.root, target)(*args, **kwargs)
                 node.meta["reads"] = reads.names
                 return out
             except Exception as exc:  # an opaque module that cannot run on these values
@@ -292,7 +297,7 @@ class ParameterReads(TorchFunctionMode):
 
     def __init__(self, names: dict[int, str]):
         super().__init__()
-        self._names, self.names = names, set()
+        self._names, self.names = names, set[str]()
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         for t in tensor_leaves((args, kwargs or {})):

@@ -49,7 +49,7 @@ def analyse(graph: fx.Graph, param_index: dict[str, int]) -> Ctx:
 def _node_degree(node: fx.Node, ctx: Ctx, degs: dict, param_index: dict[str, int]):
     if node.op == "placeholder":
         return zero_like(node.meta.get("val"))
-    if node.op == "get_attr":
+    if node.op == "get_attr" and isinstance(node.target, str):  # a get_attr's target is always a name
         var = param_index.get(node.target)
         if var is None:
             return ctx.buffer_degs.get(node.target) or zero_like(node.meta.get("val"))
@@ -143,11 +143,15 @@ def _namedtuple(call: Call):
 
 @rule("operator.getitem")
 def _getitem(call: Call):
-    src = call.node.args[0]
-    d = call.degs.get(src) if isinstance(src, fx.Node) else None
+    src, index = call.node.args[0], call.node.args[1]
+    if not isinstance(src, fx.Node):
+        return call.out_zero()
+    d = call.degs.get(src)
     call.read.add(src)
     if isinstance(d, (tuple, list)):
-        return d[call.node.args[1]]
+        if not isinstance(index, (int, slice)):  # a tensor index: the rule fails, the op counts as unknown
+            raise TypeError(f"index {index} of a tuple output is not a constant")
+        return d[index]
     if isinstance(d, Deg):
         return Deg.of(call.ctx.resolve(d, call.origin("mix")))
     return call.out_zero()

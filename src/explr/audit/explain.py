@@ -123,11 +123,11 @@ def verdicts(params: list[tuple[str, torch.Tensor]], sol: Solution, ctx: Ctx):
         groups.append(Group(gid, tuple(names[v] for v in members), tuple(norms)))
     out = []
     for v, (name, p) in enumerate(params):
-        gid = group_of.get(v)
-        members = sol.groups[gid] if gid is not None else None
+        group_id = group_of.get(v)
+        group = sol.groups[group_id] if group_id is not None else None
         out.append(ParamVerdict(name, tuple(p.shape), p.numel(), v in sol.chosen,
-                                v in sol.individually and v in sol.chosen, gid,
-                                reason_for(v, sol, ctx, names, members)))
+                                v in sol.individually and v in sol.chosen, group_id,
+                                reason_for(v, sol, ctx, names, group)))
     return out, groups
 
 
@@ -177,7 +177,8 @@ def module_locations(root: torch.nn.Module) -> dict[str, Location]:
     """Module name -> where its class is defined (the first line of `class ...`)."""
     out = {}
     for name, m in root.named_modules():
-        loc = _class_location(type(m))
+        # a class is hashable; mypy checks type[Module] against Hashable with the instance's __hash__
+        loc = _class_location(type(m))  # type: ignore[arg-type]
         if loc is not None:
             out[name] = loc
     return out

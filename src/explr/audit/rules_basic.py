@@ -26,7 +26,8 @@ def keys_of(names, *prefixes) -> list[str]:
     once per distinct op (F.hardshrink IS torch.hardshrink).
 
     A name that no namespace has is a typo: an error, not a key that silently never matches."""
-    out, seen = [], []
+    out: list[str] = []
+    seen: list[object] = []  # the ops themselves: F.hardshrink IS torch.hardshrink
     for n in names:
         found = [f"{p}.{n}" for p in prefixes if hasattr(_NAMESPACES[p], n)]
         if not found:
@@ -170,8 +171,9 @@ def _assert(call: Call):
 def _getattr(call: Call):
     """`.values` of a (values, indices) result picks that element; a tensor attribute (.T, .mT) keeps the degree."""
     src, attr = call.node.args[0], call.node.args[1]
-    d, val = call.degs.get(src), call.val(src)
-    if isinstance(d, (tuple, list)) and isinstance(val, tuple):
+    d = call.degs.get(src) if isinstance(src, fx.Node) else None
+    val = call.val(src)
+    if isinstance(d, (tuple, list)) and isinstance(val, tuple) and isinstance(attr, str):
         call.metadata_only(src)
         picked = getattr(val, attr)
         return next((d[i] for i, v in enumerate(val) if v is picked), call.out_zero())
@@ -242,9 +244,9 @@ def _power(call: Call):
     name = call.key.rsplit(".", 1)[1]
     k = {"sqrt": 0.5, "rsqrt": -0.5, "reciprocal": -1}.get(name, call.arg("exponent", call.arg("other")))
     base = call.arg("input")
-    if not _is_scalar(k) or call.deg(base) is None:
+    d = call.deg(base) if _is_scalar(k) else None
+    if d is None:
         return conservative(call)
-    d = call.deg(base)
     stat = d.stat or (float(k) % 2 == 0)
     return Deg.of(f_scale(call.ctx.resolve(d, call.origin("mix")), Fraction(k)), stat)
 

@@ -60,7 +60,7 @@ def _addmm(call: Call):
     forms = [call.ctx.resolve(call.deg(x) or ZERO_DEG, o) for x in (call.arg("mat1", call.arg("batch1")), call.arg("mat2", call.arg("batch2")))]
     bias = call.arg("input")
     if len(call.shape(bias)) > 1:  # a full matrix, not a bias vector: a plain sum
-        return Deg.of(call.ctx.equal([f_add(*forms), call.ctx.resolve(call.deg(bias) or ZERO_DEG, o)], o))
+        return Deg.of(call.ctx.equal([f_add(forms[0], forms[1]), call.ctx.resolve(call.deg(bias) or ZERO_DEG, o)], o))
     return _product_with_bias(call, forms, bias, frozenset({len(call.shape()) - 1}))
 
 

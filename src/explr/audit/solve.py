@@ -11,6 +11,7 @@ to 0, which is always feasible because every constraint is homogeneous.
 """
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 
 from explr.audit.transfer import Constraint, Origin
@@ -45,7 +46,7 @@ class _UnionFind:
         return min(ra, rb)
 
 
-def _on_classes(form: dict, uf: _UnionFind, zero: set[int]) -> dict:
+def _on_classes(form: dict, uf: _UnionFind, zero: Container[int]) -> dict:
     out: dict = {}
     for v, k in form.items():
         r = uf.find(v)
@@ -61,7 +62,8 @@ def _on_classes(form: dict, uf: _UnionFind, zero: set[int]) -> dict:
 
 def _propagate(n: int, constraints: list[Constraint]):
     """Unit propagation and merging; returns (uf, zero classes with origin, remaining constraints)."""
-    uf, zero = _UnionFind(n), {}
+    uf = _UnionFind(n)
+    zero: dict[int, Origin] = {}  # class -> why it is 0
     pending = list(constraints)
     changed = True
     while changed:

@@ -11,29 +11,31 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable, Iterable
 
 import torch
 from torch import nn
 
+from explr.audit_report import AuditReport
 from explr.check import setups
 from explr.check.budget import DEFAULT_BUDGET, MIN_SIDE, DataSize, StepPlan, data_sizes, plan_steps, time_step
 from explr.check.compress import Compression, compress
-from explr.check.data import Batch, check_first_batch, resolve_data_function, synthetic_batches, user_batches
+from explr.check.data import Batch, BatchStream, DataSource, data_source, first_batch, shrunk_images
 from explr.check.diagnose import Evidence, diagnose
 from explr.check.evalmode import RECALIBRATION_BATCHES, compare_eval_mode
-from explr.check.report import TrajectoryReport
-from explr.check.runner import Amp, RunnerOptions, run_lockstep, train_step
-from explr.check.tolerance import NOISE_MULTIPLIER, PASS, needs_noise_floor, noise_floor_of, tolerance_for, verdict
+from explr.check.notes import amp_notes, config_notes, tighten_eps
+from explr.check.report import Diagnosis, EvalModeResult, StepRecord, TrajectoryReport
+from explr.check.runner import Amp, Run, RunnerOptions, run_lockstep, train_step
+from explr.check.setups import SIChoice
+from explr.check.tolerance import (NOISE_MULTIPLIER, PASS, NoiseFloor, Tolerance, needs_noise_floor, noise_floor_of,
+                                    tolerance_for, verdict)
 from explr.configs.adapter import ReadOptions
-from explr.configs.convert import NOT_EXACT, analysis_of, convert, deviations
+from explr.configs.convert import ConvertedPlan, analysis_of, convert, deviations
 from explr.errors import ConfigError, ExplrError, UnsupportedError
-from explr.rules.config import config_findings
 from explr.model_copy import private_copy
 from explr.plan import TrainingPlan
 from explr.schedule.analysis import ScheduleAnalysis
 from explr.schedule.groups import SI_TAG
-from explr.wording import plural
 
 DEFAULT_STEPS = 200  # the most steps the budget picks
 MIN_TIMED_BATCH = 2  # the timing step runs at this batch first (cheap), then extrapolates
@@ -100,10 +102,11 @@ def read_converted(config: str | TrainingPlan, fmt: str | None, options: ReadOpt
     return config, [reason for _, reason in found], analysis_of(config)
 
 
-def _si_and_audit(model: nn.Module, inputs: tuple, si: Any, name: str) -> tuple[Any, set[str] | None]:
-    """The SI set to convert (an AuditReport, or names taken as given) and the audit's proven set, if any."""
-    from explr.audit_report import AuditReport
+SIGiven = AuditReport | str | os.PathLike[str] | Iterable[str] | None  # check(si=...): see check()
 
+
+def _si_and_audit(model: nn.Module, inputs: tuple, si: SIGiven, name: str) -> tuple[SIChoice, set[str] | None]:
+    """The SI set to convert (an AuditReport, or names taken as given) and the audit's proven set, if any."""
     if isinstance(si, AuditReport):
         return si, set(si.si_names)
     if isinstance(si, (str, os.PathLike)):
@@ -119,93 +122,76 @@ def _si_and_audit(model: nn.Module, inputs: tuple, si: Any, name: str) -> tuple[
     return report, set(report.si_names)
 
 
-@dataclass(frozen=True)
-class _Data:
-    """The batches both runs train on: the user's (fixed size) or synthetic ones of a chosen size."""
-
-    make: Callable[[DataSize], Callable]  # size -> a restartable batch iterator factory
-    where: str
-    user: bool
-    side: int | None = None  # synthetic images: the side that may be shrunk (None: not shrinkable)
-
-
-def _shrunk(inputs: tuple, shrink: int) -> tuple:
-    return tuple(torch.randn(*x.shape[:-2], x.shape[-2] // shrink, x.shape[-1] // shrink, dtype=x.dtype)
-                 for x in inputs) if shrink > 1 else inputs
-
-
-def _shrinkable_side(model: nn.Module, inputs: tuple) -> int | None:
-    """The image side synthetic data may shrink (every input an N,C,H,W image and the model takes a
-    MIN_SIDE one), else None."""
-    if not inputs or not all(isinstance(x, torch.Tensor) and x.dim() == 4 and x.is_floating_point() for x in inputs):
-        return None
-    side = min(min(x.shape[-2:]) for x in inputs)
-    if side < 2 * MIN_SIDE:
-        return None
-    try:
-        synthetic_batches(model, _shrunk(inputs, side // MIN_SIDE), 2, 0)
-    except Exception:  # noqa: BLE001 - any failure only means "keep the model's own input size"
-        return None
-    return side
-
-
-def _audit_inputs(inputs: tuple, data: _Data, si: Any) -> tuple[tuple, list[str]]:
+def _audit_inputs(inputs: tuple, data: DataSource, si: SIGiven) -> tuple[tuple, list[str]]:
     """Under a time budget, a large synthetic image is audited at a quarter of its side (at least MIN_SIDE):
     the SI set is a property of the graph, and the budget may train on smaller images anyway."""
     if si is not None or data.side is None or data.side // 4 < MIN_SIDE:
         return inputs, []
-    shrunk = _shrunk(inputs, 4)
+    shrunk = shrunk_images(inputs, 4)
     side = data.side // 4
     return shrunk, [f"audited on {side}x{side} synthetic inputs (the model's own are {data.side} wide) to stay "
                     "within the time budget; scale invariance does not depend on the input size"]
 
 
-def _data(opts: CheckOptions, model_spec: str, model: nn.Module, inputs: tuple) -> _Data:
-    found = resolve_data_function(opts.data, model_spec) if (opts.data or model_spec) else None
-    if found:
-        fn, where = found
-        stream = user_batches(fn, where)
-        return _Data(lambda _size: stream, where, True)
-    side = _shrinkable_side(model, inputs) if opts.steps is None and opts.budget is not None else None
-    return _Data(lambda size: synthetic_batches(model, _shrunk(inputs, size.shrink), size.batch, opts.seed),
-                 "synthetic data", False, side)
+@dataclass(frozen=True)
+class _Setup:
+    """Everything a check run needs once the inputs are read and validated."""
+
+    name: str
+    plan: TrainingPlan
+    options: CheckOptions
+    device: torch.device
+    dtype: torch.dtype
+    amp: Amp | None
+    growth_per_epoch: float | None  # closed form of the TEXP LR growth at the base LR (the blog's 1.481)
+    where: str  # the data source, for messages
+
+    @property
+    def noise_twin(self) -> bool:
+        """A third run (the 1-ulp twin) measures the noise floor: anything but float64 on CPU."""
+        return needs_noise_floor(self.device, self.dtype) or self.amp is not None
+
+    @property
+    def precision(self) -> str:
+        """What the runs compute in, e.g. "float32 + autocast float16 + GradScaler"."""
+        precision = str(self.dtype).removeprefix("torch.")
+        if self.amp is not None:
+            precision += f" + autocast {str(self.amp.dtype).removeprefix('torch.')}"
+            precision += " + GradScaler" if self.amp.grad_scaler else ""
+        return precision
 
 
-def _first_batch(make_stream, model: nn.Module, where: str, device, dtype) -> Batch:
-    """The first batch, after checking the model and loss accept it (bad data fails before any training)."""
-    first = next(make_stream()).to(device, dtype)
-    with torch.random.fork_rng(devices=[]):
-        check_first_batch(model, first, where)
-    return first
-
-
-def _step_plan(setup: "_Setup", base: nn.Module, data: _Data, runs: int, started: float) -> StepPlan:
+def _step_plan(setup: _Setup, base: nn.Module, data: DataSource, started: float) -> StepPlan:
     """Steps and data size: as given, or timed and fitted into the budget (budget.py)."""
-    opts = setup.options
+    opts, runs = setup.options, 3 if setup.noise_twin else 2
     if opts.steps is not None or opts.budget is None:
         return StepPlan(opts.steps or DEFAULT_STEPS, opts.batch_size, math.nan, runs, 0.0, None)
-    first = _first_batch(data.make(DataSize(opts.batch_size)), base, data.where, setup.device, setup.dtype)
+    budget = opts.budget
+    first = first_batch(data.make(DataSize(opts.batch_size)), base, data.where, setup.device, setup.dtype)
     sizes = data_sizes(first.inputs[0].shape[0], data.user, data.side)
     timed = sizes[0] if data.user else DataSize(min(MIN_TIMED_BATCH, sizes[0].batch))
     timing = setups.original_run("timing", private_copy(base), setup.plan, setup.plan.lr, setup.amp)
+
     def batch_of(size: DataSize) -> Batch:
         if size.shrink == 1:
             return first.head(size.batch)
-        return _first_batch(data.make(size), base, data.where, setup.device, setup.dtype)
+        return first_batch(data.make(size), base, data.where, setup.device, setup.dtype)
+
+    def step(size: DataSize) -> None:
+        train_step(timing, batch_of(size), opts.seed, None)
 
     with torch.random.fork_rng(devices=[]):
-        step = lambda size: train_step(timing, batch_of(size), opts.seed, None)  # noqa: E731
         seconds = time_step(step, timed)
-        available = opts.budget - (time.perf_counter() - started)
+        available = budget - (time.perf_counter() - started)
         if timed != sizes[0] and seconds * sizes[0].cost(timed) * runs * 2 * DEFAULT_STEPS < available:
             timed, seconds = sizes[0], time_step(step, sizes[0])  # cheap: measure the real batch, not extrapolate
-        plan = plan_steps(opts.budget, time.perf_counter() - started, runs, DEFAULT_STEPS, sizes, timed, seconds)
+        plan = plan_steps(budget, time.perf_counter() - started, runs, DEFAULT_STEPS, sizes, timed, seconds)
         for _ in sizes:  # time the chosen size itself: fixed per-step costs make smaller inputs dearer than pixels say
             chosen = DataSize(plan.batch_size, plan.shrink)
             if chosen == timed:
                 break
             timed, seconds = chosen, time_step(step, chosen)
-            plan = plan_steps(opts.budget, time.perf_counter() - started, runs, DEFAULT_STEPS, sizes, timed, seconds)
+            plan = plan_steps(budget, time.perf_counter() - started, runs, DEFAULT_STEPS, sizes, timed, seconds)
     return plan
 
 
@@ -220,75 +206,34 @@ def _load(model: str | nn.Module, example_inputs: tuple | None) -> tuple[nn.Modu
     return loaded.model, loaded.example_inputs, model
 
 
-def _build_runs(base: nn.Module, plan: TrainingPlan, si: Any, comp: Compression, opts: CheckOptions,
-                noise: bool, amp: Amp | None) -> tuple[list, list[str]]:
+def _compression(plan: TrainingPlan, steps: int, enabled: bool) -> Compression:
+    try:
+        return compress(plan.lr, steps, enabled=enabled)
+    except ValueError as exc:
+        raise ConfigError(f"{plan.path}: {exc}") from None
+
+
+def _build_runs(base: nn.Module, setup: _Setup, si: SIChoice, comp: Compression) -> tuple[list[Run], list[str]]:
+    """The original, the converted and (setup.noise_twin) the 1-ulp twin run; the runtime's warnings."""
+    plan, amp, approximate = setup.plan, setup.amp, setup.options.approximate
     original = setups.original_run("original", private_copy(base), plan, comp.schedule, amp)
-    converted, warned = setups.converted_run(private_copy(base), plan, si, comp.schedule, opts.approximate, amp)
+    converted, warned = setups.converted_run(private_copy(base), plan, si, comp.schedule, approximate, amp)
     runs = [original, converted]
-    if noise:
-        runs.append(setups.original_run("perturbed", setups.perturbed_copy(base, amp and amp.dtype), plan, comp.schedule, amp))
+    if setup.noise_twin:
+        twin = setups.perturbed_copy(base, amp.dtype if amp is not None else None)
+        runs.append(setups.original_run("perturbed", twin, plan, comp.schedule, amp))
     return runs, warned
-
-
-def _eps_note(base: nn.Module, si: Any, options: CheckOptions) -> list[str]:
-    if options.keep_eps:
-        return ["normalization eps kept: deviations include its O(eps/σ²) blur of scale invariance"]
-    extra = {n.module for n in getattr(si, "normalizers", ())}
-    count = setups.tighten_norm_eps(base, extra)
-    return [f"normalization eps set to {setups.EXACT_EPS:g} in both runs ({plural(count, 'layer')}) so the check measures the "
-            "conversion, not the O(eps/σ²) blur of scale invariance the theory accepts (--keep-eps to keep it)"] if count else []
-
-
-# (horizon key, precisions it concerns, what happens) — from the schedule alone (schedule/horizons.py)
-HORIZON_NOTES = (
-    ("grads_underflow_float16_loss_scaled", ("16", "16-mixed"),
-     "converted SI gradients underflow float16 even with loss scaling (AMP underflow)"),
-    ("grads_underflow_float16", ("16-true",), "converted SI gradients underflow float16 (no loss scaling)"),
-    ("weights_overflow_float32", ("32", "16-mixed", "bf16-mixed"), "converted SI weights overflow float32"),
-)
-
-
-def _finding_notes(plan: TrainingPlan) -> list[str]:
-    """The config findings `explr convert` shows for this config (the not-exact ones are already noted)."""
-    return [f.one_line() for f in config_findings(plan) if f.code not in NOT_EXACT]
-
-
-def _horizon_notes(plan: TrainingPlan, analysis: ScheduleAnalysis) -> list[str]:
-    """What the full-length run would hit that a short check cannot show; renormalization avoids both."""
-    notes = []
-    for key, precisions, what in HORIZON_NOTES:
-        horizon = analysis.horizons.get(key)
-        if plan.precision in precisions and horizon is not None and horizon.within_run:
-            epoch = f" (epoch {horizon.step / plan.iters_per_epoch:.0f})" if plan.iters_per_epoch else ""
-            notes.append(f"the full run (precision {plan.precision}): {what} from iteration {horizon.step:,}{epoch}; "
-                         "use explr.TEXP(renormalize=...) to keep them in range")
-    return notes
-
-
-@dataclass
-class _Setup:
-    """Everything a check run needs once the inputs are read and validated."""
-
-    name: str
-    plan: TrainingPlan
-    comp: Compression | None  # set once the number of steps is known
-    options: CheckOptions
-    device: torch.device
-    dtype: torch.dtype
-    amp: Amp | None
-    growth_per_epoch: float | None  # closed form of the TEXP LR growth at the base LR (the blog's 1.481)
-    where: str = ""  # the data source, for messages
 
 
 def check(model: str | nn.Module, config: str | TrainingPlan, *, example_inputs: tuple | None = None,
           options: CheckOptions = CheckOptions(), read_options: ReadOptions = ReadOptions(),
-          format: str | None = None, si: Any = None,
+          format: str | None = None, si: SIGiven = None,
           on_step: Callable[[int, int], None] | None = None,
           log: Callable[[str], None] = lambda line: None) -> TrajectoryReport:
     """Train the original and the converted setup side by side; see the module docstring.
 
-    `si`: None (audit the model), an AuditReport, or parameter names to treat as SI (taken as given,
-    e.g. to see what a wrong SI set does). `on_step(t, steps)` reports progress; `log(line)` receives
+    `si`: None (audit the model), an AuditReport, a lock-file path, or parameter names to treat as SI (taken
+    as given, e.g. to see what a wrong SI set does). `on_step(t, steps)` reports progress; `log(line)` receives
     diagnostics before training starts (the schedule mapping, the data source, notes).
     """
     started = time.perf_counter()
@@ -296,82 +241,100 @@ def check(model: str | nn.Module, config: str | TrainingPlan, *, example_inputs:
     amp = resolve_amp(options.amp, dtype)
     net, inputs, name = _load(model, example_inputs)
     plan, not_exact, analysis = read_converted(config, format, read_options, options.approximate)
-    notes = [f"not exact: {why}" for why in not_exact] + _finding_notes(plan) + _horizon_notes(plan, analysis)
-    data = _data(options, model if isinstance(model, str) else "", net, inputs)
-    audit_inputs, audit_note = _audit_inputs(inputs, data, si)
-    si_arg, audit_si = _si_and_audit(net, audit_inputs, si, name)
-    notes += audit_note
+    data = data_source(options.data, model if isinstance(model, str) else "", net, inputs, options.seed,
+                       may_shrink=options.steps is None and options.budget is not None)
     growth = analysis.growth_per_epoch if plan.weight_decay > 0 else None
-    setup = _Setup(name, plan, None, options, device, dtype, amp, growth)
+    setup = _Setup(name, plan, options, device, dtype, amp, growth, data.where)
+    audit_inputs, audit_note = _audit_inputs(inputs, data, si)
+    si_choice, audit_si = _si_and_audit(net, audit_inputs, si, name)
     base = private_copy(net).to(device=device, dtype=dtype)
-    notes += _eps_note(base, si_arg, options)
-    noise = needs_noise_floor(device, dtype) or amp is not None
-    step_plan = _step_plan(setup, base, data, 3 if noise else 2, started)
-    try:
-        setup.comp = compress(plan.lr, step_plan.steps, enabled=options.compress)
-    except ValueError as exc:
-        raise ConfigError(f"{plan.path}: {exc}") from None
-    make_stream = data.make(DataSize(step_plan.batch_size, step_plan.shrink))
-    setup.where = data.where
-    probe = _first_batch(make_stream, base, data.where, device, dtype).head(options.probe_size)
-    runs, warned = _build_runs(base, plan, si_arg, setup.comp, options, noise, amp)
-    planned = [step_plan.describe()] if step_plan.budget is not None else []  # once the inputs proved valid
-    notes += planned
-    for line in [*planned, *setup.comp.describe(plan.iters_per_epoch), f"data: {data.where}"]:
-        log(line)
-    cuda = [torch.cuda.current_device()] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):  # the runs reseed the RNG every step: leave the caller's alone
-        report = _train(setup, runs, make_stream, probe, on_step)
-    report.notes = notes + warned + _amp_notes(runs)
+    eps_note = tighten_eps(base, si_choice, options.keep_eps)
+    notes = config_notes(plan, not_exact, analysis) + audit_note + eps_note
+    prepared = _prepare(setup, base, data, si_choice, started, log)
+    report = _train(setup, prepared, on_step)
+    report.notes = notes + prepared.notes + amp_notes(prepared.runs)
     if not report.passed:
-        tagged = [n for g in runs[1].optimizer.param_groups if g.get(SI_TAG) for n in g["param_names"]]
-        jump = (report.noise_jump_step, report.noise_jump_max) if report.noise_jump_step is not None else None
-        report.diagnosis = diagnose(Evidence(plan, report.records, report.tolerance, tagged, audit_si,
-                                             runs[0].model, probe, jump, report.outcome))
+        report.diagnosis = _diagnosis(setup, report, prepared, audit_si)
     report.wall_seconds = time.perf_counter() - started
     return report
 
 
-def _amp_notes(runs: list) -> list[str]:
-    skipped = {run.name: run.skipped for run in runs if run.scaler is not None}
-    if not skipped:
-        return []
-    return ["GradScaler skipped steps (overflow): " + ", ".join(f"{n} {k}" for n, k in skipped.items())]
+@dataclass(frozen=True)
+class _Prepared:
+    """The runs, built and ready to train on the chosen batches."""
+
+    comp: Compression  # the schedule compressed into the chosen steps
+    runs: list[Run]  # original, converted and, for a noise floor, the 1-ulp twin
+    make_stream: BatchStream
+    probe: Batch  # the fixed batch the last deviation is measured on
+    notes: list[str]  # the step plan (under a budget) and the runtime's warnings
 
 
-def _train(setup: _Setup, runs: list, make_stream, probe: Batch, on_step) -> TrajectoryReport:
-    plan, comp, opts = setup.plan, setup.comp, setup.options
-    names, decay = setups.norm_set(runs[1])
-    setups.attach_norm_set(runs, names)
-    predicted = setups.predicted_ratios(plan, comp.schedule, decay, comp.steps)
-    stream = (batch.to(setup.device, setup.dtype) for batch in make_stream())
-    runner_opts = RunnerOptions(comp.steps, opts.seed, plan.grad_clip_norm, predicted, setup.where)
-    records = run_lockstep(runs, stream, probe, runner_opts,
-                           on_step=lambda t: on_step(t, comp.steps) if on_step else None)
-    floor = noise_floor_of([(r.step, r.noise) for r in records]) if len(runs) > 2 else None
-    precision = str(setup.dtype).removeprefix("torch.")
-    if setup.amp is not None:
-        precision += f" + autocast {str(setup.amp.dtype).removeprefix('torch.')}"
-        precision += " + GradScaler" if setup.amp.grad_scaler else ""
-    tol = tolerance_for(setup.device, precision, floor and floor.value, opts.noise_multiplier, opts.tolerance)
+def _prepare(setup: _Setup, base: nn.Module, data: DataSource, si: SIChoice, started: float,
+             log: Callable[[str], None]) -> _Prepared:
+    """Fit the steps into the budget, compress the schedule into them, build the runs; log the plan."""
+    step_plan = _step_plan(setup, base, data, started)
+    comp = _compression(setup.plan, step_plan.steps, setup.options.compress)
+    make_stream = data.make(DataSize(step_plan.batch_size, step_plan.shrink))
+    probe = first_batch(make_stream, base, data.where, setup.device, setup.dtype).head(setup.options.probe_size)
+    runs, warned = _build_runs(base, setup, si, comp)
+    planned = [step_plan.describe()] if step_plan.budget is not None else []  # once the inputs proved valid
+    for line in [*planned, *comp.describe(setup.plan.iters_per_epoch), f"data: {data.where}"]:
+        log(line)
+    return _Prepared(comp, runs, make_stream, probe, planned + warned)
+
+
+def _train(setup: _Setup, prep: _Prepared, on_step: Callable[[int, int], None] | None) -> TrajectoryReport:
+    """Train the runs in lockstep, set the tolerance from the noise floor, compare eval mode."""
+    plan, comp, opts, runs = setup.plan, prep.comp, setup.options, prep.runs
+    cuda = [torch.cuda.current_device()] if setup.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):  # the runs reseed the RNG every step: leave the caller's alone
+        names, decay = setups.norm_set(runs[1])
+        setups.attach_norm_set(runs, names)
+        predicted = setups.predicted_ratios(plan, comp.schedule, decay, comp.steps)
+        stream = (batch.to(setup.device, setup.dtype) for batch in prep.make_stream())
+        runner_opts = RunnerOptions(comp.steps, opts.seed, plan.grad_clip_norm, predicted, setup.where)
+        records = run_lockstep(runs, stream, prep.probe, runner_opts,
+                               on_step=lambda t: on_step(t, comp.steps) if on_step else None)
+        noise = [(r.step, r.noise) for r in records if r.noise is not None]
+        floor = noise_floor_of(noise) if setup.noise_twin else None
+        tol = tolerance_for(setup.device, setup.precision, floor.value if floor is not None else None,
+                            opts.noise_multiplier, opts.tolerance)
+        recalibration = [next(stream) for _ in range(RECALIBRATION_BATCHES)]
+        eval_mode = compare_eval_mode(runs[0].model, runs[1].model, prep.probe, recalibration, tol.value, opts.seed)
+    return _report(setup, prep, records, tol, floor, eval_mode)
+
+
+def _report(setup: _Setup, prep: _Prepared, records: list[StepRecord], tol: Tolerance, floor: NoiseFloor | None,
+            eval_mode: EvalModeResult) -> TrajectoryReport:
+    plan, comp, runs = setup.plan, prep.comp, prep.runs
     judged = verdict([(r.step, r.rel_deviation) for r in records], tol, floor)
-    recalibration = [next(stream) for _ in range(RECALIBRATION_BATCHES)]
-    eval_mode = compare_eval_mode(runs[0].model, runs[1].model, probe, recalibration, tol.value, opts.seed)
     n_params = sum(1 for _ in runs[0].model.parameters())
     n_si = sum(len(g["params"]) for g in runs[1].optimizer.param_groups if g.get(SI_TAG))
     return TrajectoryReport(
         model=setup.name, config=plan.path, format=plan.format, device=str(setup.device),
-        dtype=precision, steps=comp.steps,
-        passed=judged == PASS, verdict=judged, noise_jump_step=floor and floor.jump_step,
-        noise_jump_max=floor and floor.jump_max, max_rel_deviation=max(r.rel_deviation for r in records),
-        tolerance=tol.value, tolerance_reason=tol.reason, noise_floor=floor and floor.value,
+        dtype=setup.precision, steps=comp.steps, passed=judged == PASS, verdict=judged,
+        noise_jump_step=floor.jump_step if floor is not None else None,
+        noise_jump_max=floor.jump_max if floor is not None else None,
+        max_rel_deviation=max(r.rel_deviation for r in records),
+        tolerance=tol.value, tolerance_reason=tol.reason, noise_floor=floor.value if floor is not None else None,
         compression=comp.describe(plan.iters_per_epoch), phases_hit=comp.phases_hit,
         phases_total=comp.phases_total, si_params=n_si, total_params=n_params,
         growth_per_epoch=setup.growth_per_epoch, iters_per_epoch=plan.iters_per_epoch,
         records=records, eval_mode=eval_mode)
 
 
-def verify_converted(converted, model: str, *, options: CheckOptions = CheckOptions(),
+def _diagnosis(setup: _Setup, report: TrajectoryReport, prep: _Prepared, audit_si: set[str] | None) -> Diagnosis:
+    """Why the check failed, from what it measured and the trained original (diagnose.py)."""
+    tagged = [n for g in prep.runs[1].optimizer.param_groups if g.get(SI_TAG) for n in g["param_names"]]
+    jump = None
+    if report.noise_jump_step is not None and report.noise_jump_max is not None:
+        jump = (report.noise_jump_step, report.noise_jump_max)
+    return diagnose(Evidence(setup.plan, report.records, report.tolerance, tagged, audit_si, prep.runs[0].model,
+                             prep.probe, jump, report.outcome, setup.dtype, setup.amp.dtype if setup.amp else None))
+
+
+def verify_converted(converted: ConvertedPlan, model: str, *, options: CheckOptions = CheckOptions(),
                      on_step: Callable[[int, int], None] | None = None,
                      log: Callable[[str], None] = lambda line: None) -> TrajectoryReport:
     """`explr convert --verify`: the short trajectory check of a just-converted config (configs.ConvertedPlan),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, TypeVar
 
 DEFAULT_BUDGET = 90.0  # seconds: a CI job step, and a user waiting at a terminal
 MIN_STEPS = 24  # below this a compressed schedule barely shows its phases (MIN_GAP steps each)
@@ -21,6 +21,7 @@ MIN_BATCH = 2  # BatchNorm in train mode needs more than one value per channel
 MIN_SIDE = 32  # smallest synthetic image side (a CIFAR image; 5 stride-2 stages still leave 1x1)
 END_STEPS = 2.0  # last probe + eval-mode recalibration (2 batches) and comparison, in training steps of one run
 SAFETY = 0.9  # share of the remaining time planned for, so noise on a shared machine stays inside
+Size = TypeVar("Size")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +62,11 @@ class StepPlan:
         return f"{head} ({verdict} the budget of {self.budget:.0f} s)"
 
 
-def time_step(step: Callable[[int], None], batch: int) -> float:
-    """Seconds of one training step at `batch`: the second of two (the first warms allocators and caches)."""
-    step(batch)
+def time_step(step: Callable[[Size], object], size: Size) -> float:
+    """Seconds of one training step at `size`: the second of two (the first warms allocators and caches)."""
+    step(size)
     start = time.perf_counter()
-    step(batch)
+    step(size)
     return time.perf_counter() - start
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from explr.lr_chain import chain_events
 from explr.lr_schedule import LRSchedule
 
 MIN_GAP = 2  # steps between two mapped events (a phase of one step shows no transient)
@@ -55,6 +56,8 @@ class Compression:
 
 def schedule_events(schedule: LRSchedule) -> list[tuple[str, int]]:
     """(label, iteration) of every point where the LR's formula changes, in order."""
+    if schedule.decay == "chain":
+        return sorted(chain_events(schedule.chain, schedule.total_iters), key=lambda e: e[1])
     events: list[tuple[str, int]] = []
     if schedule.warmup_iters > 0:
         events.append(("warmup end", schedule.warmup_iters))
@@ -84,7 +87,8 @@ def compress(schedule: LRSchedule, steps: int, *, enabled: bool = True) -> Compr
     if steps <= 0:
         raise ValueError(f"--steps {steps} must be > 0")
     events = schedule_events(schedule)
-    if not enabled or steps >= schedule.total_iters:
+    if not enabled or steps >= schedule.total_iters or schedule.decay == "chain":  # a replayed chain is not
+        # rescaled (its schedulers count their own steps): the check runs its first steps as they are
         steps = min(steps, schedule.total_iters)
         hits = tuple(Boundary(label, it, it if it < steps else None) for label, it in events)
         return Compression(schedule, schedule, steps, False, hits)
@@ -93,19 +97,16 @@ def compress(schedule: LRSchedule, steps: int, *, enabled: bool = True) -> Compr
                          f"use at least {2 * (len(events) + 1)}")
     where = _spread(sorted({it for _, it in events}), steps, schedule.total_iters)
     scale = steps / schedule.total_iters
-    changes = {
-        "total_iters": steps,
-        "warmup_iters": where.get(schedule.warmup_iters, 0),
-        "milestones": tuple(where[m] for m in schedule.milestones) if schedule.decay == "step" else (),
-        "decay_start": where.get(schedule.decay_start, 0),
-        "step_every": max(1, round(schedule.step_every * scale)),
-    }
-    if schedule.warmup_every is not None:
-        changes["warmup_every"] = max(1, round(schedule.warmup_every * scale))
+    decay_start = where.get(schedule.decay_start, 0)
+    decay_iters = None
     if schedule.decay_iters is not None:
         end = schedule.decay_start + schedule.decay_iters
-        changes["decay_iters"] = max(1, where.get(end, round(end * scale)) - changes["decay_start"])
-    compressed = dataclasses.replace(schedule, **changes)
+        decay_iters = max(1, where.get(end, round(end * scale)) - decay_start)
+    compressed = dataclasses.replace(
+        schedule, total_iters=steps, warmup_iters=where.get(schedule.warmup_iters, 0),
+        milestones=tuple(where[m] for m in schedule.milestones) if schedule.decay == "step" else (),
+        decay_start=decay_start, decay_iters=decay_iters, step_every=max(1, round(schedule.step_every * scale)),
+        warmup_every=None if schedule.warmup_every is None else max(1, round(schedule.warmup_every * scale)))
     compressed.validate()
     boundaries = tuple(Boundary(label, it, where[it]) for label, it in events)
     return Compression(schedule, compressed, steps, True, boundaries)

@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from explr.errors import ExplrError, LoadError
-from explr.load import _imported, parse_spec, quote_error
+from explr.check.budget import MIN_SIDE, DataSize
+from explr.errors import ExplrError, LoadError, quote_error
+from explr.load.spec import imported, parse_spec
 
 DATA_FUNCTION = "train_batches"
 
@@ -40,6 +41,9 @@ class Batch:
 
     def head(self, n: int) -> "Batch":
         return Batch(tuple(x[:n] for x in self.inputs), self.target[:n])
+
+
+BatchStream = Callable[[], Iterator[Batch]]  # a restartable batch iterator factory
 
 
 def flat_output(output: Any) -> torch.Tensor:
@@ -82,7 +86,7 @@ def _like(x: torch.Tensor, batch: int, gen: torch.Generator) -> torch.Tensor:
 
 
 def synthetic_batches(model: nn.Module, example_inputs: tuple[Any, ...], batch: int,
-                      seed: int) -> Callable[[], Iterator[Batch]]:
+                      seed: int) -> BatchStream:
     """Random inputs shaped like the example inputs (batch dim replaced) with random labels/targets."""
     tensors = tuple(x for x in example_inputs if isinstance(x, torch.Tensor))
     if len(tensors) != len(example_inputs) or not tensors:
@@ -135,7 +139,7 @@ def resolve_data_function(data_spec: str | None, model_spec: str) -> tuple[Calla
         parsed = parse_spec(data_spec)
         if parsed.attr is None:
             raise DataError(f"--data {data_spec!r} names no function; write module:function or path/file.py:function")
-        with _imported(parsed) as module:
+        with imported(parsed) as module:
             fn = getattr(module, parsed.attr, None)
         if not callable(fn):
             raise DataError(f"--data {data_spec!r}: {parsed.target} has no function {parsed.attr!r}")
@@ -144,7 +148,7 @@ def resolve_data_function(data_spec: str | None, model_spec: str) -> tuple[Calla
     if not parsed.is_file:
         return None
     try:
-        with _imported(parsed) as module:
+        with imported(parsed) as module:
             fn = getattr(module, DATA_FUNCTION, None)
     except LoadError:
         return None  # the model loader reports problems with the model file itself
@@ -161,7 +165,7 @@ def _as_batch(item: Any, where: str, index: int) -> Batch:
     return Batch(inputs, target)
 
 
-def user_batches(fn: Callable[[], Iterable], where: str) -> Callable[[], Iterator[Batch]]:
+def user_batches(fn: Callable[[], Iterable], where: str) -> BatchStream:
     """Batches of the user's function, restarted when exhausted; its failures become DataError."""
     def generate() -> Iterator[Batch]:
         index = 0
@@ -184,3 +188,60 @@ def user_batches(fn: Callable[[], Iterable], where: str) -> Callable[[], Iterato
             if not produced:
                 raise DataError(f"{where}() returned no batches")
     return generate
+
+
+# ----------------------------------------------------------------------------------- the source both runs use
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """The batches both runs train on: the user's (fixed size) or synthetic ones of a chosen size."""
+
+    make: Callable[[DataSize], BatchStream]
+    where: str  # names the source in messages
+    user: bool
+    side: int | None = None  # synthetic images: the side that may be shrunk (None: not shrinkable)
+
+
+def shrunk_images(inputs: tuple, shrink: int) -> tuple:
+    """Random images like `inputs` with sides divided by `shrink` (the inputs themselves when 1)."""
+    return tuple(torch.randn(*x.shape[:-2], x.shape[-2] // shrink, x.shape[-1] // shrink, dtype=x.dtype)
+                 for x in inputs) if shrink > 1 else inputs
+
+
+def _shrinkable_side(model: nn.Module, inputs: tuple) -> int | None:
+    """The image side synthetic data may shrink (every input an N,C,H,W image and the model takes a
+    MIN_SIDE one), else None."""
+    if not inputs or not all(isinstance(x, torch.Tensor) and x.dim() == 4 and x.is_floating_point() for x in inputs):
+        return None
+    side = min(min(x.shape[-2:]) for x in inputs)
+    if side < 2 * MIN_SIDE:
+        return None
+    try:
+        synthetic_batches(model, shrunk_images(inputs, side // MIN_SIDE), 2, 0)
+    except Exception:  # noqa: BLE001 - any failure only means "keep the model's own input size"
+        return None
+    return side
+
+
+def data_source(data_spec: str | None, model_spec: str, model: nn.Module, inputs: tuple, seed: int,
+                may_shrink: bool) -> DataSource:
+    """The user's data function when there is one, else synthetic data like `inputs`; `may_shrink`: the
+    synthetic images may get smaller sides (a time budget chooses the data size)."""
+    found = resolve_data_function(data_spec, model_spec) if (data_spec or model_spec) else None
+    if found:
+        fn, where = found
+        stream = user_batches(fn, where)
+        return DataSource(lambda _size: stream, where, True)
+    side = _shrinkable_side(model, inputs) if may_shrink else None
+    return DataSource(lambda size: synthetic_batches(model, shrunk_images(inputs, size.shrink), size.batch, seed),
+                      "synthetic data", False, side)
+
+
+def first_batch(make_stream: BatchStream, model: nn.Module, where: str, device: torch.device,
+                dtype: torch.dtype) -> Batch:
+    """The first batch, after checking the model and loss accept it (bad data fails before any training)."""
+    first = next(make_stream()).to(device, dtype)
+    with torch.random.fork_rng(devices=[]):
+        check_first_batch(model, first, where)
+    return first

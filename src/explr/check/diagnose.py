@@ -6,6 +6,7 @@ scale-invariance test of the set that was trained as SI.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -15,14 +16,15 @@ from torch import nn
 from explr.check.data import Batch
 from explr.check.report import Diagnosis, StepRecord
 from explr.check.runner import probe_output, rel_deviation
+from explr.check.setups import EXACT_EPS, has_float_eps
 from explr.check.tolerance import MAX_CONCLUSIVE
 from explr.model_copy import private_copy
 from explr.plan import TrainingPlan
 
 JUMP_FACTOR = 100.0  # a deviation this many times its running maximum counts as a jump
 SCALE = 2.9  # the factor of the numeric scale-invariance test (docs/theory.md §2)
-INVARIANCE_TOLERANCE = 1e-6
-UNDERFLOW_MARGIN = 0.01  # zero SI gradients beyond 2x the original's + 1 point: rounding alone does not do that  # float64 with eps 1e-30: an invariant set changes outputs by ~1e-15
+INVARIANCE_TOLERANCE = 1e-6  # float64 with eps 1e-30: an invariant set changes outputs by ~1e-15
+UNDERFLOW_MARGIN = 0.01  # zero SI gradients beyond 2x the original's + 1 point: rounding alone does not do that
 
 
 @dataclass
@@ -36,6 +38,8 @@ class Evidence:
     probe: Batch
     noise_jump: tuple[int, float] | None = None  # (step, the twin's largest deviation after it) when the twin jumped
     verdict: str = "fail"
+    dtype: torch.dtype = torch.float64  # the runs' weights (--dtype)
+    autocast: torch.dtype | None = None  # the forward's autocast dtype (--amp), if any
 
     @property
     def until(self) -> int:
@@ -71,13 +75,14 @@ def _clipping(ev: Evidence) -> str | None:
 
 
 def _underflow(ev: Evidence) -> str | None:
-    rows = [r for r in ev.records[:ev.until] if r.zero_grad_fraction is not None]
-    worse = [r for r in rows if r.zero_grad_fraction[1] > 2 * r.zero_grad_fraction[0] + UNDERFLOW_MARGIN]
+    rows = [(r.step, r.zero_grad_fraction) for r in ev.records[:ev.until] if r.zero_grad_fraction is not None]
+    worse = [(step, original, converted) for step, (original, converted) in rows
+             if converted > 2 * original + UNDERFLOW_MARGIN]
     if not worse:
         return None
-    r = worse[0]
-    return (f"low-precision underflow: from step {r.step} {100 * r.zero_grad_fraction[1]:.1f}% of the converted "
-            f"run's SI gradient elements are exactly 0 (original {100 * r.zero_grad_fraction[0]:.1f}%): SI gradients "
+    step, original, converted = worse[0]
+    return (f"low-precision underflow: from step {step} {100 * converted:.1f}% of the converted "
+            f"run's SI gradient elements are exactly 0 (original {100 * original:.1f}%): SI gradients "
             "shrink like s_t and fall below the format's range (use float32/bfloat16 weights or a loss scale)")
 
 
@@ -85,8 +90,8 @@ def scale_change(model: nn.Module, probe: Batch, names: list[str], c: float = SC
     """Relative change of the train-mode outputs when `names` are multiplied by c (float64, eps tiny)."""
     twin = private_copy(model).double()
     for m in twin.modules():
-        if isinstance(getattr(m, "eps", None), float):
-            m.eps = 1e-30  # remove the eps blur so only real non-invariance shows
+        if has_float_eps(m):
+            m.eps = EXACT_EPS  # remove the eps blur so only real non-invariance shows
     probe64 = Batch(tuple(x.double() if x.is_floating_point() else x for x in probe.inputs), probe.target)
     before = probe_output(twin, probe64, seed=0)
     params = dict(twin.named_parameters())
@@ -117,12 +122,36 @@ def _wrong_si(ev: Evidence) -> str | None:
             "decay changes training (keep only what `explr audit` proves SI)")
 
 
+def _name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _more_precision(ev: Evidence) -> str:
+    """What takes the check out of this precision's noise: the flags to change."""
+    if ev.autocast is not None:
+        return f"drop --amp {_name(ev.autocast)} and check in float32 (--dtype float32) or float64 (the default --dtype)"
+    if ev.dtype == torch.float64:
+        return "use --device cpu (float64 CPU kernels are deterministic: no noise floor is needed there)"
+    return "use --dtype float64" + (" or --dtype float32" if ev.dtype != torch.float32 else "")
+
+
+def _rounding(ev: Evidence) -> str:
+    """Why this precision's noise floor is so high: the significant bits it rounds to."""
+    lowest = ev.autocast or ev.dtype
+    eps = torch.finfo(lowest).eps
+    where = "autocast runs matmuls and convolutions in" if ev.autocast is not None else "the runs compute in"
+    return (f"{where} {_name(lowest)} ({round(1 - math.log2(eps))} significant bits: a relative rounding step of "
+            f"{eps:.0e}), and training amplifies that rounding into the noise floor")
+
+
 def _too_noisy(ev: Evidence) -> str | None:
     if ev.tolerance <= MAX_CONCLUSIVE:
         return _twin_jumped(ev)
     floor = max((r.noise for r in ev.records if r.noise is not None), default=float("nan"))
     return (f"inconclusive: at this precision moving the initial weights by one ulp already changes the outputs by "
-            f"{floor:.1e}, so no deviation can be told from noise; rerun with --dtype float32 or float64")
+            f"{floor:.1e}, so no deviation can be told from noise: {_rounding(ev)}. To verify the conversion, "
+            f"{_more_precision(ev)}: the conversion is the same in every precision, and "
+            f"{_name(ev.autocast or ev.dtype)} training adds rounding noise of the same size to both setups")
 
 
 def _twin_jumped(ev: Evidence) -> str | None:
@@ -132,8 +161,8 @@ def _twin_jumped(ev: Evidence) -> str | None:
     worst = max(r.rel_deviation for r in ev.records)
     return (f"inconclusive: the 1-ulp twin jumped at step {step} to {twin:.1e} (a discrete event such as a ReLU input "
             f"changing sign in one run only, not round-off), and the converted run exceeded the tolerance only after "
-            f"that step, by no more ({worst:.1e}): it may have drawn such an event too; rerun with another --seed "
-            "or with --dtype float64")
+            f"that step, by no more ({worst:.1e}): it may have drawn such an event too; rerun with another --seed, "
+            f"or {_more_precision(ev)}")
 
 
 # "inconclusive" first: when it applies, the other rows would only read noise.
@@ -167,4 +196,5 @@ def diagnose(ev: Evidence) -> Diagnosis:
             causes.append((code, why))
             if code == "inconclusive":
                 break
-    return Diagnosis(first, *(jump or (None, None, None)), tuple(causes))
+    jump_step, jump_from, jump_to = jump if jump is not None else (None, None, None)
+    return Diagnosis(first, jump_step, jump_from, jump_to, tuple(causes))

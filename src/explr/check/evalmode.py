@@ -19,7 +19,7 @@ from explr.check.runner import rel_deviation
 RECALIBRATION_BATCHES = 2  # the same batches recalibrate both runs: exactness needs no more; each costs a forward per run
 
 
-def running_stat_modules(model: nn.Module) -> list[nn.Module]:
+def running_stat_modules(model: nn.Module) -> list[nn.modules.batchnorm._NormBase]:
     return [m for m in model.modules()
             if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats and m.running_mean is not None]
 

@@ -69,9 +69,9 @@ def figure_series(report: TrajectoryReport) -> dict[str, list[Series]]:
     measured = [(r.step, r.norm_ratio, r.predicted_ratio) for r in report.records if r.norm_ratio is not None]
     if measured:
         panels["weight norm"].append(Series("‖θ̃‖/‖θ‖ measured", [m[0] for m in measured], [m[1] for m in measured]))
-        if all(m[2] is not None for m in measured):
-            panels["weight norm"].append(Series("1/s_t predicted", [m[0] for m in measured],
-                                                [m[2] for m in measured], "--"))
+        predicted = [m[2] for m in measured if m[2] is not None]
+        if len(predicted) == len(measured):
+            panels["weight norm"].append(Series("1/s_t predicted", [m[0] for m in measured], predicted, "--"))
     return panels
 
 

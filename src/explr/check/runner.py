@@ -18,15 +18,14 @@ import contextlib
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Protocol
 
 import torch
 from torch import nn
 
 from explr.check.data import Batch, DataError, flat_output, loss_of
 from explr.check.report import StepRecord
-from explr.errors import ExplrError
-from explr.load import quote_error
+from explr.errors import ExplrError, quote_error
 
 PROBE_VALUES = 4  # probe outputs kept per step for the plot
 LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -44,12 +43,18 @@ class Amp:
     grad_scaler: bool
 
 
+class Scheduler(Protocol):
+    """What a run needs of its scheduler: one step() after every optimizer step (torch's LRScheduler, TEXP)."""
+
+    def step(self) -> None: ...
+
+
 @dataclass
 class Run:
     name: str  # "original" | "converted" | "perturbed"
     model: nn.Module
     optimizer: torch.optim.Optimizer
-    scheduler: object  # .step() after every optimizer step
+    scheduler: Scheduler
     group_labels: list[str]
     si_params: list[torch.Tensor] = field(default_factory=list)  # for the norm ratio
     amp: Amp | None = None
@@ -200,11 +205,20 @@ def _finite_or_stop(step: int, run: str, loss: float, output: torch.Tensor, afte
                             "(weights overflowed or the LR is too large for this model)")
 
 
+@dataclass(frozen=True, slots=True)
+class _Stepped:
+    """Step t of every run, whose deviation is measured on the function after it (the next forward)."""
+
+    step: int
+    results: dict[str, StepResult]  # by run name
+    norm: float | None  # the SI norm ratio after the step
+
+
 def run_lockstep(runs: list[Run], stream: Iterator[Batch], probe: Batch, opts: RunnerOptions,
                  on_step: Callable[[int], None] = lambda t: None) -> list[StepRecord]:
     """Train runs[0] (original), runs[1] (converted) and optionally runs[2] (perturbed original)."""
     records: list[StepRecord] = []
-    pending: tuple | None = None  # (step, results, norm ratio) of the step whose deviation is not yet measured
+    pending: _Stepped | None = None
     for t in range(1, opts.steps + 1):
         batch = next(stream)
         results = {}
@@ -213,22 +227,25 @@ def run_lockstep(runs: list[Run], stream: Iterator[Batch], probe: Batch, opts: R
                 results[run.name] = train_step(run, batch, opts.seed + t, opts.clip_norm)
             _finite_or_stop(t, run.name, results[run.name].loss, results[run.name].output, after=t - 1)
         if pending is not None:
-            records.append(_record(*pending, {n: r.output for n, r in results.items()}, opts))
+            records.append(_record(pending, {n: r.output for n, r in results.items()}, opts))
             on_step(t - 1)
-        pending = (t, results, norm_ratio(runs[1].si_params, runs[0].si_params))
+        pending = _Stepped(t, results, norm_ratio(runs[1].si_params, runs[0].si_params))
+    if pending is None:
+        raise ValueError(f"run_lockstep needs at least one step, not {opts.steps}")
     outputs = {}
     for run in runs:  # the function after the last step: one forward of its own, on the probe batch
         with _guard(opts.steps, run.name, opts.data_where), _autocast(run):
             outputs[run.name] = probe_output(run.model, probe, opts.seed - opts.steps)
         _finite_or_stop(opts.steps, run.name, 0.0, outputs[run.name], after=opts.steps)
-    records.append(_record(*pending, outputs, opts))
+    records.append(_record(pending, outputs, opts))
     on_step(opts.steps)
     return records
 
 
-def _record(t: int, results: dict, norm: float | None, outputs: dict, opts: RunnerOptions) -> StepRecord:
+def _record(stepped: _Stepped, outputs: dict[str, torch.Tensor], opts: RunnerOptions) -> StepRecord:
     """Step t's record; `outputs`: each run's function after step t (next training forward, or the probe)."""
-    original, converted = results["original"], results["converted"]
+    t, norm = stepped.step, stepped.norm
+    original, converted = stepped.results["original"], stepped.results["converted"]
     y, y_c = outputs["original"], outputs["converted"]
     noise = rel_deviation(outputs["perturbed"], y) if "perturbed" in outputs else None
     zeros = (original.zeros, converted.zeros) if original.zeros is not None and converted.zeros is not None else None

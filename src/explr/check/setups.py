@@ -7,12 +7,14 @@ converted: explr.param_groups(SI set) + explr.TEXP — the very runtime a conver
 from __future__ import annotations
 
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable, Protocol, TypeGuard
 
 import torch
 from torch import nn
 
+from explr.audit_report import AuditReport
 from explr.check.runner import Amp, ExactSchedule, Run
 from explr.errors import UnsupportedError
 from explr.lr_schedule import LRSchedule
@@ -21,6 +23,9 @@ from explr.plan import TrainingPlan
 from explr.schedule.groups import ORIGINAL_WD, SI_TAG, param_groups
 from explr.schedule.phantom import SGDHyper, trace
 from explr.schedule.runtime import TEXP
+
+
+SIChoice = AuditReport | str | list[str]  # the converted run's SI set: an audit, a lock-file path, or names as given
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +58,7 @@ def _label(group: dict, converted: bool) -> str:
     return f"other: {wd}" if converted else wd
 
 
-def _optimizer(model: nn.Module, plan: TrainingPlan, si: list[str], lr: float) -> torch.optim.Optimizer:
+def _optimizer(model: nn.Module, plan: TrainingPlan, si: SIChoice, lr: float) -> torch.optim.Optimizer:
     row = _optimizer_row(plan)
     groups = param_groups(model, si, no_decay_norm_bias=plan.decay, lr=lr, **row.hyper(plan))
     return row.cls(groups)
@@ -66,7 +71,7 @@ def original_run(name: str, model: nn.Module, plan: TrainingPlan, schedule: LRSc
     return Run(name, model, optimizer, ExactSchedule(optimizer, schedule.lr_at), labels, amp=amp)
 
 
-def converted_run(model: nn.Module, plan: TrainingPlan, si: list[str], schedule: LRSchedule,
+def converted_run(model: nn.Module, plan: TrainingPlan, si: SIChoice, schedule: LRSchedule,
                   approximate: bool, amp: Amp | None = None) -> tuple[Run, list[str]]:
     """The converted run and the warnings the runtime gave (approximations it had to make)."""
     with warnings.catch_warnings(record=True) as caught:
@@ -82,7 +87,16 @@ NORM_TYPES = tuple(t for t in (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.
 EXACT_EPS = 1e-30  # representable in float32/bfloat16 too (smallest normal ~1.2e-38)
 
 
-def tighten_norm_eps(model: nn.Module, extra_modules: set[str] = frozenset()) -> int:
+class FloatEps(Protocol):
+    eps: float
+
+
+def has_float_eps(module: object) -> TypeGuard[FloatEps]:
+    """The module's `eps` is a plain float attribute (normalization layers, custom norms), so it can be set."""
+    return isinstance(getattr(module, "eps", None), float)
+
+
+def tighten_norm_eps(model: nn.Module, extra_modules: Collection[str] = frozenset()) -> int:
     """Set the eps of every normalization layer to EXACT_EPS (the same in every run); returns how many.
 
     eps makes x/sqrt(σ²+eps) scale-invariant only up to O(eps/σ²) (docs/theory.md §1), a model property
@@ -91,7 +105,7 @@ def tighten_norm_eps(model: nn.Module, extra_modules: set[str] = frozenset()) ->
     """
     count = 0
     for name, module in model.named_modules():
-        if (isinstance(module, NORM_TYPES) or name in extra_modules) and isinstance(getattr(module, "eps", None), float):
+        if (isinstance(module, NORM_TYPES) or name in extra_modules) and has_float_eps(module):
             module.eps = EXACT_EPS
             count += 1
     return count
@@ -130,7 +144,7 @@ def attach_norm_set(runs: list[Run], names: list[str]) -> None:
         run.si_params = [params[n] for n in names]
 
 
-def predicted_ratios(plan: TrainingPlan, schedule: LRSchedule, decay: float | None, steps: int) -> Callable[[int], Any]:
+def predicted_ratios(plan: TrainingPlan, schedule: LRSchedule, decay: float | None, steps: int) -> Callable[[int], float | None]:
     """t -> 1/s_t from the engine (independent of the runtime); None where no exact prediction exists."""
     if decay is None or plan.optimizer != "sgd" or plan.nesterov:
         return lambda t: None

@@ -12,7 +12,7 @@ import typer
 
 from explr.cli import baseline
 from explr.cli.app import DEBUG, app
-from explr.errors import ExplrError
+from explr.errors import ExplrError, quote_error
 from explr.render import emit, render
 
 if TYPE_CHECKING:
@@ -53,7 +53,6 @@ def internal_errors_as_exit_2(model: str) -> Iterator[None]:
     except Exception as exc:
         if DEBUG["on"]:
             raise
-        from explr.load import quote_error
         raise ExplrError(f"internal error while auditing {model}: {quote_error(exc)}; "
                          "rerun with `explr --debug audit ...` for the traceback and report it") from exc
 

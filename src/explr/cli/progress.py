@@ -10,7 +10,7 @@ from typing import Callable, Iterator
 import typer
 
 from explr.cli.app import DEBUG
-from explr.errors import ExplrError
+from explr.errors import ExplrError, quote_error
 
 PROGRESS_EVERY = 5.0  # seconds between progress notes when stderr is not a terminal (CI logs)
 
@@ -62,6 +62,5 @@ def internal_errors_as_exit_2(what: str) -> Iterator[None]:
     except Exception as exc:
         if DEBUG["on"]:
             raise
-        from explr.load import quote_error
         raise ExplrError(f"internal error during {what}: {quote_error(exc)}; rerun with `explr --debug ...` "
                          "for the traceback and report it") from exc

@@ -116,7 +116,7 @@ def _adaptive_analysis(plan: TrainingPlan, hyper: SGDHyper) -> ScheduleAnalysis:
         scales.append(s)
     run = Trace(lrs, converted, scales)
     ipe, keep = plan.iters_per_epoch, 1.0 - plan.lr.base_lr * hyper.weight_decay
-    phases = [dataclasses.replace(p, growth_per_epoch=None if p.growth_per_epoch is None
+    phases = [dataclasses.replace(p, growth_per_epoch=None if p.growth_per_epoch is None or not ipe
                                   else (1.0 - p.base_lr * hyper.weight_decay) ** -ipe)
               for p in phase_table(plan.lr, hyper, ipe, run)]
     return ScheduleAnalysis(plan.lr, hyper, ipe, Assumptions(), run, keep, 1.0 / keep,

@@ -8,7 +8,8 @@ Semantics read from facebookresearch/detectron2 (main):
 - solver/build.py build_optimizer: SGD(lr=BASE_LR, momentum, nesterov=NESTEROV, weight_decay=WEIGHT_DECAY);
   get_default_optimizer_params: parameters of normalization modules get WEIGHT_DECAY_NORM, then every
   parameter named "bias" gets WEIGHT_DECAY_BIAS when it is not None (None: same as WEIGHT_DECAY) —
-  so a set WEIGHT_DECAY_BIAS also applies to the biases of norm layers.
+  so a set WEIGHT_DECAY_BIAS also applies to the biases of norm layers. "Normalization modules" are its own
+  tuple of torch classes (DecayPolicy.norm_layers "detectron2"): not its channels-first LayerNorm nor RMSNorm.
 - solver/build.py build_lr_scheduler + solver/lr_scheduler.py: LRMultiplier steps once per iteration; the LR of
   iteration i is BASE_LR * WarmupParamScheduler(main)(i / MAX_ITER), main being MultiStepParamScheduler (STEPS
   <= MAX_ITER kept, later ones dropped with a warning), CosineParamScheduler(1 -> BASE_LR_END/BASE_LR) or
@@ -120,8 +121,9 @@ def _base_path(child: ConfigSource, base: object, ancestry: tuple[pathlib.Path, 
 
 
 def _default(key: str | tuple) -> object:
-    value = DEFAULTS
+    value: object = DEFAULTS
     for part in (key,) if isinstance(key, str) else key:
+        assert isinstance(value, dict), f"{key} goes below a leaf of DEFAULTS"
         value = value[part]
     return value
 
@@ -281,7 +283,7 @@ def _decay(facts: ConfigFacts) -> DecayPolicy:
         raise UnsupportedError(f"{facts.where((S, 'WEIGHT_DECAY_BIAS'))}: WEIGHT_DECAY_BIAS={bias} also applies to "
                                f"norm-layer biases, whose weights get WEIGHT_DECAY_NORM={norm}; explr's plan cannot "
                                "split a norm layer; set WEIGHT_DECAY_BIAS to null or to WEIGHT_DECAY_NORM")
-    return DecayPolicy(other=wd, norm=norm, bias=bias)
+    return DecayPolicy(other=wd, norm=norm, bias=bias, norm_layers="detectron2")
 
 
 def _clip_norm(facts: ConfigFacts) -> float | None:
@@ -304,7 +306,8 @@ def _iters_per_epoch(facts: ConfigFacts, options: ReadOptions, batch: int) -> in
         batch = options.batch_size * (options.num_devices or 1)  # --batch-size is per device
     names = [options.dataset] if options.dataset else (facts.get("dataset", ("DATASETS", "TRAIN"), list, []) or [])
     sizes = [DATASET_SIZES.get(str(name).lower()) for name in names]  # DATASETS.TRAIN are concatenated
-    size = options.dataset_size or (sum(sizes) if sizes and None not in sizes else None)
+    known = [s for s in sizes if s is not None]
+    size = options.dataset_size or (sum(known) if known and len(known) == len(sizes) else None)
     return math.ceil(size / batch) if size and batch > 0 else None
 
 

@@ -8,7 +8,7 @@ overrides it. Keys starting with `_` are Hydra's own, not constructor arguments.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from explr.configs.adapter import ReadOptions
 from explr.configs.source import ConfigSource, KeyPath
@@ -32,6 +32,7 @@ def target_spec(source: ConfigSource, node: Any, path: KeyPath) -> ClassSpec:
 
 def targets(node: Any, path: KeyPath = ()) -> Iterator[tuple[KeyPath, dict]]:
     """Every mapping with a `_target_`, depth first, in file order."""
+    items: Iterable[tuple[Any, Any]]  # (key or index, child)
     if isinstance(node, dict):
         if "_target_" in node:
             yield path, node
@@ -116,7 +117,8 @@ class HydraFormat:
 
         source, rewriter = converted.source, Rewriter(converted.source)
         opt_path, sched_path = find_torch_nodes(source)
-        node = {"_target_": f"{INTEGRATION}.TEXPScheduler"}
+        assert opt_path is not None, "read() refuses a config without an optimizer"
+        node: dict[str, Any] = {"_target_": f"{INTEGRATION}.TEXPScheduler"}
         original = source.get(sched_path) if sched_path else source.get(opt_path)
         if original.get("_partial_") is not None:
             node["_partial_"] = original["_partial_"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ruamel.yaml.comments import CommentedSeq
+
 from explr.configs.adapter import ReadOptions
 from explr.configs.hydra import targets
 from explr.configs.source import ConfigSource, KeyPath
@@ -99,13 +101,13 @@ class LightningFormat:
         from explr.lr_schedule import schedule_args
 
         source, rewriter = converted.source, Rewriter(converted.source)
-        scheduler = {"class_path": f"{INTEGRATION}.TEXPScheduler",
-                     "init_args": {"schedule": schedule_args(converted.plan.lr), **si_init_args(converted)}}
+        init_args = {"schedule": schedule_args(converted.plan.lr), **si_init_args(converted)}
+        scheduler = {"class_path": f"{INTEGRATION}.TEXPScheduler", "init_args": init_args}
         notes = ["the scheduler is bound to the model by ExplrCallback on the first batch "
                  "(explr.integrations.lightning)"]
         fixed = isinstance(source.data.get("lr_scheduler"), dict) and "class_path" not in source.data["lr_scheduler"]
         if fixed:  # the script's parser.add_lr_scheduler_args(...) names the class: only init args go here
-            scheduler = scheduler["init_args"]
+            scheduler = init_args
             notes.append(f"your script fixes the scheduler class: make it "
                          f"parser.add_lr_scheduler_args({INTEGRATION}.TEXPScheduler)")
         if "lr_scheduler" in source.data:
@@ -114,7 +116,7 @@ class LightningFormat:
             rewriter.add_key((), "lr_scheduler", scheduler)
         callback = {"class_path": f"{INTEGRATION}.ExplrCallback"}
         callbacks = source.get(("trainer", "callbacks"))
-        if isinstance(callbacks, list) and callbacks and not callbacks.fa.flow_style():
+        if isinstance(callbacks, CommentedSeq) and callbacks and not callbacks.fa.flow_style():  # a block list
             rewriter.append_item(("trainer", "callbacks"), callback)
         elif callbacks is not None:
             rewriter.replace_value(("trainer", "callbacks"), [*callbacks, callback])

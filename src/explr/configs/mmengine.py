@@ -23,7 +23,7 @@ import pathlib
 from typing import Any
 
 from explr.configs.adapter import DATASET_SIZES, ReadOptions, iters_per_epoch, validated_schedule
-from explr.configs.mmengine_schedule import Loop, schedule_from
+from explr.configs.mmengine_schedule import Loop, lr_schedulers, schedule_from
 from explr.configs.source import ConfigSource
 from explr.errors import ConfigError, UnsupportedError
 from explr.findings import Location
@@ -99,7 +99,9 @@ class MMEngineAdapter:
         wrapper, optimizer = facts.optim_wrapper()
         loop = facts.loop(options)
         lr = facts.scaled_lr(float(optimizer["lr"]), options)
-        schedule = schedule_from(facts.schedulers(), loop, lr, facts.where("param_scheduler"))
+        where = facts.where("param_scheduler")
+        schedulers = lr_schedulers(facts.schedulers(), str(optimizer["type"]).lower(), where)
+        schedule = schedule_from(schedulers, loop, lr, where)
         schedule = validated_schedule(schedule, f"{facts.where('param_scheduler')}: the mmengine schedule is invalid: ",
                                       "; fix param_scheduler or train_cfg")
         name = str(optimizer["type"]).lower()
@@ -169,8 +171,9 @@ class _Facts:
 
     def decay(self, weight_decay: float) -> DecayPolicy:
         paramwise = self.cfg.optim_wrapper.get("paramwise_cfg") or {}
-        mult = {key: paramwise.get(f"{key}_decay_mult") for key in ("norm", "bias")}
-        return DecayPolicy(weight_decay, *(None if m is None else weight_decay * float(m) for m in mult.values()))
+        norm, bias = (paramwise.get(f"{key}_decay_mult") for key in ("norm", "bias"))
+        return DecayPolicy(weight_decay, None if norm is None else weight_decay * float(norm),
+                           None if bias is None else weight_decay * float(bias))
 
     def schedulers(self) -> list[dict]:
         schedulers = self.cfg.get("param_scheduler")

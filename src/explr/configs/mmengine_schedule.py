@@ -14,67 +14,87 @@ Read from mmengine 0.10 (optim/scheduler/param_scheduler.py, lr_scheduler.py; ru
   ExponentialLR: × gamma per step; PolyLR: eta_min + (base-eta_min)(1-k/(end-begin-1))**power
   (the chained form telescopes to this closed form).
 
-explr models one warmup (LinearLR ending at factor 1, or ConstantLR, from step 0) and one decay. Any
-other scheduler, or combination, is refused by name: a silent misreading would mis-convert the run.
+One warmup (LinearLR ending at factor 1, or ConstantLR, from step 0) and one decay read into LRSchedule's
+closed forms; any other list of the schedulers in explr.lr_chain (restarts, OneCycleLR, QuadraticWarmupLR,
+chained decays, overlaps with eta_min) is replayed step by step (configs/mmengine_chain.py). ReduceOnPlateau*
+and schedulers of other parameters are refused by name, except momentum schedulers of an adaptive optimizer
+(approximate anyway), which the converted config keeps (lr_schedulers).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from explr.errors import UnsupportedError
+from explr.configs.mmengine_chain import Loop, Span, chained_schedule, replayed_links
+from explr.errors import ConfigError, UnsupportedError
+from explr.lr_chain import VALUES
 from explr.lr_schedule import LRSchedule
 
 INF = int(1e9)  # mmengine's "no end"
+# The generic ParamScheduler classes with param_name='lr' are the LR classes
+LR_NAMES = {f"{name}ParamScheduler": f"{name}LR" for name in ("Constant", "Linear", "MultiStep", "Step", "Exponential",
+                                                                "CosineAnnealing", "Poly", "OneCycle", "CosineRestart",
+                                                                "QuadraticWarmup")}
+SCOPES = ("mmengine", "mmdet")  # registry scopes of the classes explr models ('mmdet.QuadraticWarmupLR')
 WARMUPS = ("LinearLR", "ConstantLR")
 DECAYS = ("MultiStepLR", "StepLR", "CosineAnnealingLR", "ExponentialLR", "PolyLR")
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
-    """One scheduler in iterations: it acts on steps [begin, end) of its own clock, stepped every `every` iters."""
-
-    kind: str
-    args: dict
-    begin: int  # in its own steps (epochs when every > 1)
-    end: int
-    every: int  # 1: per iteration; iters_per_epoch: per epoch
-    scale: int  # iterations per unit of milestones / step_size / T_max (epoch length when converted)
-
-    def at(self, step: int) -> int:
-        """The iteration where this scheduler's step `step` takes effect."""
-        return step * self.every
-
-
-@dataclass(frozen=True, slots=True)
-class Loop:
-    """The train loop: `max_epochs` (EpochBasedTrainLoop) or `max_iters` (IterBasedTrainLoop)."""
-
-    by_epoch: bool
-    length: int  # epochs or iterations
-    iters_per_epoch: int
-
-    @property
-    def total_iters(self) -> int:
-        return self.length * self.iters_per_epoch if self.by_epoch else self.length
+class NotClosedForm(UnsupportedError):
+    """The list is beyond LRSchedule's closed forms: mmengine_chain replays it instead."""
 
 
 def _refuse(where: str, message: str) -> UnsupportedError:
     return UnsupportedError(f"{where}: {message}")
 
 
+def _unclosed(where: str, message: str) -> NotClosedForm:
+    return NotClosedForm(f"{where}: {message}")
+
+
+def moved_parameter(cfg: dict) -> str:
+    """What a scheduler moves: its param_name, the momentum for the ...Momentum classes, else the LR."""
+    return str(cfg.get("param_name", "momentum" if "Momentum" in str(cfg.get("type")) else "lr"))
+
+
+def lr_schedulers(schedulers: list[dict], optimizer: str, where: str) -> list[dict]:
+    """The LR schedulers, once every other one is refused or kept. Kept: momentum schedulers of an optimizer other
+    than SGD (Adam's beta1), whose conversion is approximate anyway; the converted config runs them unchanged."""
+    for cfg in schedulers:
+        kind, moved = cfg.get("type"), moved_parameter(cfg)
+        if str(kind).rpartition(".")[2].startswith("ReduceOnPlateau"):
+            what = "LR" if moved == "lr" else moved
+            raise _refuse(where, f"param_scheduler type {kind!r} lowers the {what} when a validation metric stalls; "
+                                 "the schedule is not known before training, so no conversion can be exact")
+        if moved != "lr" and not (moved == "momentum" and optimizer != "sgd"):
+            raise _refuse(where, f"param_scheduler type {kind!r} schedules {moved}: the conversion is exact only "
+                                 f"with the phantom scalar following the same {moved} (docs/theory.md §3, §5), which "
+                                 f"explr's TEXP does not do; remove it or convert by hand")
+    return [cfg for cfg in schedulers if moved_parameter(cfg) == "lr"]
+
+
+def kept_schedulers(schedulers: list[dict]) -> list[dict]:
+    """The schedulers the converted config keeps beside TEXP (lr_schedulers allowed them)."""
+    return [cfg for cfg in schedulers if moved_parameter(cfg) != "lr"]
+
+
 def span_of(cfg: dict, loop: Loop, where: str) -> Span:
     """The scheduler `cfg` placed on the iteration axis, the way mmengine's Runner builds and steps it."""
     kind = cfg.get("type")
-    if kind not in WARMUPS + DECAYS:
-        modelled = ", ".join(WARMUPS + DECAYS)
-        raise _refuse(where, f"param_scheduler type {kind!r} is not modelled by explr (it models {modelled}); "
-                             "convert this schedule by hand or change it")
+    scope, _, name = str(kind).rpartition(".")
+    name = name if scope in SCOPES else str(kind)
+    if name in LR_NAMES and "param_name" not in cfg:
+        raise ConfigError(f"{where}: param_scheduler {name} needs param_name (mmengine would not build it)")
+    kind = LR_NAMES.get(name, name)
+    if kind not in VALUES:
+        raise _refuse(where, f"param_scheduler type {kind!r} is not modelled by explr (it models "
+                             f"{', '.join(VALUES)}); convert this schedule by hand or change it")
     by_epoch = bool(cfg.get("by_epoch", True))
     if by_epoch and not loop.by_epoch:
         raise _refuse(where, f"{kind} has by_epoch=True inside an IterBasedTrainLoop; set by_epoch=False")
-    begin, end = int(cfg.get("begin", 0)), int(cfg.get("end", loop.length))
-    args = {k: v for k, v in cfg.items() if k not in ("type", "by_epoch", "begin", "end", "convert_to_iter_based")}
+    # Runner._build_param_scheduler: the default end is max_epochs for per-epoch schedulers, else max_iters
+    begin, end = int(cfg.get("begin", 0)), int(cfg.get("end", loop.length if by_epoch else loop.total_iters))
+    args = {k: v for k, v in cfg.items()
+            if k not in ("type", "by_epoch", "begin", "end", "convert_to_iter_based", "param_name")}
     if not by_epoch:
         return Span(kind, args, begin, end, 1, 1)
     ipe = loop.iters_per_epoch
@@ -95,16 +115,16 @@ def _last_step(span: Span, total_iters: int) -> int:
 
 def warmup_fields(span: Span, where: str) -> dict:
     if span.begin != 0:
-        raise _refuse(where, f"{span.kind} warmup with begin={span.begin}: explr models a warmup from step 0")
+        raise _unclosed(where, f"{span.kind} warmup with begin={span.begin}: explr models a warmup from step 0")
     length = span.end - span.begin - 1  # mmengine: total_iters = end - begin - 1
     if length <= 0:
-        raise _refuse(where, f"{span.kind} spans {span.end - span.begin} step: it would hold its start factor "
+        raise _unclosed(where, f"{span.kind} spans {span.end - span.begin} step: it would hold its start factor "
                              "for the whole run; give it end > begin + 1")
     if span.kind == "ConstantLR":
         return dict(warmup_iters=span.at(length), warmup_factor=float(span.args.get("factor", 1.0 / 3)),
                     warmup_method="constant", warmup_every=span.every)
     if float(span.args.get("end_factor", 1.0)) != 1.0:
-        raise _refuse(where, f"LinearLR end_factor={span.args['end_factor']}: explr models a warmup that ends at "
+        raise _unclosed(where, f"LinearLR end_factor={span.args['end_factor']}: explr models a warmup that ends at "
                              "factor 1")
     return dict(warmup_iters=span.at(length), warmup_factor=float(span.args.get("start_factor", 1.0 / 3)),
                 warmup_method="linear", warmup_every=span.every)
@@ -118,7 +138,7 @@ def _milestones(span: Span, total_iters: int, where: str) -> tuple[int, ...]:
     else:
         marks = [int(m) * span.scale for m in span.args.get("milestones", ())]
         if len(set(marks)) != len(marks):
-            raise _refuse(where, f"MultiStepLR milestones {list(span.args['milestones'])} repeat a value; "
+            raise _unclosed(where, f"MultiStepLR milestones {list(span.args['milestones'])} repeat a value; "
                                  "write gamma**count instead")
         steps = sorted(m for m in marks if 0 <= m <= last)  # later ones are never reached
     return tuple(span.at(span.begin + k) for k in steps)
@@ -127,10 +147,10 @@ def _milestones(span: Span, total_iters: int, where: str) -> tuple[int, ...]:
 def _cosine(span: Span, total_iters: int, base_lr: float, where: str) -> dict:
     t_max = int(span.args.get("T_max") or 0) * span.scale or (span.end - span.begin)
     if span.end < _steps_run(span, total_iters):
-        raise _refuse(where, f"CosineAnnealingLR ends (end={span.end}) before training does and holds its LR "
+        raise _unclosed(where, f"CosineAnnealingLR ends (end={span.end}) before training does and holds its LR "
                              "there; explr models a cosine that runs to the end of training")
     if _last_step(span, total_iters) - span.begin > t_max:
-        raise _refuse(where, f"CosineAnnealingLR T_max={t_max} is shorter than its span: the LR would rise "
+        raise _unclosed(where, f"CosineAnnealingLR T_max={t_max} is shorter than its span: the LR would rise "
                              "again (restart), which explr does not model")
     eta_min = span.args.get("eta_min")
     ratio = span.args.get("eta_min_ratio")
@@ -156,13 +176,25 @@ def decay_fields(span: Span, total_iters: int, base_lr: float, where: str) -> di
 
 
 def schedule_from(schedulers: list[dict], loop: Loop, base_lr: float, where: str) -> LRSchedule:
-    """The LRSchedule of mmengine's chained `schedulers` (as the Runner builds them); refusals name the type."""
+    """The LRSchedule of mmengine's chained `schedulers` (as the Runner builds them); refusals name the type.
+    A warmup and a decay get LRSchedule's closed forms, any other list the step-by-step replay."""
     spans = [span_of(dict(cfg), loop, where) for cfg in schedulers]
+    links = replayed_links(spans, loop, base_lr, where)
+    if all(s.kind in WARMUPS + DECAYS for s in spans):
+        try:
+            return closed_schedule(spans, loop, base_lr, where)
+        except NotClosedForm:
+            pass
+    return chained_schedule(links, loop, base_lr)
+
+
+def closed_schedule(spans: list[Span], loop: Loop, base_lr: float, where: str) -> LRSchedule:
+    """One warmup and one decay as LRSchedule's closed forms; NotClosedForm for anything else."""
     warmups = [s for s in spans if s.kind in WARMUPS]
     decays = [s for s in spans if s.kind in DECAYS]
     if len(warmups) > 1 or len(decays) > 1:
         names = ", ".join(s.kind for s in spans)
-        raise _refuse(where, f"param_scheduler [{names}]: explr models one warmup (LinearLR/ConstantLR) followed "
+        raise _unclosed(where, f"param_scheduler [{names}]: explr models one warmup (LinearLR/ConstantLR) followed "
                              "by one decay")
     total = loop.total_iters
     fields: dict[str, Any] = dict(base_lr=base_lr, total_iters=total, decay="constant")
@@ -174,11 +206,11 @@ def schedule_from(schedulers: list[dict], loop: Loop, base_lr: float, where: str
         fields.update(warmup_fields(warmups[0], where))
         overlap = decays and fields["warmup_iters"] > fields.get("decay_start", 0)
         if overlap and fields.get("eta_min", 0.0) and fields["decay"] in ("cosine", "linear"):
-            raise _refuse(where, f"{warmups[0].kind} overlaps {decays[0].kind} with eta_min != 0: mmengine's "
+            raise _unclosed(where, f"{warmups[0].kind} overlaps {decays[0].kind} with eta_min != 0: mmengine's "
                                  "chained form is then not a product; start the decay after the warmup")
         if fields["warmup_every"] == fields.get("step_every", 1):
             del fields["warmup_every"]
         if fields["warmup_iters"] >= total:
-            raise _refuse(where, f"the {warmups[0].kind} warmup lasts {fields['warmup_iters']} iterations, past "
+            raise _unclosed(where, f"the {warmups[0].kind} warmup lasts {fields['warmup_iters']} iterations, past "
                                  f"the {total} of training")
     return LRSchedule(**fields)

@@ -25,6 +25,7 @@ from explr.configs.mmengine import (
     loop_type,
     named,
 )
+from explr.configs.mmengine_schedule import kept_schedulers
 from explr.configs.write import base_path
 from explr.errors import ConfigError
 from explr.lr_schedule import schedule_args
@@ -42,6 +43,11 @@ def python_literal(value: Any) -> str:
 def _schedulers(cfg: Any) -> list:
     schedulers = cfg.get("param_scheduler") or []
     return [schedulers] if isinstance(schedulers, dict) else list(schedulers)
+
+
+def kept_text(cfg: Any) -> str:
+    """The original's momentum schedulers (an adaptive optimizer's beta1), written before TEXP: they run unchanged."""
+    return "".join(f"{python_literal(dict(named(spec)))}, " for spec in kept_schedulers(_schedulers(cfg)))
 
 
 def scheduler_spec(converted, cfg: Any, scheduler: Any) -> dict:
@@ -82,7 +88,7 @@ def lazy_import_text(converted, output: pathlib.Path | None, cfg: Any) -> list[s
             f"    from {base_module(converted.source.path, output)} import *", "",
             f"from {INTEGRATION} import {CONSTRUCTOR}, {SCHEDULER}", "",
             f"optim_wrapper.update(explr={python_literal(si_settings(converted))}, constructor={CONSTRUCTOR})",
-            f"param_scheduler = [{spec}]"]
+            f"param_scheduler = [{kept_text(cfg)}{spec}]"]
 
 
 def inheriting_text(converted, output: pathlib.Path | None, cfg: Any) -> list[str]:
@@ -91,7 +97,7 @@ def inheriting_text(converted, output: pathlib.Path | None, cfg: Any) -> list[st
     return [*_header(converted), f"_base_ = [{base_path(converted.source.path, output)!r}]",
             f"custom_imports = {python_literal({'imports': imports + [INTEGRATION], 'allow_failed_imports': False})}",
             f"optim_wrapper = {python_literal({'constructor': CONSTRUCTOR, 'explr': si_settings(converted)})}",
-            f"param_scheduler = [{python_literal(scheduler_spec(converted, cfg, SCHEDULER))}]"]
+            f"param_scheduler = [{kept_text(cfg)}{python_literal(scheduler_spec(converted, cfg, SCHEDULER))}]"]
 
 
 def converted_config(converted, output: pathlib.Path | None) -> tuple[str, list[str]]:

@@ -135,10 +135,11 @@ class Rewriter:
         """(line, column) of the last key of `keypath`, 0-based."""
         parent = self.source.get(keypath[:-1])
         try:
-            return tuple(parent.lc.key(keypath[-1]))  # type: ignore[union-attr]
+            return tuple(parent.lc.key(keypath[-1]))
         except (AttributeError, KeyError, TypeError):
             raise ConfigError(f"{self.source.where(keypath)}: cannot locate {'.'.join(map(str, keypath))} "
-                              "to edit it") from None
+                              "in the file to edit it (its value comes from an interpolation or another file): "
+                              "write that key out in this file, then convert again") from None
 
     def block_end(self, line: int, column: int) -> int:
         """One past the last line of the value that starts at the key on `line` (trailing comments excluded)."""
@@ -176,7 +177,9 @@ class Rewriter:
         if not isinstance(node, dict):
             raise ConfigError(f"{self.source.where(mapping)}: {'.'.join(map(str, mapping))} must be a mapping "
                               f"for explr to add {key!r} to it")
-        if mapping and node.fa.flow_style():  # `trainer: {max_epochs: 3}`: rewrite just this one-liner in block style
+        # `trainer: {max_epochs: 3}`, or `trainer: ${base}` (a plain dict after interpolation, with no lines of its
+        # own to add to): rewrite that value in block style. The top level is always a parsed CommentedMap.
+        if not isinstance(node, CommentedMap) or mapping and node.fa.flow_style():
             self.replace_value(mapping, {**node, key: value})
             return
         if node:
@@ -189,7 +192,7 @@ class Rewriter:
     def append_item(self, sequence: KeyPath, item: Any) -> None:
         """Append `item` to the block sequence at `sequence`."""
         node = self.source.get(sequence)
-        if not isinstance(node, list) or node.fa.flow_style() or not node:
+        if not isinstance(node, CommentedSeq) or node.fa.flow_style() or not node:  # a plain list came from ${...}
             raise ConfigError(f"{self.source.where(sequence)}: {'.'.join(map(str, sequence))} must be a non-empty "
                               "block list (one `- item` per line) for explr to append to it")
         last_line, column = tuple(node.lc.item(len(node) - 1))

@@ -12,8 +12,9 @@ Semantics follow torch exactly (checked against the real schedulers in tests):
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, TypeGuard
 
 import torch
 
@@ -64,7 +65,16 @@ _ABSTRACT = {torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler,
              getattr(torch.optim.lr_scheduler, "_LRScheduler", torch.optim.lr_scheduler.LRScheduler)}
 
 
-def resolve(source: ConfigSource, spec: ClassSpec, kind: str, supported: str) -> type:
+def _concrete(c: object, bases: tuple[type, ...]) -> TypeGuard[type[object]]:
+    """A class of `bases` that can be built (not one of their abstract roots)."""
+    return isinstance(c, type) and issubclass(c, bases) and c not in _ABSTRACT
+
+
+def _init_parameters(cls: type[object]) -> Mapping[str, inspect.Parameter]:
+    return inspect.signature(cls.__init__).parameters
+
+
+def resolve(source: ConfigSource, spec: ClassSpec, kind: str, supported: str) -> type[object]:
     """The torch class a spec names; ConfigError naming file:line when it is not a torch class of that kind."""
     module, bases = _KINDS[kind]
     unresolved = unresolved_in(spec.args)
@@ -72,24 +82,22 @@ def resolve(source: ConfigSource, spec: ClassSpec, kind: str, supported: str) ->
         raise source.unresolved_error(spec.args_path + unresolved[0], unresolved[1])
     prefix = spec.target.rsplit(".", 1)[0] if "." in spec.target else module.__name__
     cls = getattr(module, spec.class_name, None)
-    known = isinstance(cls, type) and issubclass(cls, bases) and cls not in _ABSTRACT
-    if not prefix.startswith("torch.optim") or not known:
+    if not prefix.startswith("torch.optim") or not _concrete(cls, bases):
         raise ConfigError(f"{source.where(spec.target_path)}: unknown {kind} class {spec.target!r}; "
                           f"explr converts {supported}")
     _check_args(source, spec, cls)
     return cls
 
 
-def _torch_classes(kind: str) -> list[type]:
+def _torch_classes(kind: str) -> list[type[object]]:
     module, bases = _KINDS[kind]
     found = {getattr(module, name) for name in dir(module) if not name.startswith("_")}
-    return sorted((c for c in found if isinstance(c, type) and issubclass(c, bases) and c not in _ABSTRACT),
-                  key=lambda c: c.__name__)
+    return sorted((c for c in found if _concrete(c, bases)), key=lambda c: c.__name__)
 
 
-def _fits(cls: type, keys: set) -> bool:
+def _fits(cls: type[object], keys: set) -> bool:
     """Does `cls(...)` take exactly these keyword arguments (every key accepted, every required one given)?"""
-    params = {k: p for k, p in inspect.signature(cls.__init__).parameters.items()
+    params = {k: p for k, p in _init_parameters(cls).items()
               if k not in ("self", "params", "optimizer") and p.kind is not p.VAR_KEYWORD}
     required = {k for k, p in params.items() if p.default is p.empty and p.kind is not p.VAR_POSITIONAL}
     return keys <= set(params) and required <= keys
@@ -115,8 +123,8 @@ def infer_class(source: ConfigSource, args: dict, path: KeyPath, kind: str, flag
                     f"taking {keys}; pass {flag} if your script fixes another class")
 
 
-def _check_args(source: ConfigSource, spec: ClassSpec, cls: type) -> None:
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "params", "optimizer"}
+def _check_args(source: ConfigSource, spec: ClassSpec, cls: type[object]) -> None:
+    accepted = set(_init_parameters(cls)) - {"self", "params", "optimizer"}
     for key in spec.args:
         if key not in accepted:
             raise ConfigError(f"{source.where(spec.args_path + (key,))}: {key!r} is not an argument of "
@@ -138,7 +146,7 @@ def read_optimizer(source: ConfigSource, spec: ClassSpec, facts: Facts) -> None:
         raise ConfigError(f"{source.where(spec.target_path)}: optimizer {cls.__name__} has no TEXP conversion; "
                           f"explr converts {', '.join(OPTIMIZER_FAMILIES)}")
     facts.put("optimizer", OPTIMIZER_FAMILIES[cls.__name__], source.location(spec.target_path))
-    defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()}
+    defaults = {k: p.default for k, p in _init_parameters(cls).items()}
     for fact in ("lr", "momentum", "dampening", "nesterov", "weight_decay"):
         default = defaults.get(fact, False if fact == "nesterov" else 0.0)
         _arg(source, spec, facts, fact, fact, default)

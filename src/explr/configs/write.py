@@ -90,6 +90,8 @@ def committed_output(converted: ConvertedPlan, output: str | None) -> Written:
 def staleness(written: Written) -> str | None:
     """None when the file at written.path already holds written.text; else a reason and a short unified diff."""
     path = written.path
+    if path is None:  # `-o ""`: no file to compare with
+        raise ConfigError("--check compares with the committed converted config: pass -o COMMITTED_FILE")
     if not path.is_file():
         return f"{path}: no committed converted config; run explr convert to write it"
     try:

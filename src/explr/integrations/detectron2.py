@@ -22,6 +22,7 @@ from explr.configs.detectron2 import ADAPTER
 from explr.configs.source import ConfigSource
 from explr.errors import ConfigError
 from explr.integrations.native import build_from_plan
+from explr.integrations.scheduler import SCHEDULER_ATTR
 from explr.integrations.yacs import add_explr_config, si_source
 
 __all__ = ["ExplrTrainerMixin", "add_explr_config", "plan_of"]
@@ -47,7 +48,7 @@ class ExplrTrainerMixin:
 
     @classmethod
     def build_lr_scheduler(cls, cfg: Any, optimizer: torch.optim.Optimizer):
-        scheduler = getattr(optimizer, "_explr_scheduler", None)
+        scheduler = getattr(optimizer, SCHEDULER_ATTR, None)
         if scheduler is None:
             raise ConfigError("ExplrTrainerMixin.build_lr_scheduler: the optimizer was not built by "
                               "ExplrTrainerMixin.build_optimizer; put the mixin first in the trainer's bases")

@@ -11,18 +11,22 @@ LightningCLI accepts it in `trainer.callbacks`, and is a plain class otherwise.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from explr.errors import ConfigError
-from explr.integrations.scheduler import TEXPScheduler
+from explr.integrations.scheduler import SCHEDULER_ATTR, TEXPScheduler
+from explr.schedule.runtime import TEXP
 
-try:  # pragma: no cover - depends on the environment
+if TYPE_CHECKING:  # one base for the type checker, whichever of these packages is installed
     from lightning.pytorch import Callback as _Base
-except ImportError:  # pragma: no cover
-    try:
-        from pytorch_lightning import Callback as _Base
-    except ImportError:
-        _Base = object
+else:
+    try:  # pragma: no cover - depends on the environment
+        from lightning.pytorch import Callback as _Base
+    except ImportError:  # pragma: no cover
+        try:
+            from pytorch_lightning import Callback as _Base
+        except ImportError:
+            _Base = object
 
 __all__ = ["ExplrCallback", "TEXPScheduler"]
 
@@ -39,7 +43,7 @@ def first_input(batch: Any) -> Any:
 
 
 def _schedulers(trainer: Any) -> list[TEXPScheduler]:
-    return [s for s in (getattr(o, "_explr_scheduler", None) for o in trainer.optimizers) if s is not None]
+    return [s for s in (getattr(o, SCHEDULER_ATTR, None) for o in trainer.optimizers) if s is not None]
 
 
 class ExplrCallback(_Base):
@@ -47,19 +51,19 @@ class ExplrCallback(_Base):
     the LR index over optimizer steps the AMP GradScaler skipped."""
 
     def __init__(self) -> None:
-        self._before: tuple[int, list[int]] | None = None  # (trainer step, optimizer steps) at batch start
+        self._before: tuple[int, list[tuple[TEXP, int]]] | None = None  # trainer step, (TEXP, its optimizer steps)
 
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int, *args: Any) -> None:
         schedulers = _schedulers(trainer)
         if not schedulers:
             raise ConfigError("ExplrCallback: no optimizer has an explr TEXPScheduler; set lr_scheduler.class_path: "
                               "explr.integrations.lightning.TEXPScheduler (run `explr convert` on the config)")
+        running = []
         for scheduler in schedulers:
-            if not scheduler.bound:
-                scheduler.bind(pl_module, first_input(batch))
+            running.append(scheduler.bind(pl_module, first_input(batch)))  # binds once; then the running TEXP
             scheduler.carry_skips = False  # this callback carries them, per trainer step, whatever the interval
         step = getattr(trainer, "global_step", None)  # a trainer without a step count: no skip tracking
-        self._before = None if step is None else (step, [s.texp.optimizer_steps for s in schedulers])
+        self._before = None if step is None else (step, [(texp, texp.optimizer_steps) for texp in running])
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, *args: Any) -> None:
         if self._before is None:
@@ -67,6 +71,6 @@ class ExplrCallback(_Base):
         step_before, taken_before = self._before
         if trainer.global_step == step_before:  # accumulating gradients: no optimizer step was due
             return
-        for scheduler, taken in zip(_schedulers(trainer), taken_before):
-            if scheduler.texp.optimizer_steps == taken:  # due, but the GradScaler skipped it (overflow)
-                scheduler.texp.step()
+        for texp, taken in taken_before:
+            if texp.optimizer_steps == taken:  # due, but the GradScaler skipped it (overflow)
+                texp.step()

@@ -101,6 +101,9 @@ class ExplrTEXPScheduler(_ParamScheduler):
         lambdas: list[Callable[[int], float]] = []
         for group in opt.param_groups:
             initial = float(group["lr"])
+            if base.decay == "chain":  # the replay itself keeps each scheduler's eta_min absolute or relative
+                lambdas.append(_factor(dataclasses.replace(base, base_lr=initial)))
+                continue
             eta_min = base.eta_min * initial / base.base_lr if proportional else base.eta_min
             lambdas.append(_factor(dataclasses.replace(base, base_lr=initial, eta_min=eta_min)))
         return LambdaLR(opt, lambdas)

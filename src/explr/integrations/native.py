@@ -28,7 +28,7 @@ def _decay_groups(model: nn.Module, plan) -> list[dict]:
     """The original weight-decay policy per parameter kind (norm / bias / other)."""
     from explr.schedule.groups import param_kinds
 
-    kinds = param_kinds(model)
+    kinds = param_kinds(model, plan.decay.norm_layers)
     buckets: dict[float, list] = {}
     for name, param in model.named_parameters():
         buckets.setdefault(plan.decay.for_kind(kinds[name]), []).append(param)

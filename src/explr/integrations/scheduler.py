@@ -23,11 +23,13 @@ from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 
 from explr.errors import ConfigError
+from explr.lr_chain import ChainLink
 from explr.lr_schedule import LRSchedule
 from explr.schedule.groups import ORIGINAL_WD, SI_TAG, drop_mixed_joint_groups
 from explr.schedule.runtime import TEXP
 
 AUDIT = "audit"
+SCHEDULER_ATTR = "_explr_scheduler"  # the optimizer attribute that holds its TEXPScheduler (for the framework hooks)
 MEMBERS = "explr_members"  # a split group's parameters as positions in the unsplit optimizer (for resume)
 _FIELDS = {f.name: f for f in dataclasses.fields(LRSchedule)}
 
@@ -47,11 +49,12 @@ def schedule_from_args(args: Any) -> LRSchedule:
     if unknown:
         raise ConfigError(f"TEXPScheduler: unknown schedule field(s) {', '.join(unknown)}; "
                           f"allowed: {', '.join(_FIELDS)}")
-    values = {str(k): tuple(v) if k == "milestones" else v for k, v in args.items()}
+    values: dict[str, Any] = {str(k): tuple(v) if k == "milestones" else v for k, v in args.items()}  # validated below
     try:
+        values["chain"] = tuple(ChainLink.from_dict(link) for link in values.get("chain", ()))
         schedule = LRSchedule(**values)
         schedule.validate()
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, KeyError) as exc:
         raise ConfigError(f"TEXPScheduler: invalid schedule: {exc}") from None
     return schedule
 
@@ -171,7 +174,7 @@ class TEXPScheduler(LRScheduler):
         self._pending_state: dict | None = None  # TEXP state loaded before bind
         self.carry_skips = True  # False: another caller (ExplrCallback) moves the LR over AMP-skipped steps
         self._due = 0  # the original run's LR index at the last step() call
-        optimizer._explr_scheduler = self  # how the Lightning callback finds it
+        setattr(optimizer, SCHEDULER_ATTR, self)  # how the Lightning callback and detectron2's hook find it
         self._guard = optimizer.register_step_pre_hook(self._refuse_unbound)
         optimizer.register_load_state_dict_pre_hook(self._split_like_checkpoint)
         super().__init__(optimizer, last_epoch)
@@ -185,18 +188,20 @@ class TEXPScheduler(LRScheduler):
             raise ConfigError("TEXPScheduler: optimizer.step() before bind(model): add explr.integrations.lightning."
                               "ExplrCallback to the trainer callbacks, or call scheduler.bind(model, example_inputs)")
 
-    def bind(self, model: nn.Module, example_inputs: Any = None) -> None:
+    def bind(self, model: nn.Module, example_inputs: Any = None) -> TEXP:
         """Split the param groups into SI (weight decay 0) and the rest, and start TEXP. Once, before step 1
-        (or after a framework restored a converted checkpoint: then the split must be the one it recorded)."""
-        if self.bound:
-            return
+        (or after a framework restored a converted checkpoint: then the split must be the one it recorded).
+        Returns the running TEXP (the one already running when bound before)."""
+        if self.texp is not None:
+            return self.texp
         bind_si_groups(self.optimizer, model, self.si, self.lock, example_inputs, restored=self._restored_split)
-        self.texp = TEXP(self.optimizer, self.schedule, approximate=self.approximate)
+        texp = self.texp = TEXP(self.optimizer, self.schedule, approximate=self.approximate)
         if self._pending_state is not None:
-            self._load(self.texp, self._pending_state)
+            self._load(texp, self._pending_state)
             self._pending_state = None
-        self.optimizer.register_step_post_hook(lambda *_: self.texp.step())
-        self._last_lr = self.texp.get_last_lr()
+        self.optimizer.register_step_post_hook(lambda *_: texp.step())
+        self._last_lr = texp.get_last_lr()
+        return texp
 
     def _split_like_checkpoint(self, optimizer: torch.optim.Optimizer, state: dict) -> None:
         """Before a framework loads a converted checkpoint into the still unsplit optimizer (Lightning restores
@@ -215,7 +220,7 @@ class TEXPScheduler(LRScheduler):
         self._restored_split = True
 
     # ---- LRScheduler interface: the LR moves per optimizer step (hook), not when the framework calls step()
-    def get_lr(self) -> list[float]:
+    def get_lr(self) -> list[float | torch.Tensor]:  # LRScheduler's type; these are floats
         return [float(g["lr"]) for g in self.optimizer.param_groups]
 
     def step(self, epoch: int | None = None) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from explr.lr_chain import chain_events
 from explr.lr_schedule import LRSchedule
 from explr.schedule.phantom import SGDHyper, Trace
 
@@ -74,7 +75,9 @@ class Phase:
 
 def _boundaries(schedule: LRSchedule) -> list[int]:
     cuts = {0, schedule.total_iters, schedule.warmup_iters}
-    if schedule.decay == "step":
+    if schedule.decay == "chain":
+        cuts.update(at for _, at in chain_events(schedule.chain, schedule.total_iters))
+    elif schedule.decay == "step":
         cuts.update(schedule.milestones)
     else:
         cuts.add(schedule.decay_start)
@@ -84,6 +87,8 @@ def _boundaries(schedule: LRSchedule) -> list[int]:
 def _phase_kind(schedule: LRSchedule, start: int) -> str:
     if start < schedule.warmup_iters:
         return "warmup"
+    if schedule.decay == "chain":  # the replayed schedulers may move the LR anywhere inside a phase
+        return "decay"
     if schedule.decay in ("step", "constant") or start < schedule.decay_start:
         return "constant"
     return "decay"

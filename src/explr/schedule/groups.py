@@ -19,8 +19,18 @@ from explr.plan import DecayPolicy
 
 SI_TAG = "explr_si"
 ORIGINAL_WD = "explr_weight_decay"
-_NORM_MODULES = tuple(t for t in (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm,
-                                  getattr(nn, "RMSNorm", None)) if t is not None)
+# The module classes whose parameters are "norm" parameters, as each framework's optimizer code decides it
+# (isinstance, so subclasses count).
+NORM_LAYERS: dict[str, tuple[type, ...]] = {
+    # every torch normalization layer with parameters (torch, Lightning, Hydra, explr's own format)
+    "torch": tuple(t for t in (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm,
+                               getattr(nn, "RMSNorm", None)) if t is not None),
+    # detectron2/solver/build.py get_default_optimizer_params `norm_module_types`: its NaiveSyncBatchNorm
+    # subclasses BatchNorm2d and counts; its own channels-first detectron2.layers.LayerNorm (get_norm("LN"),
+    # ConvNeXt/ViTDet), CycleBatchNormList's shared affine and torch's RMSNorm do not, and keep WEIGHT_DECAY
+    "detectron2": (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.GroupNorm, nn.InstanceNorm1d,
+                   nn.InstanceNorm2d, nn.InstanceNorm3d, nn.LayerNorm, nn.LocalResponseNorm),
+}
 
 
 def _si_names_and_joint_groups(model: nn.Module, si: Any) -> tuple[list[str], list[tuple[str, ...]]]:
@@ -41,13 +51,16 @@ def _si_names_and_joint_groups(model: nn.Module, si: Any) -> tuple[list[str], li
     raise ConfigError(f"param_groups: `si` of type {type(si).__name__} is not an AuditReport, lock path or names")
 
 
-def param_kinds(model: nn.Module) -> dict[str, str]:
-    """'norm' for affine parameters of normalization layers, 'bias' for other biases, else 'other'."""
+def param_kinds(model: nn.Module, norm_layers: str = "torch") -> dict[str, str]:
+    """'norm' for affine parameters of normalization layers (NORM_LAYERS[norm_layers]), 'bias' for other biases,
+    else 'other'."""
+    if norm_layers not in NORM_LAYERS:
+        raise ConfigError(f"param_groups: norm_layers={norm_layers!r} is not one of {', '.join(NORM_LAYERS)}")
     kinds = {}
     for module_name, module in model.named_modules():
         for local, _ in module.named_parameters(recurse=False):
             name = f"{module_name}.{local}" if module_name else local
-            is_norm = isinstance(module, _NORM_MODULES)
+            is_norm = isinstance(module, NORM_LAYERS[norm_layers])
             kinds[name] = "norm" if is_norm else "bias" if local == "bias" else "other"
     return kinds
 
@@ -92,7 +105,7 @@ def param_groups(model: nn.Module, si: Any, weight_decay: float = 0.0,
         raise ExplrError(f"param_groups: {len(unknown)} SI name(s) are not parameters of the model: "
                          f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''} (audit this model again)")
     policy = _policy(weight_decay, no_decay_norm_bias)
-    kinds = param_kinds(model)
+    kinds = param_kinds(model, policy.norm_layers)
     wd = {n: policy.for_kind(kinds.get(n, "other")) for n in params}
     si_set = drop_mixed_joint_groups(set(names), joint, wd)
     buckets: dict[tuple[bool, float], list[str]] = {}
