@@ -272,3 +272,42 @@ def test_recurrent_layers_have_a_rule_and_hold_their_weights_at_degree_0():
     ctx, sol, index = solved(model, IMG)
     assert [u.op for u in ctx.unknown_ops] == []
     assert si(sol, index) == {"conv.weight", "conv.bias"}
+
+
+class PositionalAttention(nn.Module):
+    """The pattern of timm's ConViT GPSA positional scores (timm/models/convit.py, Apache-2.0): a linear
+    map of fixed relative positions to one score per head, softmax over the keys. A per-head bias is
+    constant along the keys, so the softmax cancels it: the bias has no effect at all (SI alone).
+    (ConViT permutes the heads forward first; here they stay last, the softmax runs over dim 2.)"""
+
+    def __init__(self, heads: int = 2, dim: int = 4, over_keys: bool = True):
+        super().__init__()
+        self.pos_proj, self.value, self.over_keys = nn.Linear(3, heads), nn.Linear(dim, heads * dim), over_keys
+        self.heads, self.dim = heads, dim
+
+    def forward(self, x, rel):  # x: (B, N, dim), rel: (1, N, N, 3) relative positions
+        b, n, _ = x.shape
+        # scores (1, N, N, heads): over the keys (dim 2) the bias is constant; over the heads it is not
+        attn = F.softmax(self.pos_proj(rel), dim=2 if self.over_keys else 3)
+        v = self.value(x).reshape(b, n, self.heads, self.dim)
+        return torch.einsum("bqkh,bkhd->bqhd", attn.expand(b, n, n, self.heads), v)
+
+
+def _positional_inputs():
+    n = 3
+    idx = torch.arange(n, dtype=torch.float64)
+    d = idx.view(1, -1) - idx.view(-1, 1)
+    return torch.randn(2, n, 4, dtype=torch.float64), torch.stack([d, d.abs(), d * d], dim=-1).unsqueeze(0)
+
+
+@pytest.mark.parametrize("over_keys", [True, False])
+def test_softmax_cancels_a_term_constant_along_its_dim(over_keys):
+    from explr.audit.numeric import ScalingProbe
+    torch.manual_seed(0)
+    model, inputs = PositionalAttention(over_keys=over_keys).double(), _positional_inputs()
+    ctx, sol, index = solved(model, *inputs)
+    probe = ScalingProbe(model, inputs)
+    invariant = probe.scaling_error(["pos_proj.bias"]) <= 1e-12
+    assert invariant is over_keys  # the truth: only a softmax along the keys cancels the per-head bias
+    assert ("pos_proj.bias" in alone(sol, index)) is over_keys
+    assert "pos_proj.weight" not in si(sol, index)
