@@ -381,18 +381,21 @@ def render(section: str, rows: list[Row]) -> str:
     return "".join(lines)
 
 
+MARKER = "<!-- zoo section: "
+
+
 def marker(section: str) -> str:
-    return f"<!-- zoo section: {section} -->" if section else ""
+    return f"{MARKER}{section} -->" if section else ""
 
 
 def splice(text: str, section: str, table: str) -> str:
-    """docs/zoo.md with one section's table replaced (the first section runs up to the first marker)."""
-    names = [n for n, _ in SECTIONS]
+    """docs/zoo.md with one section's table replaced. A section runs up to the next marker, so a
+    hand-written section (its own marker, not in SECTIONS) after a table survives the render."""
     start = text.find(marker(section)) if section else 0
     if start < 0:
         return text.rstrip("\n") + "\n" + table
-    ends = [text.find(marker(n), start + 1) for n in names[names.index(section) + 1:]]
-    end = min((e for e in ends if e >= 0), default=len(text))
+    end = text.find(MARKER, start + 1)
+    end = len(text) if end < 0 else end
     head = text[:start].rstrip("\n") + "\n" if start else ""
     return head + table + ("\n" + text[end:] if end < len(text) else "")
 
@@ -445,7 +448,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.only:
             print(render("", rows).rsplit("\n\n", 1)[-1])
             return
-    text = OUT.read_text() if OUT.exists() and args.section else ""
+    text = OUT.read_text() if OUT.exists() else ""  # hand-written sections after the tables are kept
     for section, models in SECTIONS:
         if not args.section or (section or "main") == args.section:
             text = splice(text, section, render(section, [kept_row(*m) for m in models]))
