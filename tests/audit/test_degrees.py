@@ -311,3 +311,27 @@ def test_softmax_cancels_a_term_constant_along_its_dim(over_keys):
     assert invariant is over_keys  # the truth: only a softmax along the keys cancels the per-head bias
     assert ("pos_proj.bias" in alone(sol, index)) is over_keys
     assert "pos_proj.weight" not in si(sol, index)
+
+
+class ClassAttention(nn.Module):
+    """The pattern of timm's ClassAttn (CaiT, XCiT; timm/models/cait.py, Apache-2.0): separate q, k, v
+    linears, the class token's query against every token's key, fused attention. k's bias adds q.b_k,
+    the same for every key, to the scores: the softmax cancels it (SI alone). Heads are left out, so
+    that no reshape stands between the bias and the attention."""
+
+    def __init__(self, dim: int = 4):
+        super().__init__()
+        self.q, self.k, self.v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+
+    def forward(self, x):  # (B, N, dim)
+        return F.scaled_dot_product_attention(self.q(x[:, :1]), self.k(x), self.v(x))
+
+
+def test_attention_cancels_a_key_term_constant_along_the_keys():
+    from explr.audit.numeric import ScalingProbe
+    torch.manual_seed(0)
+    model, inputs = ClassAttention().double(), (torch.randn(2, 5, 4, dtype=torch.float64),)
+    ctx, sol, index = solved(model, *inputs)
+    probe = ScalingProbe(model, inputs)
+    assert probe.scaling_error(["k.bias"]) <= 1e-12 and probe.scaling_error(["q.bias"]) > 1e-6  # the truth
+    assert alone(sol, index) == {"k.bias"} == si(sol, index)
