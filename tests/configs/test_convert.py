@@ -111,7 +111,10 @@ def test_plan_formats_get_the_explr_plan_generically(tmp_path, monkeypatch):
 
 
 # Real configs explr refuses even with --approximate, each tested for its reason where its reader is tested.
-REFUSED = ("detectron2/real/projects/DeepLab",  # WarmupPolyLR
+REFUSED = ("detectron2/real/projects/Panoptic-DeepLab",  # ADAM
+           "detectron2/maskrcnn-benchmark",  # not detectron2's configs
+           "detectron2/mask2former",  # SOLVER.OPTIMIZER ADAMW
+           "pycls/real/configs/fsdp/example.yaml",  # LN decay other than BN decay
            "timm/real/pytorch-image-models/train.yaml",  # sched: plateau (metric-driven)
            "timm/real/SHI-Labs-Compact-Transformers/cct_14-7x2_flowers102.yml",  # no sched: version-dependent
            "timm/real/SHI-Labs-Neighborhood-Attention-Transformer/nat_mini.yml")  # a fork's sched_epochwise

@@ -284,7 +284,6 @@ def test_max_epochs_minus_one_means_until_max_steps(tmp_path):
     assert convert(str(path), iters_per_epoch=7).plan.total_iters == 40
 
 
-
 def test_interpolated_callbacks_list_gets_the_callback(tmp_path):
     path = tmp_path / "c.yaml"  # trainer.callbacks is a plain list after interpolation: written out resolved
     path.write_text("base_callbacks:\n  - class_path: lightning.pytorch.callbacks.LearningRateMonitor\n"
@@ -313,3 +312,46 @@ def test_interpolated_trainer_with_callbacks_says_which_key_to_write_out(tmp_pat
                     "model: {}\noptimizer:\n  class_path: torch.optim.SGD\n  init_args: {lr: 0.1}\n")
     with pytest.raises(ConfigError, match=r"cannot locate trainer\.callbacks .*write that key out in this file"):
         converted_output(convert(str(path), iters_per_epoch=5))
+
+
+POLY = """trainer:
+  max_epochs: 7
+optimizer:
+  class_path: torch.optim.SGD
+  init_args: {lr: 0.2, momentum: 0.9, weight_decay: 5e-3}
+lr_scheduler:
+  class_path: torch.optim.lr_scheduler.PolynomialLR
+  init_args: {total_iters: 4, power: 2.0}  # the LR reaches 0 at epoch 4 and stays there
+"""
+
+
+def test_polynomial_lr_reads_and_converts_like_lightningcli(tmp_path):
+    path = tmp_path / "poly.yaml"
+    path.write_text(POLY)
+    converted = convert(str(path), iters_per_epoch=2)
+    oracle = lightning_schedule(POLY, 2)
+    plan = converted.plan
+    assert converted.exact and plan.total_iters == oracle.total_iters == 14
+    assert [plan.lr.lr_at(i) for i in range(14)] == pytest.approx(oracle.lrs, rel=1e-12, abs=1e-15)
+    assert oracle.lrs[7] > 0 and oracle.lrs[8:] == [0.0] * 6
+    original = lightning_fit(POLY, 7, 2)
+    texp = lightning_fit(converted_output(converted).text, 7, 2)
+    assert max(((a - b).abs().max() / a.abs().max()).item() for a, b in zip(original.outputs, texp.outputs)) <= 1e-9
+
+
+@pytest.mark.parametrize("init_args", ["{T_0: 3}", "{T_0: 1, T_mult: 2, eta_min: 0.001}", "{T_0: 2, T_mult: 3}"])
+def test_warm_restarts_read_like_lightningcli_and_convert_exactly(tmp_path, init_args):
+    text = POLY.replace("max_epochs: 7", "max_epochs: 40").replace("PolynomialLR", "CosineAnnealingWarmRestarts") \
+        .replace("{total_iters: 4, power: 2.0}  # the LR reaches 0 at epoch 4 and stays there", init_args)
+    path = tmp_path / "restarts.yaml"
+    path.write_text(text)
+    converted = convert(str(path), iters_per_epoch=2)
+    oracle = lightning_schedule(text, 2)
+    plan = converted.plan
+    assert converted.exact and plan.total_iters == oracle.total_iters == 80
+    assert [plan.lr.lr_at(i) for i in range(80)] == pytest.approx(oracle.lrs, rel=1e-12, abs=1e-15)
+    if init_args == "{T_0: 3}":  # the LR rises at each restart: the converted run follows it
+        original = lightning_fit(text, 8, 2)
+        texp = lightning_fit(converted_output(converted).text, 8, 2)
+        assert max(((a - b).abs().max() / a.abs().max()).item() for a, b in zip(original.outputs, texp.outputs)) \
+            <= 1e-9

@@ -7,9 +7,14 @@ from __future__ import annotations
 import pytest
 import torch
 from hydra.errors import InstantiationException
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
 
 from explr.configs.api import convert
+from explr.configs.hydra_compose import composed
+from explr.configs.source import ConfigSource
 from explr.configs.write import converted_output
 from explr.errors import ConfigError, UnsupportedError
 from tests.conftest import FIXTURES
@@ -24,6 +29,9 @@ MBLS, RHO = DIR / "mbls" / "defaults.yaml", DIR / "rho_loss" / "standard_trainin
 @pytest.mark.parametrize("path,project,flags", [
     (MBLS, "mbls", {"epochs": 200}),  # the length lives in train.max_epoch, a key explr does not know
     (RHO, "rho_loss", {}),
+    # hungdinhxuan/Lightning-hydra src/models/base/base_module.py: the same partial calls as the template,
+    # interval "epoch"; the length lives in trainer/ (not in this group file): 10 epochs given here
+    (DIR / "hdx_model_xlsr_conformertcm_mbct_lora.yaml", "lht", {"epochs": 10}),
 ])
 def test_reading_equals_hydra_instantiate(path, project, flags):
     plan = convert(str(path), iters_per_epoch=IPE, approximate=True, **flags).plan
@@ -31,8 +39,10 @@ def test_reading_equals_hydra_instantiate(path, project, flags):
     assert plan.total_iters == oracle.total_iters
     assert [plan.lr.lr_at(i) for i in range(plan.total_iters)] == pytest.approx(oracle.lrs, rel=1e-12, abs=0)
     (group,) = oracle.groups
-    assert (plan.lr.base_lr, plan.momentum, plan.dampening, plan.nesterov, plan.weight_decay) == \
-        (group["initial_lr"], group["momentum"], group["dampening"], group["nesterov"], group["weight_decay"])
+    assert (plan.lr.base_lr, plan.weight_decay) == (group["initial_lr"], group["weight_decay"])
+    if plan.optimizer == "sgd":
+        assert (plan.momentum, plan.dampening, plan.nesterov) == \
+            (group["momentum"], group["dampening"], group["nesterov"])
 
 
 def test_mbls_length_flags_clipping_and_late_milestone():
@@ -81,7 +91,8 @@ def test_lightning_hydra_template_reduce_on_plateau_is_refused():
     scheduler = project.build_scheduler(cfg, project.build_optimizer(cfg, [torch.nn.Parameter(torch.ones(1))]))
     assert type(scheduler).__name__ == "ReduceLROnPlateau"  # what the template really trains with
     for approximate in (False, True):  # its LR follows a metric: no schedule to convert, even approximately
-        with pytest.raises(ConfigError, match=r"lht_model_mnist.yaml:10: scheduler ReduceLROnPlateau has no exact "):
+        with pytest.raises(ConfigError, match=r"lht_model_mnist.yaml:10: scheduler ReduceLROnPlateau decays when "
+                                              r"a monitored metric stops improving"):
             convert(str(DIR / "lht_model_mnist.yaml"), iters_per_epoch=IPE, epochs=10, approximate=approximate)
 
 
@@ -158,3 +169,30 @@ def test_converted_config_instantiated_by_hydra_trains_exactly_like_the_original
         runs.append(_train(model, optimizer, scheduler, steps))
     worst = max(((a - b).abs().max() / a.abs().max()).item() for a, b in zip(*runs))
     assert worst <= 1e-9
+
+
+def test_template_primary_composes_without_its_logging_plugin_and_plateau_is_refused():
+    """ashleve/lightning-hydra-template configs/train.yaml: hydra/default.yaml overrides job_logging and
+    hydra_logging with hydra-colorlog's configs; without that plugin Hydra composes the same job config when
+    those two groups are set to default, which only changes the hydra.* node."""
+    path = DIR / "lht" / "train.yaml"
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(path.parent), version_base=None):
+        with pytest.raises(MissingConfigException, match="hydra/job_logging/colorlog"):
+            compose(config_name="train")
+        job = compose(config_name="train", overrides=["hydra/job_logging=default", "hydra/hydra_logging=default"])
+    GlobalHydra.instance().clear()
+    source = composed(ConfigSource.load(path))
+    assert source.data["model"] == OmegaConf.to_container(job.model)
+    assert source.data["trainer"]["max_epochs"] == job.trainer.max_epochs == 10
+    assert "# composed with hydra/job_logging=default: its plugin is not installed" in source.text
+    with pytest.raises(ConfigError, match=r"scheduler ReduceLROnPlateau decays when a monitored metric stops improving"):
+        convert(str(path), iters_per_epoch=IPE, approximate=True)
+
+
+def test_experiment_override_alone_is_refused_with_how_to_compose_it():
+    """An `# @package _global_` experiment overrides groups of the primary config: Hydra cannot compose it alone."""
+    path = DIR / "hdx_experiment_21th_xlsr_conformertcm_mdt.yaml"
+    with pytest.raises(ConfigError, match=r"Hydra cannot compose this config: .*Could not override 'data'.*"
+                                          r"python train.py experiment=NAME --cfg job"):
+        convert(str(path), iters_per_epoch=IPE, approximate=True)

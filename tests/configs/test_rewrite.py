@@ -125,17 +125,30 @@ def test_floats_read_back_as_floats_by_pyyaml_and_ruamel(value):
 
 
 CONFIGS = FIXTURES / "configs"
-GROUP_DIRS = ("mbls", "cals", "rho_loss")  # Hydra config groups: only their primary config is a training config
-PRIMARIES = ("defaults.yaml", "standard_training.yaml")
+GROUP_DIRS = ("mbls", "cals", "rho_loss", "lht")  # Hydra config groups: only their primary is a training config
+PRIMARIES = ("defaults.yaml", "standard_training.yaml", "train.yaml")
 # fixtures explr refuses even under --approximate (their tests say why): nothing is written for them
 REFUSED = {"hydra/real/cals/defaults.yaml", "hydra/real/lht_model_mnist.yaml", "hydra/real/mbls_cfg_job.yaml",
-           "detectron2/real/projects/DeepLab/configs/Cityscapes-SemanticSegmentation/Base-DeepLabV3-OS16-Semantic.yaml",
-           "detectron2/real/projects/DeepLab/configs/Cityscapes-SemanticSegmentation/"
-           "deeplab_v3_R_103_os16_mg124_poly_90k_bs16.yaml",  # WarmupPolyLR
            "timm/real/pytorch-image-models/train.yaml",  # sched: plateau
            "timm/real/SHI-Labs-Compact-Transformers/cct_14-7x2_flowers102.yml",  # no sched: version-dependent
-           "timm/real/SHI-Labs-Neighborhood-Attention-Transformer/nat_mini.yml"}  # a fork's sched_epochwise
+           "timm/real/SHI-Labs-Neighborhood-Attention-Transformer/nat_mini.yml",  # a fork's sched_epochwise
+           *(f"detectron2/real/projects/Panoptic-DeepLab/configs/Cityscapes-PanopticSegmentation/{name}.yaml"
+             for name in ("Base-PanopticDeepLab-OS16",  # SOLVER.OPTIMIZER ADAM
+                          "panoptic_deeplab_R_52_os16_mg124_poly_90k_bs32_crop_512_1024_dsconv")),
+           *(f"detectron2/maskrcnn-benchmark/configs/{name}.yaml"  # not detectron2's configs
+             for name in ("e2e_mask_rcnn_R_50_FPN_1x", "gn_baselines/scratch_e2e_mask_rcnn_R_50_FPN_3x_gn",
+                          "pascal_voc/e2e_faster_rcnn_R_50_C4_1x_1_gpu_voc", "retinanet/retinanet_R-50-FPN_1x")),
+           *(f"detectron2/mask2former/configs/{name}.yaml"  # SOLVER.OPTIMIZER ADAMW
+             for name in ("coco/instance-segmentation/Base-COCO-InstanceSegmentation",
+                          "coco/instance-segmentation/maskformer2_R50_bs16_50ep",
+                          "cityscapes/semantic-segmentation/Base-Cityscapes-SemanticSegmentation",
+                          "cityscapes/semantic-segmentation/maskformer2_R50_bs16_90k")),
+           "lightning/real/tu_mnist_lenet_swa.yaml",  # the project's own scheduler class
+           "pycls/real/configs/fsdp/example.yaml",  # LN decay other than BN decay
+           "hydra/real/lht/train.yaml",  # ReduceLROnPlateau
+           "hydra/real/hdx_experiment_21th_xlsr_conformertcm_mdt.yaml"}  # composes only under its primary
 OPTIONS = {"hydra/real/mbls/defaults.yaml": {"epochs": 200},
+           "hydra/real/hdx_model_xlsr_conformertcm_mbct_lora.yaml": {"epochs": 10},
            "hydra/imagenet_warmup_step.yaml": {"iters_per_epoch": 5004},  # its warmup counts iterations
            "lightning/real/tu_mnist_lenet_bayesian.yaml": {"optimizer_class": "torch.optim.SGD"},
            "lightning/real/tu_cifar10_resnet18_standard_2024-01.yaml": {"optimizer_class": "torch.optim.SGD"},

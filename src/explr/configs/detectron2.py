@@ -17,6 +17,11 @@ Semantics read from facebookresearch/detectron2 (main):
   main value at the end of warmup, over min(WARMUP_ITERS / MAX_ITER, 1); RESCALE_INTERVAL runs main over the
   iterations after warmup. fvcore adds WHERE_EPSILON = 1e-6 to `where` before flooring it, which the milestone
   iterations here reproduce. tests/configs/test_detectron2_fvcore.py checks this against fvcore's own classes.
+- projects/DeepLab (its build_lr_scheduler, used by the DeepLab and Panoptic-DeepLab trainers, the only ones that
+  know LR_SCHEDULER_NAME WarmupPolyLR): BASE_LR * warmup factor * (1 - i / MAX_ITER) ** POLY_LR_POWER, the warmup
+  factor multiplying the poly value; add_deeplab_config's defaults POLY_LR_POWER 0.9, POLY_LR_CONSTANT_ENDING 0.
+- maskrcnn-benchmark configs share the SOLVER names with other defaults and carry keys detectron2 rejects
+  (MODEL.BACKBONE.CONV_BODY, ...): refused by name rather than read with detectron2's defaults.
 - engine/defaults.py DefaultTrainer.auto_scale_workers: REFERENCE_WORLD_SIZE != 0 rescales IMS_PER_BATCH, BASE_LR,
   MAX_ITER, WARMUP_ITERS and STEPS to the actual number of GPUs (--num-devices).
 
@@ -48,12 +53,21 @@ DEFAULTS = {
     "RESCALE_INTERVAL": False, "IMS_PER_BATCH": 16, "REFERENCE_WORLD_SIZE": 0, "BIAS_LR_FACTOR": 1.0,
     "WEIGHT_DECAY_BIAS": None, "CLIP_GRADIENTS": {"ENABLED": False, "CLIP_TYPE": "value", "CLIP_VALUE": 1.0},
     "AMP": {"ENABLED": False},
+    # projects/DeepLab/deeplab/config.py add_deeplab_config: the keys of WarmupPolyLR, the one trainer that builds it
+    "POLY_LR_POWER": 0.9, "POLY_LR_CONSTANT_ENDING": 0.0,
 }
 NULLABLE = ("WEIGHT_DECAY_NORM", "WEIGHT_DECAY_BIAS")  # None: follow WEIGHT_DECAY (solver/build.py)
 SCHEDULERS = {"WarmupMultiStepLR": "step", "WarmupCosineLR": "cosine", "WarmupStepWithFixedGammaLR": "step"}
+POLY = "WarmupPolyLR"  # built by projects/DeepLab's build_lr_scheduler (DeepLab, Panoptic-DeepLab trainers)
 WHERE_EPSILON = 1e-6  # fvcore ParamScheduler.WHERE_EPSILON: added to `where` before it is compared or floored
 # Settings that change the optimizer in ways the plan cannot hold: key -> (the value that means "off", why).
 UNMODELLED = {"BIAS_LR_FACTOR": (1.0, "gives biases their own LR (get_default_optimizer_params)")}
+# Keys of maskrcnn-benchmark, detectron2's predecessor: same SOLVER names, other defaults (BIAS_LR_FACTOR 2,
+# WEIGHT_DECAY_BIAS 0, warmup 1/3 over 500 iterations); detectron2's merge_from_file rejects these keys.
+MASKRCNN_BENCHMARK_KEYS = (("MODEL", "BACKBONE", "CONV_BODY"), ("MODEL", "RPN", "USE_FPN"),
+                           ("MODEL", "ROI_HEADS", "USE_FPN"), ("MODEL", "RPN", "ANCHOR_STRIDE"),
+                           ("MODEL", "RESNETS", "BACKBONE_OUT_CHANNELS"), ("MODEL", "ROI_BOX_HEAD", "NUM_CLASSES"),
+                           ("DATALOADER", "SIZE_DIVISIBILITY"))
 
 
 class Detectron2Adapter:
@@ -71,6 +85,7 @@ class Detectron2Adapter:
 
     def read(self, source: ConfigSource, options: ReadOptions) -> TrainingPlan:
         facts = ConfigFacts(load_with_bases(source))
+        _refuse_maskrcnn_benchmark(facts)
         _refuse_unmodelled(facts)
         _check_optimizer(facts)
         scaled = _auto_scaled(facts, options)
@@ -136,6 +151,16 @@ def _solver(facts: ConfigFacts, fact: str | None, key: str | tuple, kind: type):
     return value
 
 
+def _refuse_maskrcnn_benchmark(facts: ConfigFacts) -> None:
+    """Read with detectron2's defaults, a maskrcnn-benchmark config would get a schedule it never runs."""
+    for keypath in MASKRCNN_BENCHMARK_KEYS:
+        if facts.has(keypath):
+            raise ConfigError(f"{facts.where(keypath)}: {'.'.join(keypath)} is a maskrcnn-benchmark key, not "
+                              "detectron2's (whose merge_from_file rejects it); maskrcnn-benchmark's SOLVER defaults "
+                              "differ (BIAS_LR_FACTOR 2, WEIGHT_DECAY_BIAS 0, warmup 1/3 over 500 iterations) and "
+                              "explr does not read its configs: convert by hand")
+
+
 def _refuse_unmodelled(facts: ConfigFacts) -> None:
     for key, (off, why) in UNMODELLED.items():
         value = _solver(facts, None, key, type(off))
@@ -187,11 +212,13 @@ def _schedule(facts: ConfigFacts, scaled: _Scaled) -> tuple[LRSchedule, tuple[in
     """build_lr_scheduler: LRMultiplier(WarmupParamScheduler(main)), stepped every iteration; and the STEPS past
     MAX_ITER, which build_lr_scheduler drops with a warning (EXP209)."""
     name = _solver(facts, "schedule", "LR_SCHEDULER_NAME", str)
-    if name not in SCHEDULERS:
-        raise facts.error((S, "LR_SCHEDULER_NAME"), f"is {name!r}; explr converts {', '.join(SCHEDULERS)}")
+    if name not in SCHEDULERS and name != POLY:
+        raise facts.error((S, "LR_SCHEDULER_NAME"), f"is {name!r}; explr converts {', '.join(SCHEDULERS)}, {POLY}")
     max_iter, base_lr = scaled.max_iter, scaled.base_lr
     if max_iter <= 0 or base_lr <= 0:
         raise facts.error((S, "MAX_ITER" if max_iter <= 0 else "BASE_LR"), "must be > 0; fix it")
+    if name == POLY:
+        return _poly_schedule(facts, scaled), ()
     rescale = _solver(facts, None, "RESCALE_INTERVAL", bool)
     warmup = _warmup_iters(facts, scaled)
     kwargs = dict(base_lr=base_lr, total_iters=max_iter, decay=SCHEDULERS[name], warmup_blend="ramp_to_decay",
@@ -214,6 +241,28 @@ def _schedule(facts: ConfigFacts, scaled: _Scaled) -> tuple[LRSchedule, tuple[in
     schedule = validated_schedule(LRSchedule(**kwargs), f"{facts.source.path}: the detectron2 schedule is invalid: ",
                                   f"; fix the {S} keys")
     return schedule, late
+
+
+def _poly_schedule(facts: ConfigFacts, scaled: _Scaled) -> LRSchedule:
+    """projects/DeepLab/deeplab/lr_scheduler.py WarmupPolyLR, stepped every iteration: LR(i) = BASE_LR *
+    warmup_factor(i) * (1 - i / MAX_ITER) ** POLY_LR_POWER, the warmup factor detectron2's _get_warmup_factor_at_iter
+    (1 from WARMUP_ITERS on), multiplying the poly decay rather than ramping to it."""
+    ending = _solver(facts, None, "POLY_LR_CONSTANT_ENDING", float)
+    if ending:
+        raise UnsupportedError(f"{facts.where((S, 'POLY_LR_CONSTANT_ENDING'))}: {S}.POLY_LR_CONSTANT_ENDING={ending}: "
+                               "a constant ending of WarmupPolyLR is not modelled by explr; set it to 0")
+    if scaled.warmup_iters > scaled.max_iter:
+        raise facts.error((S, "WARMUP_ITERS"), f"is {scaled.warmup_iters}, past MAX_ITER={scaled.max_iter}: "
+                          "WarmupPolyLR would warm up for the whole run; explr does not model that")
+    method = _solver(facts, "warmup_method", "WARMUP_METHOD", str)
+    if method not in WARMUPS:
+        raise facts.error((S, "WARMUP_METHOD"), f"is {method!r}; use one of {', '.join(WARMUPS)}")
+    schedule = LRSchedule(base_lr=scaled.base_lr, total_iters=scaled.max_iter, decay="linear", eta_min=0.0,
+                          decay_iters=scaled.max_iter, power=_solver(facts, "poly_power", "POLY_LR_POWER", float),
+                          warmup_iters=scaled.warmup_iters, warmup_method=method, warmup_blend="multiply",
+                          warmup_factor=_solver(facts, "warmup_factor", "WARMUP_FACTOR", float))
+    return validated_schedule(schedule, f"{facts.source.path}: the detectron2 schedule is invalid: ",
+                              f"; fix the {S} keys")
 
 
 def _first_iter(reached, max_iter: int) -> int:

@@ -212,10 +212,31 @@ def _linear(source, spec, facts, ctx):
                       "LinearLR as a warmup (end_factor 1, first) or a decay (start_factor 1)")
 
 
+def _polynomial(source, spec, facts, ctx):
+    """PolynomialLR: base * (1 - min(t, total_iters) / total_iters) ** power, 0 from total_iters on."""
+    total = _number(source, spec, facts, "total_iters", 5, positive_int=True, fact="poly_total_iters")
+    power = float(_number(source, spec, facts, "power", 1.0, fact="poly_power"))
+    return {"decay": "linear", "decay_iters": total, "eta_min": 0.0, "power": power}
+
+
+def _warm_restarts(source, spec, facts, ctx):
+    """CosineAnnealingWarmRestarts: cosine cycles of T_0 * T_mult**i scheduler steps, each from base to eta_min
+    (a cycled cosine, as timm's, with no cycle limit inside the run)."""
+    t_0 = _number(source, spec, facts, "T_0", None, positive_int=True)
+    t_mult = _number(source, spec, facts, "T_mult", 1, positive_int=True)
+    eta_min = float(_number(source, spec, facts, "eta_min", 0.0))
+    cycles, covered = 0, 0
+    while covered <= ctx.total_steps:  # enough cycles that the LR never settles at eta_min during the run
+        covered, cycles = covered + t_0 * t_mult ** cycles, cycles + 1
+    return {"decay": "cosine", "decay_iters": t_0, "eta_min": eta_min, "cycle_mul": float(t_mult),
+            "cycle_limit": cycles}
+
+
 SCHEDULERS: dict[str, Callable] = {
     "MultiStepLR": _multistep, "StepLR": _step, "CosineAnnealingLR": _cosine, "LinearLR": _linear,
+    "PolynomialLR": _polynomial, "CosineAnnealingWarmRestarts": _warm_restarts,
 }
-SUPPORTED_SCHEDULERS = "MultiStepLR, StepLR, CosineAnnealingLR, LinearLR"
+SUPPORTED_SCHEDULERS = "MultiStepLR, StepLR, CosineAnnealingLR, LinearLR, PolynomialLR, CosineAnnealingWarmRestarts"
 NESTED = ("SequentialLR", "ChainedScheduler")  # schedulers of schedulers: no framework builds them from a config
 
 
@@ -227,6 +248,10 @@ def read_scheduler(source: ConfigSource, spec: ClassSpec, facts: Facts, ctx: Ste
         raise ConfigError(f"{source.where(spec.target_path)}: {cls.__name__} cannot be built from a config: its inner "
                           "schedulers need the optimizer, which LightningCLI and hydra.utils.instantiate do not give "
                           "them (the framework fails on this config too); use one scheduler, or build this one in code")
+    if cls.__name__ == "ReduceLROnPlateau":
+        raise ConfigError(f"{source.where(spec.target_path)}: scheduler ReduceLROnPlateau decays when a monitored "
+                          "metric stops improving, so the schedule is not known before training; explr converts "
+                          f"{SUPPORTED_SCHEDULERS}")
     if cls.__name__ not in SCHEDULERS:
         raise ConfigError(f"{source.where(spec.target_path)}: scheduler {cls.__name__} has no exact TEXP conversion "
                           f"yet; explr converts {SUPPORTED_SCHEDULERS}")
