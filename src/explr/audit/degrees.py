@@ -133,12 +133,11 @@ def _opaque(call: Call):
 def _namedtuple(call: Call):
     """A namedtuple built from its fields (torchvision's GoogLeNetOutputs(logits, aux2, aux1)): the
     tuple of their degrees, so that a later `.logits` or `[0]` picks its own field's degree."""
-    fields = call.node.target._fields
+    fields: tuple[str, ...] = getattr(call.node.target, "_fields", ())
     values = dict(zip(fields, call.node.args)) | dict(call.node.kwargs)
-    for a in values.values():
-        if isinstance(a, fx.Node):
-            call.read.add(a)
-    return tuple(call.degs.get(values[f]) if isinstance(values.get(f), fx.Node) else None for f in fields)
+    nodes = {f: a for f, a in values.items() if isinstance(a, fx.Node)}
+    call.read.update(nodes.values())
+    return tuple(call.degs.get(nodes[f]) if f in nodes else None for f in fields)
 
 
 @rule("operator.getitem")
