@@ -335,3 +335,17 @@ def test_attention_cancels_a_key_term_constant_along_the_keys():
     probe = ScalingProbe(model, inputs)
     assert probe.scaling_error(["k.bias"]) <= 1e-12 and probe.scaling_error(["q.bias"]) > 1e-6  # the truth
     assert alone(sol, index) == {"k.bias"} == si(sol, index)
+
+
+def test_torch_split_reads_its_tensor_argument():
+    # timm's SelectiveKernel (SKResNet): torch.split(x, in_channels // paths, 1), a Python function whose
+    # first parameter is `tensor`, not `input`: the stream it splits is not forced to degree 0
+    def fn(m, x):
+        a, b = torch.split(m.bn0(m.conv0(x)), 2, 1)
+        return m.bn1(m.c1(a)) + m.bn2(m.c2(b))
+
+    model = Seq(fn, conv0=nn.Conv2d(3, 4, 3), bn0=nn.BatchNorm2d(4), c1=nn.Conv2d(2, 3, 3), bn1=nn.BatchNorm2d(3),
+                c2=nn.Conv2d(2, 3, 3), bn2=nn.BatchNorm2d(3))
+    ctx, sol, index = solved(model, IMG)
+    assert {"bn0.weight", "bn0.bias", "conv0.weight"} <= si(sol, index)
+    assert not {"bn1.weight", "bn2.weight"} & si(sol, index)  # they reach the output
