@@ -44,7 +44,8 @@ TRAIN_PY_DEFAULTS = dict(
     cooldown_epochs=0, patience_epochs=10, decay_rate=0.1, min_lr=0.0, warmup_lr=1e-5, warmup_prefix=False,
     lr_noise=None, lr_noise_pct=0.67, lr_noise_std=1.0, seed=42, lr_cycle_mul=1.0, lr_cycle_decay=0.5,
     lr_cycle_limit=1, lr_k_decay=1.0, sched_on_updates=False, lr=None, lr_base=0.1, lr_base_size=256,
-    lr_base_scale="", opt="sgd", batch_size=128, grad_accum_steps=1, eval_metric="top1",
+    lr_base_scale="", opt="sgd", batch_size=128, grad_accum_steps=1, eval_metric="top1", lr_decay_fn=None,
+    lr_stable_timescale=None,
 )
 # type=float/int arguments: argparse converts a string default (PyYAML reads "5e-4" as a string) with that type;
 # lr is one though its default is None.

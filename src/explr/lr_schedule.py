@@ -3,6 +3,7 @@
 `LRSchedule.lr_at(i)` is the LR of optimizer step i+1 (i = 0-based iteration index). Everything
 is expressed in iterations; a scheduler that the original setup steps once per epoch is
 modelled with `step_every = iters_per_epoch` (the LR is held constant inside each epoch).
+Decay "wsd" is timm's WSDLRScheduler (warmup-stable-decay; `--sched rsqrt` is its rsqrt stable phase).
 Decay "chain" carries mmengine's chained schedulers themselves and replays them (explr.lr_chain).
 """
 from __future__ import annotations
@@ -13,10 +14,11 @@ from dataclasses import dataclass
 
 from explr.lr_chain import VALUES, ChainLink, chained_lrs
 
-DECAYS = ("step", "cosine", "linear", "constant", "exp", "poly", "tanh", "chain")
+DECAYS = ("step", "cosine", "linear", "constant", "exp", "poly", "tanh", "wsd", "chain")
 CYCLED = ("cosine", "poly", "tanh")  # the decays that take timm's restarts (and, but tanh, k-decay)
 TANH_BOUNDS = (-7.0, 3.0)  # timm TanhLRScheduler's lb, ub defaults (create_scheduler_v2 never sets them)
 WARMUPS = ("linear", "constant")
+ANNEAL_SHAPES = ("linear", "1-sqrt", "cosine", "power", "exp")  # timm WSDLRScheduler's decay_fn names
 # How warmup combines with the decay: "multiply" scales the decayed LR (torch chained, pycls);
 # "ramp_to_base" replaces it by a ramp from warmup_factor*base_lr to base_lr (timm schedulers);
 # "ramp_to_decay" ramps to the decayed LR at the end of warmup (detectron2 WarmupParamScheduler).
@@ -49,6 +51,12 @@ class LRSchedule:
     power: float = 1.0
     warmup_every: int | None = None  # warmup stepped every this many iterations; None: as step_every (mmengine
     # can warm up per iteration under a decay stepped per epoch)
+    # "wsd" (timm WSDLRScheduler): from decay_start a stable phase, base_lr or rsqrt base_lr * (1 + t /
+    # stable_timescale) ** -0.5 (None: constant), floored at eta_min; its last anneal_iters of decay_iters anneal to
+    # eta_min by anneal_shape ("power": 1 - frac ** power; "exp": (gamma ** frac - gamma) / (1 - gamma))
+    stable_timescale: float | None = None
+    anneal_iters: int = 0
+    anneal_shape: str = "1-sqrt"  # one of ANNEAL_SHAPES
     chain: tuple[ChainLink, ...] = ()  # decay "chain": mmengine's chained schedulers, replayed (explr.lr_chain)
 
     def validate(self) -> None:
@@ -90,8 +98,26 @@ class LRSchedule:
                 chained_lrs(self.chain, self.base_lr, self.total_iters)
             except (ArithmeticError, TypeError) as exc:  # ValueError passes through as it is
                 raise ValueError(f"the chained schedulers fail to step: {type(exc).__name__}: {exc}") from None
+        self._validate_wsd()
         if self._cycled and self.decay not in CYCLED:
             raise ValueError(f"cycles and k-decay apply to {' and '.join(CYCLED)} decay only, not decay={self.decay!r}")
+
+    def _validate_wsd(self) -> None:
+        if self.decay != "wsd":
+            if (self.stable_timescale, self.anneal_iters, self.anneal_shape) != (None, 0, "1-sqrt"):
+                raise ValueError(f"stable_timescale, anneal_iters and anneal_shape apply to decay 'wsd' only, not "
+                                 f"decay={self.decay!r}")
+            return
+        if self.decay_iters is None or not 0 < self.anneal_iters <= self.decay_iters:
+            raise ValueError(f"wsd decay needs 0 < anneal_iters={self.anneal_iters!r} <= decay_iters="
+                             f"{self.decay_iters!r}")
+        if self.anneal_shape not in ANNEAL_SHAPES or not 0 < self.gamma < 1:
+            raise ValueError(f"anneal_shape={self.anneal_shape!r} must be one of {', '.join(ANNEAL_SHAPES)} "
+                             f"(and gamma={self.gamma!r}, the exp ratio, in (0, 1))")
+        if self.stable_timescale is not None and not self.stable_timescale > 0:
+            raise ValueError(f"stable_timescale={self.stable_timescale!r} must be > 0")
+        if not 0 <= self.eta_min <= self.base_lr:
+            raise ValueError(f"wsd decay needs 0 <= eta_min={self.eta_min!r} <= lr={self.base_lr!r}")
 
     @property
     def _cycled(self) -> bool:
@@ -115,6 +141,8 @@ class LRSchedule:
             return self.base_lr * self.gamma ** sum(1 for m in self.milestones if u >= m)
         if self.decay == "constant":
             return self.base_lr
+        if self.decay == "wsd":
+            return self._wsd_decay(max(u - self.decay_start, 0))
         length = self.decay_iters if self.decay_iters is not None else self.total_iters - self.decay_start
         if self._cycled:
             return self._cycled_decay(max(u - self.decay_start, 0), length)
@@ -145,6 +173,34 @@ class LRSchedule:
             tr = t_curr / t_i
             return self.eta_min + 0.5 * (peak - self.eta_min) * (1 - math.tanh(lb * (1. - tr) + ub * tr))
         return self.eta_min + 0.5 * (peak - self.eta_min) * (1 + math.cos(math.pi * t_curr ** k / t_i ** k))
+
+    def _wsd_decay(self, t: int) -> float:
+        """timm WSDLRScheduler._get_lr after warmup, t and lengths in iterations (same operations)."""
+        stable = 1. if self.stable_timescale is None else (1. + t / self.stable_timescale) ** -0.5
+        lr = max(self.base_lr * stable, self.eta_min)
+        assert self.decay_iters is not None  # validate()
+        t_decay = t - (self.decay_iters - self.anneal_iters)
+        if t_decay <= 0:
+            return lr
+        return self.eta_min + (lr - self.eta_min) * self._anneal(min(t_decay / self.anneal_iters, 1.))
+
+    @property
+    def anneal_span(self) -> tuple[int, int]:
+        """"wsd": the iterations [start, end) where the LR anneals; before, the stable phase; after, eta_min."""
+        end = self.decay_start + (self.decay_iters or 0)
+        return end - self.anneal_iters, end
+
+    def _anneal(self, frac: float) -> float:
+        """WSDLRScheduler._decay: from 1 at frac 0 to 0 at frac 1."""
+        if self.anneal_shape == "linear":
+            return 1. - frac
+        if self.anneal_shape == "1-sqrt":
+            return 1. - math.sqrt(frac)
+        if self.anneal_shape == "cosine":
+            return 0.5 * (1. + math.cos(math.pi * frac))
+        if self.anneal_shape == "power":
+            return 1. - frac ** self.power
+        return (self.gamma ** frac - self.gamma) / (1. - self.gamma)
 
     def warmup_ramp(self, u: int) -> float:
         """LR during warmup when it replaces the decay ("ramp_to_*" blends)."""

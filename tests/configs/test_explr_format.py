@@ -11,6 +11,7 @@ from explr.configs.api import convert
 from explr.configs.explr_format import ADAPTER, plan_document
 from explr.configs.rewrite import render
 from explr.configs.source import ConfigSource
+from explr.configs.timm import ADAPTER as TIMM
 from explr.configs.write import converted_output
 from explr.errors import ConfigError
 from explr.integrations import build
@@ -56,6 +57,16 @@ def test_plan_document_round_trips_through_the_reader(tmp_path):
     assert again.lr == plan.lr and again.decay == plan.decay and again.iters_per_epoch == plan.iters_per_epoch
 
 
+@pytest.mark.parametrize("name", ["rsqrt_timescale_exp", "wsd_power_accum"])
+def test_timm_wsd_plan_document_round_trips_through_the_reader(tmp_path, name):
+    """decay wsd keeps its stable timescale, anneal length and shape (and power) in the explr format."""
+    plan = TIMM.read(ConfigSource.load(FIXTURES / f"configs/timm/variants/{name}.yaml"), ReadOptions(num_devices=1))
+    path = tmp_path / "p.yaml"
+    path.write_text("\n".join(render(plan_document(plan), 0)) + "\n")
+    again = ADAPTER.read(ConfigSource.load(path), ReadOptions())
+    assert again.lr == plan.lr and plan.lr.decay == "wsd" and plan.lr.anneal_iters > 0
+
+
 def test_convert_appends_only_the_texp_section():
     path = DIR / "cifar_resnet_step.yaml"
     text = converted_output(convert(str(path), si=["conv1.weight"])).text
@@ -96,6 +107,13 @@ BAD = {
     "contradictory iters per epoch": ("explr: 1\noptimizer: {lr: 0.1}\nschedule: {unit: iter}\ntraining: "
                                       "{iters: 10, iters_per_epoch: 2, dataset: cifar10, batch_size: 100}\n",
                                       r":4: training.iters_per_epoch=2 contradicts dataset / batch size \(500\)"),
+    "wsd anneal longer than its decay": ("explr: 1\noptimizer: {lr: 0.1}\nschedule: {unit: iter, decay: wsd, "
+                                         "decay_length: 6, anneal: 8}\ntraining: {iters: 10}\n",
+                                         r"wsd decay needs 0 < anneal_iters=8 <= decay_iters=6"),
+    "wsd anneal shape": ("explr: 1\noptimizer: {lr: 0.1}\nschedule: {unit: iter, decay: wsd, decay_length: 6, "
+                         "anneal: 2, anneal_shape: sqrt}\ntraining: {iters: 10}\n", r"anneal_shape='sqrt' must be one of"),
+    "anneal without wsd": ("explr: 1\noptimizer: {lr: 0.1}\nschedule: {unit: iter, decay: cosine, anneal: 2}\n"
+                           "training: {iters: 10}\n", r"anneal_iters and anneal_shape apply to decay 'wsd' only"),
     "already converted": ("explr: 1\noptimizer: {lr: 0.1}\nschedule: {unit: iter}\ntraining: {iters: 10, "
                           "iters_per_epoch: 2}\ntexp: {si: audit}\n", r":5: this plan is already converted"),
 }

@@ -142,8 +142,9 @@ BASE = "opt: momentum\nlr: 0.1\nweight_decay: 5.0e-4\nsched: multistep\ndecay_mi
 @pytest.mark.parametrize("edit, error, match", [
     (("weight_decay: 5.0e-4\n", ""), ConfigError, r"weight_decay` is missing; timm's default changed"),
     (("sched: multistep\n", ""), ConfigError, r"`sched` is missing"),
-    (("sched: multistep\n", "sched: wsd\n"), UnsupportedError,
-     r"args.yaml:4: sched='wsd' is not modelled by explr; explr converts timm's step, multistep, cosine, poly, tanh, constant"),
+    (("sched: multistep\n", "sched: sgdr\n"), UnsupportedError,
+     r"args.yaml:4: sched='sgdr' is unknown; explr converts timm's step, multistep, cosine, poly, tanh, constant, wsd, "
+     r"rsqrt schedulers"),
     (("sched: multistep\n", "sched: plateau\n"), UnsupportedError,
      r"sched='plateau' decays when the eval metric stops improving"),
     (("opt: momentum\n", "opt: lookahead_sgd\n"), ConfigError, r"args.yaml:1: opt is 'lookahead_sgd'"),
@@ -264,3 +265,80 @@ def test_real_config_without_sched_is_refused_naming_the_key(fixtures_dir):
     with pytest.raises(ConfigError, match=r"flowers102.yml: `sched` is missing; timm's default changed between "
                                           r"versions \('step', later 'cosine'\)"):
         read(path, dataset_size=1020)
+
+
+WSD = "opt: momentum\nlr: 0.1\nweight_decay: 5.0e-4\nsched: rsqrt\nepochs: 8\ndecay_epochs: 2\nmin_lr: 0.001\n" \
+      "cooldown_epochs: 0\nwarmup_epochs: 1\nwarmup_lr: 0.01\ndataset: cifar10\nbatch_size: 100\n"
+ANNEALS = {  # WSDLRScheduler._decay with its decay_power 0.5 and decay_ratio 0.1 (create_scheduler_v2 never sets them)
+    "linear": lambda f: 1 - f, "1-sqrt": lambda f: 1 - math.sqrt(f), "power": lambda f: 1 - f ** 0.5,
+    "cosine": lambda f: 0.5 * (1 + math.cos(math.pi * f)), "exp": lambda f: (0.1 ** f - 0.1) / (1 - 0.1)}
+
+
+def wsd_get_lr(t, *, lr, warmup_t, warmup_lr, t_sched, decay_t, lr_min, anneal, timescale=None):
+    """timm 1.0.31 timm/scheduler/wsd_lr.py WSDLRScheduler._get_lr: a linear warmup, then the stable LR (rsqrt:
+    lr * (1 + t_s / timescale) ** -0.5) floored at lr_min, annealed to lr_min over the last decay_t of t_sched."""
+    if t < warmup_t:
+        return warmup_lr + t * (lr - warmup_lr) / warmup_t
+    t_s = t - warmup_t
+    stable = max(lr * (1 + t_s / timescale) ** -0.5 if timescale else lr, lr_min)
+    frac = min(max(t_s - (t_sched - decay_t), 0) / decay_t, 1)
+    return lr_min + (stable - lr_min) * ANNEALS[anneal](frac)
+
+
+# LRs recorded from real timm: `PYTHONPATH=$PWD/src /work/venv-tv/bin/python` running timm_oracle.timm_lrs (timm 1.0.31
+# create_scheduler_v2 + train.py's step_update / step(epoch + 1), world size 2) on each fixture; {update: LR}.
+WSD_CASES = {
+    "wsd_per_update": (True, 195, 13, dict(lr=0.2, warmup_t=390, warmup_lr=1e-4, t_sched=1950, decay_t=488,
+                                           lr_min=1e-5, anneal="1-sqrt"), {
+        0: 0.0001, 1: 0.0006125641025641026, 389: 0.1994874358974359, 390: 0.2, 1851: 0.2, 1852: 0.2,
+        1853: 0.19094687807447838, 2000: 0.0898640183384314, 2339: 0.0002150128678292322, 2340: 1e-05, 2534: 1e-05}),
+    "rsqrt_timescale_exp": (False, 250, 17, dict(lr=0.05, warmup_t=0, warmup_lr=0, t_sched=16, decay_t=4,
+                                                 lr_min=1e-4, anneal="exp", timescale=2.5), {
+        0: 0.05, 250: 0.04225771273642583, 500: 0.037267799624996496, 2750: 0.02151657414559676,
+        3000: 0.020761369963434993, 3250: 0.010364225656736743, 3750: 0.0017255856013845333, 4000: 0.0001,
+        4249: 0.0001}),
+    "rsqrt_min_lr_floor": (True, 50, 8, dict(lr=0.1, warmup_t=50, warmup_lr=1e-3, t_sched=300, decay_t=100,
+                                             lr_min=0.02, anneal="1-sqrt", timescale=5.0), {
+        0: 0.001, 49: 0.09802, 50: 0.1, 51: 0.09128709291752769, 60: 0.057735026918962574,
+        149: 0.021926450482675733, 150: 0.021821789023599242, 250: 0.02, 251: 0.02, 349: 0.02, 350: 0.02, 399: 0.02}),
+}
+
+
+@pytest.mark.parametrize("name", WSD_CASES)
+def test_wsd_and_rsqrt_follow_timms_wsd_scheduler(fixtures_dir, name):
+    """The closed form of WSDLRScheduler, stepped as train.py steps it, is explr's LR at every update and real timm's
+    at the recorded ones (the oracle compares every update of every fixture with timm itself)."""
+    on_updates, updates, epochs, shape, recorded = WSD_CASES[name]
+    plan = read(fixtures_dir / f"configs/timm/variants/{name}.yaml", num_devices=2)
+    assert (plan.iters_per_epoch, plan.total_iters, plan.lr.decay) == (updates, epochs * updates, "wsd")
+    ref = timm_train_lrs(lambda t: wsd_get_lr(t, **shape), epochs, updates, on_updates)
+    assert [ref[i] for i in recorded] == pytest.approx(list(recorded.values()), rel=1e-12, abs=1e-15)
+    assert all(plan.lr.lr_at(i) == pytest.approx(want, rel=1e-12, abs=1e-15) for i, want in enumerate(ref))
+
+
+def test_wsd_without_warmup_prefix_fits_in_epochs_and_decay_epochs_null_is_a_fifth(tmp_path):
+    """create_scheduler_v2: t_sched = epochs - warmup_epochs; decay_epochs None (or < 1) is a fraction of it."""
+    plan = read(write(tmp_path, WSD.replace("sched: rsqrt", "sched: wsd").replace("decay_epochs: 2", "decay_epochs: null")
+                      .replace("epochs: 8", "epochs: 11")))
+    assert (plan.total_iters, plan.lr.decay_start, plan.lr.decay_iters) == (11 * 500, 500, 10 * 500)
+    assert (plan.lr.anneal_iters, plan.lr.anneal_shape, plan.lr.stable_timescale) == (2 * 500, "1-sqrt", None)
+    assert plan.lr.lr_at(9 * 500 - 1) == 0.1 and plan.lr.lr_at(10 * 500) == pytest.approx(0.001 + 0.099 * (1 - 0.5 ** 0.5))
+
+
+@pytest.mark.parametrize("edit, match", [
+    (("warmup_epochs: 1\n", "warmup_epochs: 0\n"), r"args.yaml: lr_stable_timescale is unset and warmup_epochs gives 0 "
+                                                    r"steps; sched rsqrt needs a timescale > 0"),
+    (("decay_epochs: 2", "decay_epochs: 8"), r"args.yaml:6: decay_epochs is 8.0: a decay phase of 8 scheduler steps, "
+                                             r"outside \(0, 7\]"),
+    (("decay_epochs: 2", "decay_epochs: 0"), r"args.yaml:6: decay_epochs is 0.0"),
+    (("decay_epochs: 2", "decay_epochs: .inf"), r"args.yaml:6: decay_epochs is inf"),
+    (("decay_epochs: 2\n", ""), r"`decay_epochs` is missing; timm's default changed"),
+    (("min_lr: 0.001", "min_lr: 0.2"), r"args.yaml:7: min_lr is 0.2; sched rsqrt needs 0 <= min_lr <= lr \(0.1\)"),
+    (("epochs: 8\n", "epochs: 8\nlr_decay_fn: step\n"), r"args.yaml:6: lr_decay_fn is 'step'; timm's WSD scheduler "
+                                                        r"takes linear, 1-sqrt, cosine, power, exp"),
+    (("epochs: 8\n", "epochs: 8\nlr_stable_timescale: -1\n"), r"args.yaml:6: lr_stable_timescale is -1.0 and"),
+])
+def test_wsd_options_timm_rejects_are_refused_in_one_line(tmp_path, edit, match):
+    assert read(write(tmp_path, WSD, "ok.yaml")).lr.stable_timescale == 500  # rsqrt: the warmup's length
+    with pytest.raises(ConfigError, match=match):
+        read(write(tmp_path, WSD.replace(*edit)))

@@ -16,6 +16,7 @@ import explr
 from explr.configs.api import write_converted
 from explr.errors import ConfigError
 from explr.integrations.timm import TimmTEXP, create_scheduler, plan_of
+from tests.configs.test_timm import timm_train_lrs, wsd_get_lr
 from tests.configs.texp_harness import MODEL, fixture_model
 from tests.integrations.harness import Side, compare_amp_runs, compare_runs
 from tests.conftest import FIXTURES
@@ -41,9 +42,9 @@ def timm_sgd(model: torch.nn.Module, args) -> torch.optim.SGD:
     return torch.optim.SGD(groups, lr=args.lr, momentum=args.momentum, nesterov=False)
 
 
-def converted_args(tmp_path) -> argparse.Namespace:
+def converted_args(tmp_path, text: str = ORIGINAL) -> argparse.Namespace:
     original = tmp_path / "args.yaml"
-    original.write_text(ORIGINAL)
+    original.write_text(text)
     out = tmp_path / "args_explr.yaml"
     write_converted(explr.convert(str(original), model=MODEL, iters_per_epoch=UPDATES), str(out))
     return timm_args(out.read_text())
@@ -72,6 +73,42 @@ def test_create_scheduler_trains_the_weight_decay_run(tmp_path):
     assert worst <= 1e-9 and made["epochs"] == 6 and isinstance(scheduler, TimmTEXP)
     # timm's multistep applies milestone m at epoch m - 1 (bisect_right(decay_t, t + 1) in timm's MultiStepLRScheduler)
     assert plan.lr.milestones == (1 * UPDATES, 3 * UPDATES)
+
+
+WSD_SCHED = "sched: wsd\nlr_decay_fn: cosine\nwarmup_prefix: true\ndecay_epochs: 3\nmin_lr: 0.002\ncooldown_epochs: 1\n"
+RSQRT_SCHED = "sched: rsqrt\nsched_on_updates: true\ndecay_epochs: 0.4\nmin_lr: 0.001\ncooldown_epochs: 0\n"
+WSD_ORIGINALS = {  # the args, and WSDLRScheduler's closed form of them (tests/configs/test_timm.py)
+    "wsd per epoch": (ORIGINAL.replace("sched: multistep\n", WSD_SCHED).replace("warmup_epochs: 0", "warmup_epochs: 1\n"
+                                                                                  "warmup_lr: 0.01"),
+                      False, 1 + 6 + 1, dict(lr=0.1, warmup_t=1, warmup_lr=0.01, t_sched=6, decay_t=3, lr_min=0.002,
+                                             anneal="cosine")),
+    "rsqrt per update": (ORIGINAL.replace("sched: multistep\n", RSQRT_SCHED).replace("warmup_epochs: 0",
+                                                                                       "warmup_epochs: 1\nwarmup_lr: 0"),
+                         True, 6, dict(lr=0.1, warmup_t=UPDATES, warmup_lr=0.0, t_sched=5 * UPDATES, decay_t=20,
+                                       lr_min=0.001, anneal="linear", timescale=UPDATES)),
+}
+
+
+@pytest.mark.parametrize("name", WSD_ORIGINALS)
+def test_wsd_and_rsqrt_converted_runs_train_as_timms_schedule(tmp_path, name):
+    """float64: the weight-decay run under timm's WSD LR (its closed form, as train.py steps it) and the TEXP run that
+    create_scheduler builds from the converted args give the same network."""
+    text, on_updates, epochs, shape = WSD_ORIGINALS[name]
+    args = converted_args(tmp_path, text)
+    lrs = timm_train_lrs(lambda t: wsd_get_lr(t, **shape), epochs, UPDATES, on_updates)
+    assert plan_of(args, UPDATES).total_iters == len(lrs) == epochs * UPDATES
+    made = {}
+
+    def converted(model):
+        optimizer = timm_sgd(model, args)
+        made["scheduler"], made["epochs"] = create_scheduler(optimizer, model, args, UPDATES)
+        return optimizer, made["scheduler"]
+
+    worst, scheduler = compare_runs(
+        lambda model: timm_sgd(model, args),
+        lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda i: lrs[min(i, len(lrs) - 1)] / 0.1),
+        converted, steps=len(lrs), iters_per_epoch=1)
+    assert worst <= 1e-9 and made["epochs"] == epochs and isinstance(scheduler, TimmTEXP)
 
 
 def test_args_without_the_explr_key_are_refused(tmp_path):

@@ -61,6 +61,32 @@ def test_warmup_and_cosine_phases_have_no_constant_growth():
     assert all(p.growth_per_epoch is None for p in phases)
 
 
+@pytest.mark.parametrize("timescale, kinds", [(None, ["warmup", "constant", "decay", "constant"]),
+                                               (50.0, ["warmup", "decay", "decay", "constant"])])
+def test_wsd_phases_constant_while_stable_and_after_the_anneal(timescale, kinds):
+    """timm WSD: warmup, stable LR (constant unless rsqrt), anneal to eta_min, then eta_min held (cooldown)."""
+    schedule = LRSchedule(0.1, 1000, decay="wsd", warmup_iters=100, warmup_blend="ramp_to_base", decay_start=100,
+                          decay_iters=800, anneal_iters=200, eta_min=1e-3, stable_timescale=timescale)
+    schedule.validate()
+    run = trace(schedule.lr_at, BLOG, 1000)
+    phases = phase_table(schedule, BLOG, 100, run)
+    assert [(p.kind, p.start_iter, p.end_iter) for p in phases] == list(zip(kinds, (0, 100, 700, 900),
+                                                                              (100, 700, 900, 1000)))
+    for phase in phases:
+        lrs = set(run.lrs[phase.start_iter:phase.end_iter])
+        assert (len(lrs) == 1) == (phase.kind == "constant"), phase  # "constant" exactly where the LR is
+        assert (phase.growth_per_epoch is not None) == (phase.kind == "constant")
+
+
+def test_wsd_cooldown_at_lr_zero_is_constant_without_growth():
+    schedule = LRSchedule(0.1, 1000, decay="wsd", decay_iters=800, anneal_iters=200)
+    run = trace(schedule.lr_at, BLOG, 1000)
+    phases = phase_table(schedule, BLOG, 100, run)
+    assert [(p.kind, p.base_lr, p.growth_per_epoch is None) for p in phases] == [
+        ("constant", 0.1, False), ("decay", 0.1, True), ("constant", 0.0, True)]
+    assert run.converted[-1] == 0.0
+
+
 def test_log_inverse_scale_estimate_is_close_to_exact():
     schedule = schedule_from_epochs(0.1, 391, 200, (100, 150))
     run = trace(schedule.lr_at, BLOG, schedule.total_iters)

@@ -8,6 +8,9 @@ Soundness does not rest on each rule being complete:
 - in-place writes (`x.mul_(g)`, `out=`, `x[i] = v`, `F.relu(inplace=True)`) rebind the
   written node (`transfer.write`: live aliases of its storage must keep the degree, a written
   buffer is read back with its new degree);
+- a term's exact value (`Term.value`, what lets `avg_pool(x) - x` cancel a bias) is kept only by
+  rules marked `exact_values`, and only on a node no other node shares storage with: a view or an
+  in-place write could change the value behind the degree;
 - a rule that raises does not stop the audit: the op is treated as unknown and the fact names
   the fx node, the module and the source line (as torch.fx.Interpreter.run_node does).
 The vocabulary is in `explr.audit.transfer`, the table in `explr.audit.registry`; the rules in
@@ -21,11 +24,13 @@ from torch import fx
 from torch.fx.node import map_aggregate
 
 # The transfer rules register into the table when their modules load: this is the one loader.
-from explr.audit import rules_basic, rules_fused, rules_join, rules_linalg, rules_norm  # noqa: F401
+from explr.audit import (rules_basic, rules_fused, rules_join, rules_layout, rules_linalg, rules_norm,  # noqa: F401
+                         rules_pool)
 from explr.audit.capture import OPAQUE_FUNCTION
 from explr.audit.forms import Deg, f_var
 from explr.audit.registry import lookup, op_name
-from explr.audit.transfer import Call, Ctx, Origin, flat_degs, storage_id, conservative, rule, write, zero_like
+from explr.audit.transfer import (EXACT_VALUES, Call, Ctx, Origin, conservative, flat_degs, exact_values, rule,
+                                  storage_id, unshared, without_values, write, zero_like)
 from explr.audit_report import UnknownOp
 from explr.errors import quote_error
 
@@ -69,6 +74,8 @@ def _node_degree(node: fx.Node, ctx: Ctx, degs: dict, param_index: dict[str, int
     if isinstance(node.meta.get("val"), torch.Tensor) and not isinstance(out, Deg):
         return conservative(call, "unknown")  # a rule that lost track of a tensor: never assume degree 0
     _force_unread(call)
+    if fn not in EXACT_VALUES or not unshared(ctx, node):  # a known term value survives only exact copies
+        out = without_values(out)
     target = _written(call, in_place)
     if target is not None and isinstance(out, Deg):
         write(call, target, out)
@@ -141,6 +148,7 @@ def _namedtuple(call: Call):
 
 
 @rule("operator.getitem")
+@exact_values
 def _getitem(call: Call):
     src, index = call.node.args[0], call.node.args[1]
     if not isinstance(src, fx.Node):
@@ -152,5 +160,5 @@ def _getitem(call: Call):
             raise TypeError(f"index {index} of a tuple output is not a constant")
         return d[index]
     if isinstance(d, Deg):
-        return Deg.of(call.ctx.resolve(d, call.origin("mix")))
+        return rules_layout.sliced(call, index)
     return call.out_zero()

@@ -99,6 +99,8 @@ def reason_for(v: int, sol: Solution, ctx: Ctx, names: list[str], group: list[in
     if v in sol.individually:
         if v in ctx.dropped and not norms:
             return f"inert: its per-channel term is cancelled by {ctx.dropped[v]}"
+        if v in ctx.cancelled and not norms:
+            return f"inert: {ctx.cancelled[v]}"
         return f"normalized by {norms[0]}" if norms else "scale-free: no path of its scale to the output"
     others = [u for u in (group or []) if u != v]
     links = sol.links.get(v, [])

@@ -6,7 +6,9 @@ stored as a dict {var index: Fraction} that is never mutated after creation ({} 
 A tensor's degree is a `Deg`: blocks along the channel dim (dim 1), each a sum of `Term`s.
 A term remembers the dims over which it is constant (a per-channel bias is constant over
 N, H, W), so a following normalization that averages over those dims can drop it; blocks
-let a per-channel normalization see each concatenated block separately (DenseNet).
+let a per-channel normalization see each concatenated block separately (DenseNet). A term
+may also know its exact value (`Term.value`: a bias as one op added it, with a sign), so that
+`avg_pool(x) - x` can cancel the bias exactly (docs/theory.md §2).
 Most ops `resolve` a Deg to one form, which emits the constraints "all terms equal".
 """
 from __future__ import annotations
@@ -45,9 +47,19 @@ class Term:
     form: Form
     const: frozenset = frozenset()  # dims (of the tensor) over which this term is constant
     via: object = None  # Origin of the sum or affine that made it a separate term (for reasons)
+    # (node, sign): the term is exactly sign * the bias `node` added (broadcast), or None when unknown.
+    # Only value-preserving rules keep it (explr.audit.degrees strips it everywhere else).
+    value: tuple[object, int] | None = None
 
     def shifted(self, offset: int, extra: frozenset) -> "Term":
-        return Term(self.form, frozenset(d + offset for d in self.const) | extra, self.via)
+        return Term(self.form, frozenset(d + offset for d in self.const) | extra, self.via, self.value)
+
+    def negated(self) -> "Term":
+        """-term: same degree; a known value changes sign."""
+        if self.value is None:
+            return self
+        node, sign = self.value
+        return Term(self.form, self.const, self.via, (node, -sign))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +88,15 @@ class Deg:
 
     def tagged(self, via) -> "Deg":
         """The same degree with every term marked as coming from `via`."""
-        return Deg(tuple((size, tuple(Term(t.form, t.const, via) for t in terms)) for size, terms in self.blocks),
+        return Deg(tuple((size, tuple(Term(t.form, t.const, via, t.value) for t in terms)) for size, terms in self.blocks),
                    self.stat)
+
+    def map_terms(self, fn) -> "Deg":
+        """The same blocks with `fn` applied to every term."""
+        return Deg(tuple((size, tuple(fn(t) for t in terms)) for size, terms in self.blocks), self.stat)
+
+    def has_values(self) -> bool:
+        return any(t.value is not None for t in self.all_terms())
 
 
 ZERO_DEG = Deg.of(ZERO)
@@ -141,3 +160,26 @@ def sum_degs(parts: list[Deg], out_shape: tuple) -> Deg:
     blocks = tuple((refined[0][i][0], dedupe_terms(t for r in refined for t in r[i][1]))
                    for i in range(len(refined[0])))
     return Deg(blocks)
+
+
+def cancel_opposites(parts: list[Deg]) -> tuple[list[Deg], list[Term]]:
+    """a + b where a holds +v and b holds -v, v the same known value (same node, same dims): the
+    pair is exactly 0 and both terms go. Single-block operands only. Returns (parts, terms gone)."""
+    if len(parts) != 2 or any(len(p.blocks) != 1 for p in parts):
+        return parts, []
+    left: list[Term] = []
+    right = list(parts[1].blocks[0][1])
+    gone = []
+    for t in parts[0].blocks[0][1]:
+        j = next((j for j, u in enumerate(right) if _opposite(t, u)), None)
+        if j is None:
+            left.append(t)
+        else:
+            gone.append(right.pop(j))
+    return [Deg(((p.blocks[0][0], tuple(ts)),), p.stat) for p, ts in zip(parts, (left, right))], gone
+
+
+def _opposite(t: Term, u: Term) -> bool:
+    if t.value is None or u.value is None:
+        return False
+    return t.value[0] is u.value[0] and t.value[1] == -u.value[1] and t.const == u.const and t.form == u.form

@@ -12,10 +12,10 @@ from fractions import Fraction
 import torch
 from torch import fx
 
-from explr.audit.forms import ZERO, ZERO_DEG, Deg, broadcast_terms, f_add, f_scale, sum_degs
+from explr.audit.forms import ZERO, ZERO_DEG, Deg, Term, broadcast_terms, cancel_opposites, f_add, f_scale, sum_degs
 from explr.audit.numeric import EPS_RATIO_LIMIT
 from explr.audit.registry import resolve
-from explr.audit.transfer import Call, EpsSite, conservative, rule
+from explr.audit.transfer import Call, EpsSite, conservative, exact_values, own_value, rule, without_values
 
 EPS_MAX = 1e-3  # `stat + eps` with eps up to this keeps the degree (the paper's eps convention)
 _NAMESPACES = {"F": torch.nn.functional, "torch": torch, "Tensor": torch.Tensor, "operator": operator}
@@ -67,19 +67,17 @@ def _first(call: Call) -> Deg:
 @rule(*keys_of(["clone", "contiguous", "detach", "float", "double", "half", "bfloat16", "to", "type", "type_as",
                 "cpu", "cuda", "long", "int", "short", "bool", "byte", "char", "requires_grad_"], "Tensor"),
       "torch.clone", "torch.neg", "Tensor.neg", "operator.neg", "operator.pos", "torch.detach")
+@exact_values
 def _identity(call: Call):
     d = _first(call)
+    if call.key.endswith(".neg"):
+        d = d.map_terms(Term.negated)
     call.metadata_only(call.arg("other"), call.arg("dtype"), call.arg("device"))
     if _floating(call.val(call.arg("input"))) and not _floating(call.val(call.node)):
         o = call.origin("nonhomogeneous", "to an integer dtype: truncation does not scale")
         call.ctx.zero(call.ctx.resolve(d, o), o)
         return ZERO_DEG
     return d
-
-
-_POOLS = ["max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d",
-          "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d",
-          "adaptive_max_pool3d"]
 
 
 def _keeps_channels(call: Call) -> bool:
@@ -96,12 +94,15 @@ def _keeps_channels(call: Call) -> bool:
     return not name.endswith(("1d", "2d", "3d")) or "dropout" in name or x.dim() == int(name[-2]) + 2
 
 
-# -- positively homogeneous, per element or per channel: blocks kept, terms inside merged
+# -- positively homogeneous, per element or per channel: blocks kept, terms inside merged (pooling:
+#    explr.audit.rules_pool)
 @rule("F.relu", "torch.relu", "Tensor.relu", "F.leaky_relu", "F.dropout", "F.dropout1d", "F.dropout2d",
-      "F.dropout3d", "torch.dropout", *keys_of(_POOLS + ["interpolate", "upsample"], "F"))
+      "F.dropout3d", "torch.dropout", *keys_of(["interpolate", "upsample"], "F"))
 def _per_block(call: Call):
     o = call.origin("mix")
     d = _first(call)
+    if "dropout" in call.key and (call.arg("p", 0.5) == 0 or call.arg("training", call.arg("train", True)) is False):
+        return d  # no mask drawn (timm's Mlp keeps nn.Dropout(0)): the identity, every term kept
     d = call.ctx.resolve_blocks(d, o) if _keeps_channels(call) else Deg.of(call.ctx.resolve(d, o))
     out = call.node.meta.get("val")
     if isinstance(out, tuple):  # (values, indices)
@@ -127,11 +128,10 @@ def _abs(call: Call):
 
 # -- degree unchanged, everything merged: shape ops and reductions (index operands are not read:
 #    the caller forces them to degree 0)
-_SHAPE_OPS = ["view", "reshape", "flatten", "permute", "transpose", "t", "unsqueeze", "squeeze", "expand",
-              "expand_as", "view_as", "reshape_as", "repeat", "narrow", "flip", "roll", "unflatten",
+_SHAPE_OPS = ["expand", "expand_as", "repeat", "narrow", "flip", "roll",
               "movedim", "split", "chunk", "unbind", "tensor_split", "select", "index_select", "gather",
-              "cumsum", "tile", "swapaxes", "masked_select", "diagonal", "tril", "triu", "repeat_interleave"]
-_REDUCTIONS = ["sum", "mean", "amax", "amin", "max", "min", "topk", "sort", "median", "nansum", "nanmean"]
+              "cumsum", "tile", "masked_select", "diagonal", "tril", "triu", "repeat_interleave"]
+_REDUCTIONS = ["amax", "amin", "max", "min", "topk", "sort", "median", "nansum", "nanmean"]
 
 
 @rule(*keys_of(_SHAPE_OPS + _REDUCTIONS, "Tensor", "torch"), "F.pixel_shuffle",
@@ -254,6 +254,7 @@ def _power(call: Call):
 # -- sums: constraint "equal degrees", except terms a later normalization removes
 @rule("operator.add", "torch.add", "Tensor.add", "operator.sub", "torch.sub", "Tensor.sub", "torch.rsub",
       "operator.iadd", "operator.isub")
+@exact_values
 def _sum(call: Call):
     a, b = call.arg("input"), call.arg("other")
     if _is_scalar(a) or _is_scalar(b):
@@ -262,11 +263,35 @@ def _sum(call: Call):
     if da is None or db is None:
         return conservative(call)
     out_shape = call.shape()
-    parts = [broadcast_terms(d, call.shape(x), out_shape) or Deg.of(call.ctx.resolve(d, call.origin("sum")))
-             for x, d in ((a, da), (b, db))]
+    parts = [broadcast_terms(own_value(call.ctx, x, d), call.shape(x), out_shape)
+             or Deg.of(call.ctx.resolve(d, call.origin("sum"))) for x, d in ((a, da), (b, db))]
     stat = da.stat and db.stat
+    parts = _cancel_exact(call, _signed(call, parts))
     out = sum_degs(parts, out_shape)
     return Deg(out.tagged(call.origin("sum")).blocks, stat)
+
+
+def _signed(call: Call, parts: list[Deg]) -> list[Deg]:
+    """The operands as the sum adds them: a - b adds -b (known term values change sign); with an
+    alpha (a + alpha * b) the values are no longer known."""
+    if call.arg("alpha", 1) != 1:
+        return [without_values(p) for p in parts]
+    op = call.key.rsplit(".", 1)[1].rstrip("_")  # x.sub_(y) subtracts too
+    if op in ("sub", "isub"):
+        return [parts[0], parts[1].map_terms(Term.negated)]
+    if op == "rsub":  # rsub(a, b) = b - a
+        return [parts[0].map_terms(Term.negated), parts[1]]
+    return parts
+
+
+def _cancel_exact(call: Call, parts: list[Deg]) -> list[Deg]:
+    """v - v = 0 for the same known value v (a bias through `avg_pool(x) - x`): the pair vanishes."""
+    parts, gone = cancel_opposites(parts)
+    for t in gone:
+        for v in t.form:
+            call.ctx.cancelled.setdefault(v, f"its constant term is subtracted from itself exactly in {call.key.rsplit('.', 1)[1]}"
+                                             f"{' in ' + call.module if call.module else ''}")
+    return parts
 
 
 def _plus_constant(call: Call, tensor, c):
@@ -308,11 +333,34 @@ def _mul(call: Call):
     if _is_scalar(a) or _is_scalar(b):
         return call.deg(b if _is_scalar(a) else a) or ZERO_DEG
     da, db = call.deg(a) or ZERO_DEG, call.deg(b) or ZERO_DEG
+    stat = (a is b) or (da.stat and db.stat)
     o = call.origin("mix")
+    if a is not b and len(da.all_terms()) > 1 and db.uniform is not None:
+        return _distributed(call, (a, da), (b, db), stat)
+    if a is not b and len(db.all_terms()) > 1 and da.uniform is not None:
+        return _distributed(call, (b, db), (a, da), stat)
     fa, fb = call.ctx.resolve(da, o), call.ctx.resolve(db, o)
     form = f_add(fa, fb)
     _note_cancelled(call, (fa, fb), form)
-    return Deg.of(form, stat=(a is b) or (da.stat and db.stat))
+    return Deg.of(form, stat=stat)
+
+
+def _distributed(call: Call, terms_of, factor, stat: bool) -> Deg:
+    """(t1 + t2 + ...) * f = t1 f + t2 f + ...: a term constant where f is too (f per sample, a
+    stochastic-depth mask; f per channel, a layer scale) stays a separate term there."""
+    (x, dx), (y, dy) = terms_of, factor
+    out_shape = call.shape()
+    bx, by = broadcast_terms(dx, call.shape(x), out_shape), broadcast_terms(dy, call.shape(y), out_shape)
+    f = dy.uniform
+    if bx is None or by is None or len(bx.blocks) > 1 or f is None:
+        form = f_add(call.ctx.resolve(dx, call.origin("mix")), call.ctx.resolve(dy, call.origin("mix")))
+        return Deg.of(form, stat)
+    f_const = by.all_terms()[0].const
+    varying, kept = call.ctx.separate(bx, lambda const: const & f_const, call.origin("mix"))
+    terms = ([Term(f_add(varying, f))] if varying is not None else []) + [
+        Term(f_add(t.form, f), t.const, t.via) for t in kept]
+    _note_cancelled(call, [t.form for t in bx.all_terms()] + [f], {v: 1 for t in terms for v in t.form})
+    return Deg(((None, tuple(terms)),), stat)
 
 
 @rule("operator.truediv", "torch.div", "Tensor.div", "torch.true_divide", "Tensor.true_divide", "operator.itruediv")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import fx
 
 from explr.audit.transfer import Call, conservative, rule, write
-from explr.audit.forms import ZERO, ZERO_DEG, Deg
+from explr.audit.forms import ZERO, ZERO_DEG, Deg, Term
 from explr.audit.rules_basic import EPS_MAX, _first, _is_scalar, keys_of
 
 
@@ -87,12 +87,20 @@ def _compare(call: Call):
 
 @rule("F.pad")
 def _pad(call: Call):
-    value = call.arg("value")
-    form = call.ctx.resolve(_first(call), call.origin("mix"))
-    if call.arg("mode", "constant") == "constant" and value not in (None, 0, 0.0):
-        call.ctx.zero(form, call.origin("nonhomogeneous"))
+    """Zero padding keeps the degree; a term constant along a dim stays constant there when the pad
+    repeats values (reflect, replicate, circular: nn.Conv2d's padding_mode), or when that dim is not
+    padded. A nonzero fill does not scale."""
+    value, mode = call.arg("value"), call.arg("mode", "constant")
+    d = _first(call)
+    if mode == "constant" and value not in (None, 0, 0.0):
+        o = call.origin("nonhomogeneous")
+        call.ctx.zero(call.ctx.resolve(d, o), o)
         return ZERO_DEG
-    return Deg.of(form)
+    ndim = len(call.shape())
+    padded = frozenset(range(ndim - len(call.arg("pad", ())) // 2, ndim))
+    varying, kept = call.ctx.separate(d, (lambda c: c - padded) if mode == "constant" else (lambda c: c),
+                                      call.origin("mix"))
+    return Deg(((None, tuple(([Term(varying)] if varying is not None else []) + kept)),))
 
 
 @rule("Tensor.clamp", "torch.clamp", "Tensor.clamp_min", "torch.clamp_min", "Tensor.clip", "torch.clip")

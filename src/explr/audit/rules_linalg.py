@@ -1,43 +1,90 @@
 """Transfer rules for products: linear, conv, matmul, embedding and attention (docs/theory.md §2).
 
 Degrees of factors add; a bias is a separate term, constant over every dim but its own, so a
-following BatchNorm can cancel it while a LayerNorm over its dim cannot.
+following BatchNorm can cancel it while a LayerNorm over its dim cannot. Linear and conv act
+term by term: an input term constant over some dims stays a separate term where its image is
+still constant (a BN's beta through a 1x1 conv into the next BN: cancelled there, so that beta is
+scale-invariant alone), see `_conv_constant_dims` for when zero padding breaks that.
 """
 from __future__ import annotations
 
 from torch import fx
 
-from explr.audit.forms import ZERO, ZERO_DEG, Deg, Term, f_add
+from explr.audit.forms import ZERO, ZERO_DEG, Deg, Form, Term, f_add
 from explr.audit.rules_basic import keys_of
-from explr.audit.transfer import Call, conservative, rule
+from explr.audit.transfer import Call, conservative, exact_values, rule
 
 
 # -- products: degrees add; a bias is constant over every dim but its own
-def _product_with_bias(call: Call, forms, bias, bias_dims: frozenset, ndim: int | None = None):
-    o = call.origin("mix")
+def _product_with_bias(call: Call, forms, bias, bias_dims: frozenset, ndim: int | None = None,
+                       kept: tuple[Term, ...] = (), has_main: bool = True):
+    """The product of `forms` (a term varying everywhere unless `has_main` is False), the input's
+    `kept` terms (already multiplied), and the bias: constant over every dim but `bias_dims`."""
     main = ZERO
     for f in forms:
         main = f_add(main, f)
+    terms = ([Term(main)] if has_main else []) + list(kept)
     bd = call.deg(bias)
-    if bd is None:
+    if bd is not None:
+        ndim = len(call.shape()) if ndim is None else ndim
+        const = frozenset(range(ndim)) - bias_dims
+        terms.append(Term(call.ctx.resolve(bd, call.origin("mix")), const, value=(call.node, 1)))
+    if bd is None and not kept and has_main:
         return Deg.of(main)
-    ndim = len(call.shape()) if ndim is None else ndim
-    const = frozenset(range(ndim)) - bias_dims
-    return Deg(((None, (Term(main), Term(call.ctx.resolve(bd, o), const))),))
+    return Deg(((None, tuple(terms)),))
+
+
+def _term_by_term(call: Call, const_after, bias_dims: frozenset):
+    """input (x) weight + bias, keeping the input's terms apart where `const_after` says their image
+    stays constant."""
+    o = call.origin("mix")
+    weight: Form = call.ctx.resolve(call.deg(call.arg("weight")) or ZERO_DEG, o)
+    varying, kept = call.ctx.separate(call.deg(call.arg("input")) or ZERO_DEG, const_after, o)
+    moved = tuple(Term(f_add(t.form, weight), t.const, t.via) for t in kept)
+    return _product_with_bias(call, [varying or ZERO, weight], call.arg("bias"), bias_dims, kept=moved,
+                              has_main=varying is not None)
 
 
 @rule("F.linear")
+@exact_values
 def _linear(call: Call):
-    o = call.origin("mix")
-    forms = [call.ctx.resolve(call.deg(x) or ZERO_DEG, o) for x in (call.arg("input"), call.arg("weight"))]
-    return _product_with_bias(call, forms, call.arg("bias"), frozenset({len(call.shape()) - 1}))
+    """Acts on the last dim only: a term constant over other dims stays constant over them."""
+    last = len(call.shape()) - 1
+    return _term_by_term(call, lambda const: const - {last}, frozenset({last}))
 
 
 @rule(*keys_of(["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"], "F"))
+@exact_values
 def _conv(call: Call):
-    o = call.origin("mix")
-    forms = [call.ctx.resolve(call.deg(x) or ZERO_DEG, o) for x in (call.arg("input"), call.arg("weight"))]
-    return _product_with_bias(call, forms, call.arg("bias"), frozenset({1}))
+    return _term_by_term(call, _conv_constant_dims(call), frozenset({1}))
+
+
+def _conv_constant_dims(call: Call):
+    """Where conv(term) is constant, given where the term is: over the batch if the term is, and
+    over a spatial dim the term is constant along only when that dim has no padding. Zero padding
+    puts zeros under the kernel at the borders, so conv(constant) is not constant there (any kernel,
+    a 1x1 too: its padded border reads only zeros); stride, dilation and groups keep a constant
+    constant. A transposed conv sums a varying number of taps per output position: nothing kept."""
+    x, w = call.val(call.arg("input")), call.val(call.arg("weight"))
+    if "transpose" in call.key or not hasattr(x, "dim") or not hasattr(w, "dim") or x.dim() != w.dim():
+        return lambda const: frozenset()  # transposed, or an unbatched input: merge as any product
+    pads = _paddings(call.arg("padding", 0), tuple(w.shape[2:]), call.arg("dilation", 1))
+    keep = frozenset({0}) | frozenset(2 + i for i, pad in enumerate(pads or ()) if pad == 0)
+    return (lambda const: const & keep) if pads is not None else (lambda const: const & {0})
+
+
+def _paddings(padding, kernel: tuple, dilation) -> tuple | None:
+    """Padding per spatial dim ('same' pads dilation * (k - 1) in all); None when it is not readable."""
+    n = len(kernel)
+    if padding == "valid":
+        return (0,) * n
+    if padding == "same":
+        dil = dilation if isinstance(dilation, (tuple, list)) else (dilation,) * n
+        if len(dil) != n or not all(isinstance(d, int) for d in dil):
+            return None
+        return tuple(d * (k - 1) for d, k in zip(dil, kernel))
+    pads = padding if isinstance(padding, (tuple, list)) else (padding,) * n
+    return tuple(pads) if len(pads) == n and all(isinstance(p, int) for p in pads) else None
 
 
 @rule("operator.matmul", "torch.matmul", "Tensor.matmul", "torch.mm", "Tensor.mm", "torch.bmm", "Tensor.bmm",
@@ -54,6 +101,7 @@ def _matmul(call: Call):
 
 
 @rule("torch.addmm", "Tensor.addmm", "torch.baddbmm", "Tensor.baddbmm")
+@exact_values
 def _addmm(call: Call):
     """bias + a @ b (HF Conv1D): a product plus a bias over the last dim."""
     o = call.origin("mix")

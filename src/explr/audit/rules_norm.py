@@ -13,7 +13,7 @@ import torch
 from torch import fx
 
 from explr.audit.forms import ZERO, ZERO_DEG, Deg, Term, block_cuts, dedupe_terms
-from explr.audit.transfer import Call, rule
+from explr.audit.transfer import Call, exact_values, rule
 from explr.audit_report import Normalizer
 
 
@@ -25,7 +25,7 @@ def _groups_of_terms(call: Call, deg: Deg, reduce: frozenset, channel_group: int
         return [terms for _, terms in deg.blocks]
     # blocks normalized together: a term constant over its own block's channels is not constant
     # over the whole group any more
-    return [[Term(t.form, t.const - {1}, t.via) for t in deg.all_terms()]]
+    return [[Term(t.form, t.const - {1}, t.via, t.value) for t in deg.all_terms()]]
 
 
 def _normalize(call: Call, reduce: frozenset, *, mean_subtract: bool, channel_group: int | None = None) -> None:
@@ -37,8 +37,7 @@ def _normalize(call: Call, reduce: frozenset, *, mean_subtract: bool, channel_gr
         kept = []
         for t in terms:
             if mean_subtract and reduce <= t.const and t.form:
-                for v in t.form:
-                    call.ctx.dropped.setdefault(v, name)
+                _record_cancelled(call, t, name)
                 continue
             kept.append(t)
         # terms of a residual sum: blame the sum; anything else (a bias): the normalization
@@ -48,13 +47,25 @@ def _normalize(call: Call, reduce: frozenset, *, mean_subtract: bool, channel_gr
         call.ctx.note_normalized([t.form for t in kept], name)
 
 
+def _record_cancelled(call: Call, term: Term, name: str) -> None:
+    """A bias itself (its value known: right before the norm, or through sums and pools that keep
+    it) is inert (EXP102); a term that reached the norm through a linear map is cancelled too, but
+    is no bias to remove."""
+    for v in term.form:
+        if term.value is not None:
+            call.ctx.dropped.setdefault(v, name)
+        else:
+            call.ctx.cancelled.setdefault(v, f"its constant term stays constant through a linear map and is "
+                                             f"cancelled by {name}")
+
+
 def _affine(call: Call, weight, bias, param_dims: frozenset) -> Deg:
     o, via = call.origin("mix"), call.origin("affine")
     wd, bd = call.deg(weight), call.deg(bias)
     terms = [Term(call.ctx.resolve(wd, o) if wd is not None else ZERO, frozenset(), via)]
     if bd is not None:
         ndim = len(call.shape())
-        terms.append(Term(call.ctx.resolve(bd, o), frozenset(range(ndim)) - param_dims, via))
+        terms.append(Term(call.ctx.resolve(bd, o), frozenset(range(ndim)) - param_dims, via, (call.node, 1)))
     return Deg(((None, dedupe_terms(terms)),))
 
 
@@ -83,6 +94,7 @@ def _spatial(call: Call) -> frozenset:
 
 
 @rule("F.batch_norm")
+@exact_values
 def _batch_norm(call: Call):
     weight, bias = call.arg("weight"), call.arg("bias")
     reduce = frozenset({0}) | _spatial(call)
@@ -105,6 +117,7 @@ def _per_channel_statistics(call: Call, reduce: frozenset, batch_stats: bool) ->
 
 
 @rule("F.instance_norm")
+@exact_values
 def _instance_norm(call: Call):
     weight, bias = call.arg("weight"), call.arg("bias")
     reduce = _spatial(call)
@@ -114,6 +127,7 @@ def _instance_norm(call: Call):
 
 
 @rule("F.group_norm")
+@exact_values
 def _group_norm(call: Call):
     weight, bias = call.arg("weight"), call.arg("bias")
     channels = call.shape(call.arg("input"))[1]
@@ -130,6 +144,7 @@ def _last_dims(call: Call, count: int) -> frozenset:
 
 
 @rule("F.layer_norm")
+@exact_values
 def _layer_norm(call: Call):
     weight, bias = call.arg("weight"), call.arg("bias")
     reduce = _last_dims(call, len(call.arg("normalized_shape")))

@@ -6,6 +6,7 @@ import `rule` from here; `explr.audit.degrees` loads them and runs the propagati
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 
 import torch
@@ -17,7 +18,18 @@ from explr.audit.forms import ZERO, ZERO_DEG, Deg, Form, Term, f_add
 from explr.audit.registry import TABLE, rule
 from explr.audit_report import Normalizer, UnknownOp
 
-__all__ = ["TABLE", "Call", "Constraint", "Ctx", "EpsSite", "Origin", "conservative", "rule", "write", "zero_like"]
+__all__ = ["TABLE", "Call", "Constraint", "Ctx", "EpsSite", "Origin", "conservative", "exact_values", "own_value",
+           "rule", "unshared", "without_values", "write", "zero_like"]
+
+# Rules whose known term values are exact: they pass their input terms on unchanged (a sum, a copy)
+# or add a bias themselves. explr.audit.degrees strips `Term.value` from what every other rule returns.
+EXACT_VALUES: set = set()
+
+
+def exact_values(fn):
+    """Mark a rule whose output's known term values (a bias, signed) are exact."""
+    EXACT_VALUES.add(fn)
+    return fn
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +71,8 @@ class Ctx:
     eps_sites: list[EpsSite] = field(default_factory=list)
     normalized_by: dict[int, list[str]] = field(default_factory=dict)  # var -> normalizer modules
     dropped: dict[int, str] = field(default_factory=dict)  # var -> normalizer that cancelled its term
+    # var -> why its term vanishes exactly elsewhere than right before a normalization (for reasons)
+    cancelled: dict[int, str] = field(default_factory=dict)
     reached: set[int] = field(default_factory=set)  # vars whose get_attr has users
     from_inputs: set = field(default_factory=set)  # nodes whose value depends on the model inputs
     buffer_degs: dict[str, object] = field(default_factory=dict)  # buffer written in place -> its degree
@@ -84,6 +98,21 @@ class Ctx:
 
     def resolve(self, deg: Deg, origin: Origin) -> Form:
         return self.merge_terms(deg.all_terms(), origin)
+
+    def separate(self, deg: Deg, const_after, origin: Origin) -> tuple[Form | None, list[Term]]:
+        """A linear map applied term by term: `const_after(t.const)` is where a term's image stays
+        constant. Terms that stay constant somewhere are kept apart (a normalization may cancel
+        them later); the rest merge into one form (None if there is no such term). A term of one
+        channel block is zero outside it: constant along the channel dim no more."""
+        kept, varying = [], []
+        blocked = frozenset({1}) if len(deg.blocks) > 1 else frozenset()
+        for t in deg.all_terms():
+            const = const_after(t.const - blocked)
+            if const:
+                kept.append(Term(t.form, const, t.via))
+            else:
+                varying.append(t)
+        return (self.merge_terms(varying, origin) if varying else None), kept
 
     def resolve_blocks(self, deg: Deg, origin: Origin) -> Deg:
         """Keep the channel blocks, merge the terms inside each."""
@@ -185,6 +214,34 @@ def zero_like(value):
         return type(value)(zero_like(v) for v in value) if not hasattr(value, "_fields") else \
             tuple(zero_like(v) for v in value)
     return None
+
+
+def unshared(ctx: Ctx, node) -> bool:
+    """No other node's value lives in this node's storage (no view of it, no in-place write into it)
+    and no `x[i] = v` writes into it (operator.setitem returns None: no storage of its own)."""
+    val = node.meta.get("val") if isinstance(node, fx.Node) else None
+    return isinstance(val, torch.Tensor) and len(ctx.storages.get(storage_id(val), ())) <= 1 and not any(
+        u.target is operator.setitem and u.args[0] is node for u in node.users)
+
+
+def own_value(ctx: Ctx, node, deg: Deg) -> Deg:
+    """A degree of one term is all of the node's value: that term's value is known (the node, +1),
+    unless another node shares the storage (a write there would change it behind the degree)."""
+    terms = deg.all_terms()
+    if len(terms) != 1 or len(deg.blocks) != 1 or terms[0].value is not None or not unshared(ctx, node):
+        return deg
+    t = terms[0]
+    return Deg(((deg.blocks[0][0], (Term(t.form, t.const, t.via, (node, 1)),)),), deg.stat)
+
+
+def without_values(out):
+    """The degree(s) with every known term value forgotten (a rule that does not preserve values)."""
+    if isinstance(out, Deg):
+        return out.map_terms(lambda t: Term(t.form, t.const, t.via)) if out.has_values() else out
+    if isinstance(out, (tuple, list)):
+        return type(out)(without_values(x) for x in out) if not hasattr(out, "_fields") else \
+            tuple(without_values(x) for x in out)
+    return out
 
 
 def conservative(call: Call, kind: str = "nonhomogeneous"):

@@ -32,7 +32,8 @@ KEYS: dict[str, dict[str, tuple[Any, Any]]] = {
                  "warmup_method": (str, "linear"), "warmup_blend": (str, "multiply"), "decay_start": (int, 0),
                  "decay_length": (int, None), "stepped_every": (str, "iter"), "cycle_limit": (int, 1),
                  "cycle_mul": (float, 1.0), "cycle_decay": (float, 1.0), "k_decay": (float, 1.0),
-                 "power": (float, 1.0)},
+                 "power": (float, 1.0), "stable_timescale": (float, None), "anneal": (int, 0),
+                 "anneal_shape": (str, "1-sqrt")},
     "training": {"epochs": (float, None), "iters": (int, None), "iters_per_epoch": (int, None),
                  "dataset": (str, None), "dataset_size": (int, None), "batch_size": (int, None),
                  "num_devices": (int, None), "drop_last": (bool, None), "precision": (str, "32"),
@@ -187,6 +188,8 @@ def _schedule(source: ConfigSource, opt: dict, sched: dict, train: dict, ipe: in
         step_every=step_every or int(sched["stepped_every"]),
         decay_start=sched["decay_start"] * scale,
         decay_iters=sched["decay_length"] * scale if sched["decay_length"] else None,
+        stable_timescale=sched["stable_timescale"] * scale if sched["stable_timescale"] is not None else None,
+        anneal_iters=sched["anneal"] * scale, anneal_shape=sched["anneal_shape"],
         **{key: sched[key] for key in SHAPE_KEYS})
     where = f"{source.where(('schedule',)) if 'schedule' in source.data else source.path}: "
     return validated_schedule(schedule, where), late_milestones(schedule)  # late ones ignored, as torch does
@@ -198,7 +201,8 @@ def plan_document(plan: TrainingPlan) -> dict:
     schedule = {"unit": "iter", "decay": lr.decay, "milestones": list(lr.milestones), "gamma": lr.gamma,
                 "eta_min": lr.eta_min, "warmup": lr.warmup_iters, "warmup_factor": lr.warmup_factor,
                 "warmup_method": lr.warmup_method, "warmup_blend": lr.warmup_blend, "decay_start": lr.decay_start,
-                "decay_length": lr.decay_iters,
+                "decay_length": lr.decay_iters, "stable_timescale": lr.stable_timescale, "anneal": lr.anneal_iters,
+                "anneal_shape": lr.anneal_shape,
                 "stepped_every": {1: "iter", ipe: "epoch"}.get(lr.step_every, str(lr.step_every)),
                 **{key: getattr(lr, key) for key in SHAPE_KEYS}}
     optimizer = {"name": plan.optimizer, "lr": lr.base_lr, "momentum": plan.momentum, "dampening": plan.dampening,

@@ -16,7 +16,10 @@ every timm fixture against timm's own create_scheduler_v2, LR per update:
   lr * decay_rate ** bisect_right(milestones, t + 1), i.e. milestone m applies at t = m - 1 (timm keeps this on
   purpose); cosine, poly (power = decay_rate) and tanh (its warmup ramps to the tanh value at the end of
   warmup): restarts (lr_cycle_limit/mul/decay), k-decay (not tanh), lr_min after the last cycle.
-- Refused: lr_noise (random noise per step), sched plateau (metric-driven), wsd/rsqrt (not modelled),
+- wsd_lr.py (sched wsd / rsqrt, timm >= 1.0.31): warmup always a prefix; stable phase lr (rsqrt: lr * (1 + t_s /
+  timescale) ** -0.5, timescale lr_stable_timescale or warmup_epochs) floored at min_lr, then its last decay_t steps
+  anneal to min_lr by lr_decay_fn (default 1-sqrt / linear); held at min_lr for cooldown_epochs.
+- Refused: lr_noise (random noise per step), sched plateau (metric-driven),
   layer_decay (LR per layer), aug_repeats/epoch_repeats (samples per epoch).
 - timm/optim/optim_factory.py: 'sgd' and 'nesterov' build SGD(nesterov=True), 'momentum' nesterov=False;
   param_groups_weight_decay gives no decay to biases and to every parameter with ndim <= 1.
@@ -32,7 +35,7 @@ from dataclasses import dataclass
 from explr.configs.adapter import ConfigFacts, ReadOptions, iters_per_epoch, late_milestones, validated_schedule
 from explr.configs.source import ConfigSource
 from explr.errors import ConfigError, UnsupportedError
-from explr.lr_schedule import LRSchedule
+from explr.lr_schedule import ANNEAL_SHAPES, LRSchedule
 from explr.plan import DecayPolicy, TrainingPlan
 
 # Defaults that are the same in every timm train.py (argparse defaults, train.py).
@@ -41,6 +44,7 @@ STABLE_DEFAULTS = {
     "warmup_prefix": False, "model_ema": False, "lr_cycle_limit": 1, "lr_cycle_mul": 1.0, "lr_cycle_decay": 0.5,
     "lr_k_decay": 1.0, "amp": False, "amp_dtype": "float16", "grad_accum_steps": 1,
     "decay_rate": 0.1, "lr_base": 0.1, "lr_base_size": 256, "lr_base_scale": "", "dataset": "",
+    "lr_decay_fn": None, "lr_stable_timescale": None,  # train.py defaults since they exist (sched wsd / rsqrt)
 }
 # Defaults that changed between timm versions (train.py history): the config must state them.
 VERSIONED_DEFAULTS = {
@@ -56,12 +60,13 @@ OPTIMIZERS = {
                                          "rmsproptf", "lamb", "lars", "adabelief", "adafactor", "lion", "adagrad",
                                          "adadelta", "novograd", "adan", "madgrad")},
 }
-SCHEDULES = ("step", "multistep", "cosine", "poly", "tanh", "constant")
+SCHEDULES = ("step", "multistep", "cosine", "poly", "tanh", "constant", "wsd", "rsqrt")
 CYCLED = ("cosine", "poly", "tanh")  # timm's cycle schedulers (get_cycle_length)
+WSD_DECAY_FNS = {"wsd": "1-sqrt", "rsqrt": "linear"}  # WSDLRScheduler's scheds, their default lr_decay_fn
+WSD_DECAY_FRACTION = 0.2  # create_scheduler_v2: decay_epochs None decays over the last 20% (wsd / rsqrt)
 REFUSED_SCHEDULES = {
     "plateau": "decays when the eval metric stops improving, so the schedule is not known before training",
-    "wsd": "is not modelled by explr",
-    "rsqrt": "is not modelled by explr", "none": "leaves the LR to the optimizer (no scheduler)",
+    "none": "leaves the LR to the optimizer (no scheduler)",
 }
 # Cosine restarts and k-decay (train.py defaults; stable across versions).
 CYCLE_KEYS = {"lr_cycle_limit": int, "lr_cycle_mul": float, "lr_cycle_decay": float, "lr_k_decay": float}
@@ -209,6 +214,11 @@ class _Clock:
     def step_every(self) -> int:  # iterations per scheduler step
         return 1 if self.per_update else self.updates
 
+    def trained_iters(self, trained_t: int) -> int:
+        """create_scheduler_v2's num_epochs for a cycle length + cooldown of trained_t (floored to whole epochs with
+        sched_on_updates), in iterations."""
+        return (trained_t // self.updates if self.per_update else trained_t) * self.updates
+
 
 def _schedule(facts: ConfigFacts, lr: float, updates: int, per_update: bool) -> tuple[LRSchedule, tuple[int, ...]]:
     """The timm scheduler as an LRSchedule in iterations (create_scheduler_v2 + train.py's stepping), and the
@@ -234,6 +244,9 @@ def _schedule(facts: ConfigFacts, lr: float, updates: int, per_update: bool) -> 
         kwargs.update(_cycled(facts, clock, epochs, shift, sched))
         if sched == "tanh" and not prefix:  # TanhLRScheduler ramps to _get_lr(warmup_t), not to lr
             kwargs.update(warmup_blend="ramp_to_decay")
+    elif sched in WSD_DECAY_FNS:
+        t_sched = (epochs - (0 if prefix else warmup)) * clock.t_per_epoch
+        kwargs.update(_wsd(facts, clock, sched, warmup * clock.t_per_epoch, t_sched, lr))
     else:  # step, multistep and constant: num_epochs (+ warmup_epochs with warmup_prefix), no cooldown
         total_t = (epochs + (warmup if prefix else 0)) * clock.t_per_epoch
         ticks = [] if sched == "constant" else _step_ticks(facts, clock, shift) if sched == "step" else \
@@ -264,7 +277,6 @@ def _cycled(facts: ConfigFacts, clock: _Clock, epochs: int, shift: int, sched: s
         raise facts.error(("lr_cycle_limit",), f"is {limit} with lr_cycle_mul={mul}: the cycles never end; "
                           "lower them") from None
     trained_t = length + shift + cooldown * clock.t_per_epoch
-    trained_epochs = trained_t if not clock.per_update else trained_t // clock.updates
     cycled = dict(cycle_limit=cycles["lr_cycle_limit"], cycle_mul=mul, cycle_decay=cycles["lr_cycle_decay"]) \
         if cycles["lr_cycle_limit"] > 1 else {}
     if sched == "poly":
@@ -273,7 +285,49 @@ def _cycled(facts: ConfigFacts, clock: _Clock, epochs: int, shift: int, sched: s
         cycled["k_decay"] = cycles["lr_k_decay"]
     return dict(decay=sched, eta_min=_required(facts, "eta_min", "min_lr", float),
                 decay_start=shift * clock.step_every, decay_iters=t_initial * clock.step_every,
-                total_iters=trained_epochs * clock.updates, **cycled)
+                total_iters=clock.trained_iters(trained_t), **cycled)
+
+
+def _wsd(facts: ConfigFacts, clock: _Clock, sched: str, warmup_t: int, t_sched: int, lr: float) -> dict:
+    """WSDLRScheduler as create_scheduler_v2 builds it: the warmup is always a prefix (without warmup_prefix the
+    stable + decay phases fill the t_sched = epochs - warmup_epochs left); trained t = warmup + t_sched + cooldown."""
+    min_lr = _required(facts, "eta_min", "min_lr", float)
+    if not 0 <= min_lr <= lr:  # above lr, the LR before the first step (lr) would differ from _get_lr(0) (min_lr)
+        raise facts.error(("min_lr",), f"is {min_lr!r}; sched {sched} needs 0 <= min_lr <= lr ({lr!r})")
+    shape = _get(facts, "anneal_shape", "lr_decay_fn", str) or WSD_DECAY_FNS[sched]
+    if shape not in ANNEAL_SHAPES:
+        raise facts.error(("lr_decay_fn",), f"is {shape!r}; timm's WSD scheduler takes {', '.join(ANNEAL_SHAPES)}")
+    cooldown_t = _required(facts, "cooldown_epochs", "cooldown_epochs", int) * clock.t_per_epoch
+    return dict(decay="wsd", eta_min=min_lr, decay_start=warmup_t * clock.step_every,
+                decay_iters=t_sched * clock.step_every, anneal_shape=shape,
+                anneal_iters=_wsd_decay_t(facts, clock, t_sched) * clock.step_every,
+                stable_timescale=_rsqrt_timescale(facts, clock, warmup_t) if sched == "rsqrt" else None,
+                total_iters=clock.trained_iters(warmup_t + t_sched + cooldown_t),
+                **({"power": 0.5} if shape == "power" else {}))  # WSDLRScheduler's decay_power (never passed)
+
+
+def _wsd_decay_t(facts: ConfigFacts, clock: _Clock, t_sched: int) -> int:
+    """create_scheduler_v2: decay_epochs in (0, 1) is a fraction of t_sched (null: 0.2), else epochs; rounded."""
+    if not facts.has(("decay_epochs",)):
+        _required(facts, None, "decay_epochs", float)  # refuses: its train.py default changed between versions
+    value = facts.get("anneal_iters", ("decay_epochs",), float)
+    value = WSD_DECAY_FRACTION if value is None else value
+    decay_t = value * t_sched if 0 < value < 1 else value * clock.t_per_epoch
+    if not (math.isfinite(decay_t) and 0 < round(decay_t) <= t_sched):
+        raise facts.error(("decay_epochs",), f"is {value!r}: a decay phase of {decay_t:g} scheduler steps, outside "
+                          f"(0, {t_sched}] (the stable + decay steps after warmup); lower it or the warmup")
+    return int(round(decay_t))
+
+
+def _rsqrt_timescale(facts: ConfigFacts, clock: _Clock, warmup_t: int) -> float:
+    """The rsqrt timescale in iterations: lr_stable_timescale epochs (scaled like the other lengths), or warmup."""
+    timescale = _get(facts, "stable_timescale", "lr_stable_timescale", float)
+    timescale_t = warmup_t if timescale is None else timescale * clock.t_per_epoch
+    if not timescale_t > 0:
+        raise facts.error(("lr_stable_timescale",), f"is {'unset' if timescale is None else timescale} and "
+                          f"warmup_epochs gives {warmup_t} steps; "
+                          "sched rsqrt needs a timescale > 0: set lr_stable_timescale (epochs)")
+    return timescale_t * clock.step_every
 
 
 def _step_ticks(facts: ConfigFacts, clock: _Clock, shift: int) -> list[int]:

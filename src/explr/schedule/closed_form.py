@@ -79,6 +79,8 @@ def _boundaries(schedule: LRSchedule) -> list[int]:
         cuts.update(at for _, at in chain_events(schedule.chain, schedule.total_iters))
     elif schedule.decay == "step":
         cuts.update(schedule.milestones)
+    elif schedule.decay == "wsd":
+        cuts.update((schedule.decay_start, *schedule.anneal_span))
     else:
         cuts.add(schedule.decay_start)
     return sorted(c for c in cuts if 0 <= c <= schedule.total_iters)
@@ -91,6 +93,10 @@ def _phase_kind(schedule: LRSchedule, start: int) -> str:
         return "decay"
     if schedule.decay in ("step", "constant") or start < schedule.decay_start:
         return "constant"
+    if schedule.decay == "wsd":  # constant stable phase (rsqrt's decays) and eta_min after the anneal
+        anneal_start, anneal_end = schedule.anneal_span
+        stable = schedule.stable_timescale is None and start < anneal_start
+        return "constant" if stable or start >= anneal_end else "decay"
     return "decay"
 
 
@@ -105,7 +111,9 @@ def phase_table(schedule: LRSchedule, hyper: SGDHyper, iters_per_epoch: int | No
     for start, end in zip(cuts, cuts[1:]):
         kind = _phase_kind(schedule, start)
         base = run.lrs[start]
-        growth = growth_per_epoch(base, hyper, iters_per_epoch) if kind == "constant" and iters_per_epoch else None
+        growth = None
+        if kind == "constant" and iters_per_epoch and base > 0:  # an LR of 0 (wsd cooldown at min_lr 0) stays 0
+            growth = growth_per_epoch(base, hyper, iters_per_epoch)
         phases.append(Phase(kind, start, end, base, run.converted[start], run.converted[end - 1], growth))
     return phases
 
