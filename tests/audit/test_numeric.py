@@ -46,5 +46,6 @@ def test_claims_next_to_a_lazy_cache_are_confirmed_not_skipped():
     model, inputs = _model_and_inputs()
     report = audit(model, inputs)
     assert report.verification.status == "passed", report.verification.detail
-    assert set(report.si_names) == {"value.weight", "value.bias"}
+    # pos_proj.bias: one scalar added to every score, cancelled by the softmax
+    assert set(report.si_names) == {"value.weight", "value.bias", "pos_proj.bias"}
     assert model.rel_indices.shape == (1, 1, 1, 3)  # the user's model is not touched
