@@ -1,6 +1,8 @@
 """Transfer rules: degrees, constraints and facts on small inline models (no fixtures needed)."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -240,3 +242,110 @@ def test_hand_written_eps_is_read_as_the_statistic_only_when_small():
     ctx, sol, index = solved(m, IMG * 1e-3)  # activations ~1e-3: eps/var ~ 10
     assert si(sol, index) == set() and ctx.eps_sites == []
     assert "eps 1e-05 is" in sol.forced[index["conv.weight"]].detail
+
+
+
+class Outputs(NamedTuple):
+    """As torchvision's GoogLeNetOutputs(logits, aux_logits2, aux_logits1), returned in train mode."""
+    logits: torch.Tensor
+    aux: torch.Tensor | None
+
+
+def test_a_namedtuple_output_is_seen_through_not_an_unknown_op():
+    # fx records the construction of a returned namedtuple as a call of its class
+    model = Seq(lambda m, x: Outputs(m.head(m.bn(m.conv(x)).mean((2, 3))), aux=None),
+                conv=nn.Conv2d(3, 4, 3), bn=nn.BatchNorm2d(4), head=nn.Linear(4, 2))
+    ctx, sol, index = solved(model, IMG)
+    assert [u.op for u in ctx.unknown_ops] == []
+    assert alone(sol, index) == {"conv.weight", "conv.bias"} and si(sol, index) == {"conv.weight", "conv.bias"}
+
+
+def test_recurrent_layers_have_a_rule_and_hold_their_weights_at_degree_0():
+    # timm's Sequencer2d: BiLSTMs over the rows and columns of a normalized feature map
+    def fn(m, x):
+        y = m.bn(m.conv(x)).flatten(2).transpose(1, 2)  # (B, HW, C)
+        out, _ = m.rnn(y)
+        return m.gru(out)[0]
+
+    model = Seq(fn, conv=nn.Conv2d(3, 4, 3), bn=nn.BatchNorm2d(4), rnn=nn.LSTM(4, 5, batch_first=True),
+                gru=nn.GRU(5, 3, batch_first=True))
+    ctx, sol, index = solved(model, IMG)
+    assert [u.op for u in ctx.unknown_ops] == []
+    assert si(sol, index) == {"conv.weight", "conv.bias"}
+
+
+class PositionalAttention(nn.Module):
+    """The pattern of timm's ConViT GPSA positional scores (timm/models/convit.py, Apache-2.0): a linear
+    map of fixed relative positions to one score per head, softmax over the keys. A per-head bias is
+    constant along the keys, so the softmax cancels it: the bias has no effect at all (SI alone).
+    (ConViT permutes the heads forward first; here they stay last, the softmax runs over dim 2.)"""
+
+    def __init__(self, heads: int = 2, dim: int = 4, over_keys: bool = True):
+        super().__init__()
+        self.pos_proj, self.value, self.over_keys = nn.Linear(3, heads), nn.Linear(dim, heads * dim), over_keys
+        self.heads, self.dim = heads, dim
+
+    def forward(self, x, rel):  # x: (B, N, dim), rel: (1, N, N, 3) relative positions
+        b, n, _ = x.shape
+        # scores (1, N, N, heads): over the keys (dim 2) the bias is constant; over the heads it is not
+        attn = F.softmax(self.pos_proj(rel), dim=2 if self.over_keys else 3)
+        v = self.value(x).reshape(b, n, self.heads, self.dim)
+        return torch.einsum("bqkh,bkhd->bqhd", attn.expand(b, n, n, self.heads), v)
+
+
+def _positional_inputs():
+    n = 3
+    idx = torch.arange(n, dtype=torch.float64)
+    d = idx.view(1, -1) - idx.view(-1, 1)
+    return torch.randn(2, n, 4, dtype=torch.float64), torch.stack([d, d.abs(), d * d], dim=-1).unsqueeze(0)
+
+
+@pytest.mark.parametrize("over_keys", [True, False])
+def test_softmax_cancels_a_term_constant_along_its_dim(over_keys):
+    from explr.audit.numeric import ScalingProbe
+    torch.manual_seed(0)
+    model, inputs = PositionalAttention(over_keys=over_keys).double(), _positional_inputs()
+    ctx, sol, index = solved(model, *inputs)
+    probe = ScalingProbe(model, inputs)
+    invariant = probe.scaling_error(["pos_proj.bias"]) <= 1e-12
+    assert invariant is over_keys  # the truth: only a softmax along the keys cancels the per-head bias
+    assert ("pos_proj.bias" in alone(sol, index)) is over_keys
+    assert "pos_proj.weight" not in si(sol, index)
+
+
+class ClassAttention(nn.Module):
+    """The pattern of timm's ClassAttn (CaiT, XCiT; timm/models/cait.py, Apache-2.0): separate q, k, v
+    linears, the class token's query against every token's key, fused attention. k's bias adds q.b_k,
+    the same for every key, to the scores: the softmax cancels it (SI alone). Heads are left out, so
+    that no reshape stands between the bias and the attention."""
+
+    def __init__(self, dim: int = 4):
+        super().__init__()
+        self.q, self.k, self.v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+
+    def forward(self, x):  # (B, N, dim)
+        return F.scaled_dot_product_attention(self.q(x[:, :1]), self.k(x), self.v(x))
+
+
+def test_attention_cancels_a_key_term_constant_along_the_keys():
+    from explr.audit.numeric import ScalingProbe
+    torch.manual_seed(0)
+    model, inputs = ClassAttention().double(), (torch.randn(2, 5, 4, dtype=torch.float64),)
+    ctx, sol, index = solved(model, *inputs)
+    probe = ScalingProbe(model, inputs)
+    assert probe.scaling_error(["k.bias"]) <= 1e-12 and probe.scaling_error(["q.bias"]) > 1e-6  # the truth
+    assert alone(sol, index) == {"k.bias"} == si(sol, index)
+
+
+def test_torch_split_reads_its_tensor_argument():
+    # timm's SelectiveKernel (SKResNet): torch.split(x, in_channels // paths, 1), a Python function whose
+    # first parameter is `tensor`, not `input`: the stream it splits is not forced to degree 0
+    def fn(m, x):
+        a, b = torch.split(m.bn0(m.conv0(x)), 2, 1)
+        return m.bn1(m.c1(a)) + m.bn2(m.c2(b))
+
+    model = Seq(fn, conv0=nn.Conv2d(3, 4, 3), bn0=nn.BatchNorm2d(4), c1=nn.Conv2d(2, 3, 3), bn1=nn.BatchNorm2d(3),
+                c2=nn.Conv2d(2, 3, 3), bn2=nn.BatchNorm2d(3))
+    ctx, sol, index = solved(model, IMG)
+    assert {"bn0.weight", "bn0.bias", "conv0.weight"} <= si(sol, index)
+    assert not {"bn1.weight", "bn2.weight"} & si(sol, index)  # they reach the output

@@ -111,7 +111,17 @@ def bind(node: fx.Node) -> dict | None:
         except (TypeError, IndexError):
             continue
         if _fits(sig, bound):
-            return dict(bound.arguments)
-        loose = loose or dict(bound.arguments)
+            return _with_input(sig, dict(bound.arguments))
+        loose = loose or _with_input(sig, dict(bound.arguments))
     return loose
+
+
+def _with_input(sig: inspect.Signature, arguments: dict) -> dict:
+    """The first positional tensor is also "input", whatever the function calls it (torch.split's
+    `tensor`, a Python function in torch/functional.py): rules read their main operand by that name."""
+    first = next(iter(sig.parameters.values()), None)
+    if "input" in arguments or first is None or first.kind not in (first.POSITIONAL_ONLY, first.POSITIONAL_OR_KEYWORD):
+        return arguments
+    value = arguments.get(first.name)
+    return {**arguments, "input": value} if isinstance(value, fx.Node) else arguments
 

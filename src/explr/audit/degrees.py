@@ -136,6 +136,17 @@ def _opaque(call: Call):
     return conservative(call, "opaque-input")
 
 
+@rule("namedtuple")
+def _namedtuple(call: Call):
+    """A namedtuple built from its fields (torchvision's GoogLeNetOutputs(logits, aux2, aux1)): the
+    tuple of their degrees, so that a later `.logits` or `[0]` picks its own field's degree."""
+    fields: tuple[str, ...] = getattr(call.node.target, "_fields", ())
+    values = dict(zip(fields, call.node.args)) | dict(call.node.kwargs)
+    nodes = {f: a for f, a in values.items() if isinstance(a, fx.Node)}
+    call.read.update(nodes.values())
+    return tuple(call.degs.get(nodes[f]) if f in nodes else None for f in fields)
+
+
 @rule("operator.getitem")
 @exact_values
 def _getitem(call: Call):

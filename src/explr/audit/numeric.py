@@ -264,9 +264,21 @@ class ScalingProbe:
             raise UnverifiableError(f"the float64 copy failed to run: {type(exc).__name__}: {exc}") from exc
         finally:
             self.forwards += 1
-            with torch.no_grad():
-                for name, b in self.model.named_buffers():
-                    b.copy_(self._buffers[name])
+            self._restore_buffers()
+
+    def _restore_buffers(self) -> None:
+        """Every forward starts from the buffers the copy had. A forward may rebind a buffer to a new
+        tensor (a lazy cache: ConViT's `self.rel_indices = ...` on the first call): copying the saved
+        value into that one would broadcast it into a wrong cache, so the saved tensor is bound back."""
+        with torch.no_grad():
+            for name, saved in self._buffers.items():
+                owner, _, leaf = name.rpartition(".")
+                module = self.model.get_submodule(owner)
+                current = module._buffers.get(leaf)
+                if isinstance(current, torch.Tensor) and current.shape == saved.shape and current.dtype == saved.dtype:
+                    current.copy_(saved)
+                else:
+                    module._buffers[leaf] = saved.clone()
 
     def check_names(self, names: Iterable[str]) -> None:
         missing = sorted(set(names) - set(self.params))

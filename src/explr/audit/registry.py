@@ -19,7 +19,7 @@ from torch import fx
 # node.meta key of a torch.fx.wrap'd function capture keeps as one opaque call (explr.audit.capture)
 OPAQUE_FUNCTION = "explr_opaque_function"
 # Node kinds that are not ops but still get a rule.
-SPECIAL = frozenset({"output", "opaque"})
+SPECIAL = frozenset({"output", "opaque", "namedtuple"})
 _NAMESPACES = {"F": torch.nn.functional, "torch": torch, "operator": operator}
 
 TABLE: dict[object, Callable] = {}
@@ -69,7 +69,13 @@ def op_key(node: fx.Node) -> object:
         return "opaque"
     if node.op == "output":
         return "output"
+    if node.op == "call_function" and is_namedtuple_class(node.target):  # any library's own class
+        return "namedtuple"
     return node.target
+
+
+def is_namedtuple_class(target: object) -> bool:
+    return isinstance(target, type) and issubclass(target, tuple) and hasattr(target, "_fields")
 
 
 def op_name(node: fx.Node) -> str:

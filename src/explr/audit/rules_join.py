@@ -114,14 +114,40 @@ def _clamp(call: Call):
     return conservative(call)
 
 
-_NONHOMOGENEOUS = ["sigmoid", "tanh", "gelu", "silu", "softmax", "log_softmax", "softmin", "exp", "expm1", "log",
+_NONHOMOGENEOUS = ["sigmoid", "tanh", "gelu", "silu", "exp", "expm1", "log",
                    "log1p", "log2", "relu6", "hardtanh", "hardswish", "hardsigmoid", "elu", "selu", "celu",
                    "softplus", "softsign", "mish", "erf", "sin", "cos", "logsigmoid", "logsumexp", "glu",
                    "alpha_dropout", "feature_alpha_dropout", "tanhshrink", "softshrink", "hardshrink",
-                   "threshold", "floor", "ceil", "round", "trunc", "frac", "floor_divide", "remainder", "fmod"]
+                   "threshold", "floor", "ceil", "round", "trunc", "frac", "floor_divide", "remainder", "fmod",
+                   # recurrent layers (nn.LSTM/GRU/RNN call these): sigmoid/tanh gates, and a state that feeds
+                   # back through the same weights, so even the ReLU RNN mixes degrees (timm's Sequencer2d)
+                   "lstm", "gru", "rnn_tanh", "rnn_relu", "lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell"]
 
 
 @rule(*keys_of(_NONHOMOGENEOUS, "F", "torch", "Tensor"), "operator.floordiv", "operator.mod", "Tensor.item",
       "Tensor.tolist")
 def _nonhomogeneous(call: Call):
     return conservative(call)
+
+
+@rule(*keys_of(["softmax", "log_softmax", "softmin"], "F", "torch", "Tensor"))
+def _softmax(call: Call):
+    """softmax(x + c) = softmax(x) when c is constant along the softmax dim (log_softmax and softmin
+    alike): such a term is cancelled, as a per-channel bias is by BatchNorm (ConViT's per-head
+    positional bias, softmax over the keys). Every other term: degree 0, softmax is not homogeneous."""
+    x = call.arg("input")
+    d = call.deg(x) or ZERO_DEG
+    ndim = len(call.shape(x))
+    dim = call.arg("dim")
+    if not isinstance(dim, int) or ndim == 0:  # the legacy implicit dim: nothing is known to cancel
+        return conservative(call)
+    dim %= ndim
+    mixed_blocks = dim == 1 and len(d.blocks) > 1  # a term constant in its own block only varies along dim 1
+    o = call.origin("nonhomogeneous")
+    for t in d.all_terms():
+        if dim in t.const and not mixed_blocks:
+            for v in t.form:
+                call.ctx.dropped.setdefault(v, f"the softmax in {call.module or call.node.name}")
+        else:
+            call.ctx.zero(t.form, o)
+    return call.out_zero()

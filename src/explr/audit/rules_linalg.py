@@ -121,12 +121,23 @@ def _embedding(call: Call):
 
 @rule("F.scaled_dot_product_attention")
 def _attention(call: Call):
-    """softmax(q k^T / sqrt(d) + mask) v: q, k and the mask inside the softmax, v outside."""
+    """softmax(q k^T / sqrt(d) + mask) v: q, k and the mask inside the softmax, v outside.
+
+    A term of k constant along the keys (dim -2: a key bias, timm's class attention in CaiT/XCiT)
+    adds q.b, the same for every key, to each row of scores: the softmax cancels it."""
     o = call.origin("nonhomogeneous")
-    for x in (call.arg("query"), call.arg("key"), call.arg("attn_mask")):
+    for x in (call.arg("query"), call.arg("attn_mask")):
         d = call.deg(x)
         if d is not None:
             call.ctx.zero(call.ctx.resolve(d, o), o)
+    key = call.arg("key")
+    keys_dim = len(call.shape(key)) - 2
+    for t in (call.deg(key) or ZERO_DEG).all_terms():
+        if keys_dim >= 0 and keys_dim in t.const:
+            for v in t.form:
+                call.ctx.dropped.setdefault(v, f"the attention softmax in {call.module or call.node.name}")
+        else:
+            call.ctx.zero(t.form, o)
     return Deg.of(call.ctx.resolve(call.deg(call.arg("value")) or ZERO_DEG, call.origin("mix")))
 
 
