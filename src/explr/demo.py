@@ -27,6 +27,11 @@ class DemoOptions:
     steps: int = 120
     batch_size: int = 16
 
+    def __post_init__(self) -> None:  # bad values fail before the audit and convert steps run
+        from explr.check.api import CheckOptions
+
+        CheckOptions(steps=self.steps, batch_size=self.batch_size)
+
 
 def _require_fixtures() -> None:
     missing = [str(p) for p in (DEMO_MODEL, DEMO_CONFIG) if not p.is_file()]

@@ -53,6 +53,7 @@ VALUE_MUTATIONS = {
     "timm": ("timm/cifar10_resnet_multistep.yaml", ["--lock", "LOCK"], [
         ("lr: 0.1", 'lr: "abc"', "lr"), ("decay_milestones: [100, 150]", "decay_milestones: [.nan, 150]", "decay_milestones"),
         ("decay_milestones: [100, 150]", "decay_milestones: [100, .inf]", "decay_milestones"),
+        ("decay_milestones: [100, 150]", "decay_milestones: [-1, 150]", "decay_milestones"),
         ("epochs: 200", "epochs: 1.0e+30", "iterations"), ("momentum: 0.9", "momentum: 1.5", "momentum"),
     ]),
     "pycls": ("pycls/cifar_resnet56_steps.yaml", ["--approximate"], [
@@ -170,3 +171,21 @@ def test_garbage_audit_options_are_refused(capsys, tmp_path, argv, names):
 def test_a_corrupt_lock_is_refused(capsys, tmp_path, content):
     (tmp_path / "bad.lock.json").write_bytes(content)
     assert_refused(capsys, tmp_path, ["audit", str(MODEL), "--lock", str(tmp_path / "bad.lock.json")], "bad.lock.json")
+
+
+DEMO_CONFIG = str(CONFIGS / "demo" / "cifar10_step.yaml")
+
+
+@pytest.mark.parametrize("argv,names", [  # 0 must not read as "not given": a count or a size is > 0
+    (["convert", DEMO_CONFIG, "--num-devices", "0"], "--num-devices"),
+    (["convert", DEMO_CONFIG, "--batch-size", "0"], "--batch-size"),
+    (["convert", DEMO_CONFIG, "--dataset-size", "-5"], "--dataset-size"),
+    (["convert", DEMO_CONFIG, "--iters-per-epoch", "0"], "--iters-per-epoch"),
+    (["check", str(MODEL), DEMO_CONFIG, "--steps", "0"], "--steps"),
+    (["check", str(MODEL), DEMO_CONFIG, "--budget", "-1"], "--budget"),
+    (["check", str(MODEL), DEMO_CONFIG, "--tolerance", "nan"], "--tolerance"),
+    (["check", str(MODEL), DEMO_CONFIG, "--check-batch-size", "0"], "--check-batch-size"),
+    (["demo", "--steps", "0"], "--steps"),
+])
+def test_a_count_or_size_option_that_is_not_positive_is_refused(capsys, tmp_path, argv, names):
+    assert_refused(capsys, tmp_path, argv, names)

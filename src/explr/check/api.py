@@ -60,6 +60,12 @@ class CheckOptions:
     budget: float | None = DEFAULT_BUDGET  # seconds for the whole check when steps is None; None: no limit
     amp: str | None = None  # autocast dtype: "bfloat16", or "float16" with a GradScaler (float32 weights)
 
+    def __post_init__(self) -> None:
+        for flag, value in (("--steps", self.steps), ("--check-batch-size", self.batch_size),
+                            ("--budget", self.budget), ("--tolerance", self.tolerance)):
+            if value is not None and not (value > 0 and math.isfinite(value)):  # 0 would read as "not given"
+                raise ExplrError(f"{flag} {value} must be a finite number > 0")
+
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":

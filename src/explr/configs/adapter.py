@@ -43,6 +43,12 @@ class ReadOptions:
     optimizer_class: str | None = None  # LightningCLI: the class the script fixes (parser.add_optimizer_args)
     scheduler_class: str | None = None  # LightningCLI: parser.add_lr_scheduler_args
 
+    def __post_init__(self) -> None:
+        for name in ("iters_per_epoch", "dataset_size", "batch_size", "num_devices", "epochs", "total_iters"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:  # 0 would otherwise read as "not given" below
+                raise ConfigError(f"--{name.replace('_', '-')}={value} must be > 0")
+
 
 LENGTH_FLAGS = "pass --epochs N or --total-iters N"  # every "length of training is unknown" error names both
 
@@ -51,9 +57,6 @@ def flag_length(options: ReadOptions, iters_per_epoch: int) -> int | None:
     """Total iterations given by --total-iters / --epochs (None: the config says); ConfigError when invalid."""
     if options.epochs is not None and options.total_iters is not None:
         raise ConfigError("give only one of --epochs and --total-iters: both set the length of training")
-    for flag, value in (("--epochs", options.epochs), ("--total-iters", options.total_iters)):
-        if value is not None and value <= 0:
-            raise ConfigError(f"{flag}={value} must be > 0")
     if options.total_iters is not None:
         return options.total_iters
     return options.epochs * iters_per_epoch if options.epochs is not None else None
@@ -77,8 +80,6 @@ def iters_per_epoch(source: ConfigSource, options: ReadOptions, *, batch_size: i
     `batch_size` is the per-device batch size read from the config (flags override it).
     """
     if options.iters_per_epoch is not None:
-        if options.iters_per_epoch <= 0:
-            raise ConfigError(f"--iters-per-epoch={options.iters_per_epoch} must be > 0")
         return options.iters_per_epoch
     size = options.dataset_size
     name = options.dataset or dataset

@@ -359,8 +359,8 @@ def _multistep_ticks(facts: ConfigFacts, clock: _Clock, shift: int) -> list[int]
     milestones = _required(facts, "milestones", "decay_milestones", tuple)
     whole = all(isinstance(m, (int, float)) and not isinstance(m, bool) and math.isfinite(m) and m == int(m)
                 for m in milestones)
-    if not whole or list(milestones) != sorted(milestones):
-        raise facts.error(("decay_milestones",), f"is {list(milestones)}; write increasing whole epochs")
+    if not whole or list(milestones) != sorted(milestones) or any(m < 1 for m in milestones):
+        raise facts.error(("decay_milestones",), f"is {list(milestones)}; write increasing whole epochs >= 1")
     return [int(m) * clock.t_per_epoch - 1 + shift for m in milestones]
 
 
