@@ -325,14 +325,19 @@ lr_scheduler:
 """
 
 
-def test_polynomial_lr_reads_and_converts_like_lightningcli(tmp_path):
-    path = tmp_path / "poly.yaml"
-    path.write_text(POLY)
+def read_like_lightningcli(path, text, iters):
+    """Convert `text` at 2 iterations per epoch: exact, and every LR equal to the real LightningCLI's."""
+    path.write_text(text)
     converted = convert(str(path), iters_per_epoch=2)
-    oracle = lightning_schedule(POLY, 2)
+    oracle = lightning_schedule(text, 2)
     plan = converted.plan
-    assert converted.exact and plan.total_iters == oracle.total_iters == 14
-    assert [plan.lr.lr_at(i) for i in range(14)] == pytest.approx(oracle.lrs, rel=1e-12, abs=1e-15)
+    assert converted.exact and plan.total_iters == oracle.total_iters == iters
+    assert [plan.lr.lr_at(i) for i in range(iters)] == pytest.approx(oracle.lrs, rel=1e-12, abs=1e-15)
+    return converted, oracle
+
+
+def test_polynomial_lr_reads_and_converts_like_lightningcli(tmp_path):
+    converted, oracle = read_like_lightningcli(tmp_path / "poly.yaml", POLY, 14)
     assert oracle.lrs[7] > 0 and oracle.lrs[8:] == [0.0] * 6
     original = lightning_fit(POLY, 7, 2)
     texp = lightning_fit(converted_output(converted).text, 7, 2)
@@ -343,13 +348,7 @@ def test_polynomial_lr_reads_and_converts_like_lightningcli(tmp_path):
 def test_warm_restarts_read_like_lightningcli_and_convert_exactly(tmp_path, init_args):
     text = POLY.replace("max_epochs: 7", "max_epochs: 40").replace("PolynomialLR", "CosineAnnealingWarmRestarts") \
         .replace("{total_iters: 4, power: 2.0}  # the LR reaches 0 at epoch 4 and stays there", init_args)
-    path = tmp_path / "restarts.yaml"
-    path.write_text(text)
-    converted = convert(str(path), iters_per_epoch=2)
-    oracle = lightning_schedule(text, 2)
-    plan = converted.plan
-    assert converted.exact and plan.total_iters == oracle.total_iters == 80
-    assert [plan.lr.lr_at(i) for i in range(80)] == pytest.approx(oracle.lrs, rel=1e-12, abs=1e-15)
+    converted, _ = read_like_lightningcli(tmp_path / "restarts.yaml", text, 80)
     if init_args == "{T_0: 3}":  # the LR rises at each restart: the converted run follows it
         original = lightning_fit(text, 8, 2)
         texp = lightning_fit(converted_output(converted).text, 8, 2)

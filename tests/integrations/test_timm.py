@@ -56,15 +56,20 @@ def test_converted_args_yaml_keeps_timm_keys_and_adds_one(tmp_path):
     assert "conv1.weight" in args.explr["si"] and set(args.explr) == {"si"}
 
 
-def test_create_scheduler_trains_the_weight_decay_run(tmp_path):
-    args = converted_args(tmp_path)
-    plan = plan_of(args, UPDATES)
-    made = {}
-
+def converted_side(args, made):
+    """timm's SGD with explr's create_scheduler on the converted args; what it made is kept in `made`."""
     def converted(model):
         optimizer = timm_sgd(model, args)
         made["scheduler"], made["epochs"] = create_scheduler(optimizer, model, args, UPDATES)
         return optimizer, made["scheduler"]
+    return converted
+
+
+def test_create_scheduler_trains_the_weight_decay_run(tmp_path):
+    args = converted_args(tmp_path)
+    plan = plan_of(args, UPDATES)
+    made: dict = {}
+    converted = converted_side(args, made)
 
     worst, scheduler = compare_runs(
         lambda model: timm_sgd(model, args),
@@ -97,12 +102,8 @@ def test_wsd_and_rsqrt_converted_runs_train_as_timms_schedule(tmp_path, name):
     args = converted_args(tmp_path, text)
     lrs = timm_train_lrs(lambda t: wsd_get_lr(t, **shape), epochs, UPDATES, on_updates)
     assert plan_of(args, UPDATES).total_iters == len(lrs) == epochs * UPDATES
-    made = {}
-
-    def converted(model):
-        optimizer = timm_sgd(model, args)
-        made["scheduler"], made["epochs"] = create_scheduler(optimizer, model, args, UPDATES)
-        return optimizer, made["scheduler"]
+    made: dict = {}
+    converted = converted_side(args, made)
 
     worst, scheduler = compare_runs(
         lambda model: timm_sgd(model, args),
