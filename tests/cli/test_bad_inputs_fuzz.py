@@ -160,7 +160,8 @@ def test_a_broken_model_is_refused_by_name(capsys, tmp_path, name):
 
 @pytest.mark.parametrize("argv,names", [
     (["--input-shape", "abc"], "--input-shape"), (["--input-shape", "0,8"], "--input-shape"),
-    (["--input-shape", "2.5,8"], "--input-shape"), (["--kwargs", "{bad"], "--kwargs"), (["--kwargs", "[1]"], "--kwargs"),
+    (["--input-shape", "2.5,8"], "--input-shape"), (["--input-shape", "100000,100000,1000"], "--input-shape"),
+    (["--kwargs", "{bad"], "--kwargs"), (["--kwargs", "[1]"], "--kwargs"),
     (["--kwargs", '{"zzz": 1}'], "zzz"),
 ])
 def test_garbage_audit_options_are_refused(capsys, tmp_path, argv, names):

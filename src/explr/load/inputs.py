@@ -1,6 +1,7 @@
 """Example inputs for a built model: --input-shape, the file's example_inputs(), or a guess from its first layer."""
 from __future__ import annotations
 
+import math
 from types import ModuleType
 from typing import Any, Sequence
 
@@ -12,6 +13,7 @@ from explr.errors import LoadError, quote_error
 INPUTS_FUNCTION = "example_inputs"  # the model file's own inputs: a function of no arguments
 _SPATIAL_DEFAULT = {1: (64,), 2: (32, 32), 3: (16, 16, 16)}  # Conv1d / Conv2d / Conv3d
 _BATCH, _TOKENS = 2, 16  # batch 2: train-mode BatchNorm needs more than one value per channel
+MAX_INPUT_ELEMENTS = 2**28  # 2 GiB in float64: the audit's copies and probe forwards multiply it
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -22,6 +24,10 @@ def parse_shape(text: str) -> tuple[int, ...]:
     if not dims or any(d <= 0 for d in dims):
         raise LoadError(f"--input-shape {text!r} is not a shape: write comma-separated positive "
                         "integers such as 2,3,32,32")
+    elements = math.prod(dims)
+    if elements > MAX_INPUT_ELEMENTS:
+        raise LoadError(f"--input-shape {text!r} is {elements:.3g} elements, more than an example input needs "
+                        f"(at most {MAX_INPUT_ELEMENTS:,}): use a batch of 2 at a small size, such as 2,3,32,32")
     return dims
 
 
