@@ -223,9 +223,7 @@ def _schedule(facts: ConfigFacts, scaled: _Scaled) -> tuple[LRSchedule, tuple[in
     warmup = _warmup_iters(facts, scaled)
     kwargs = dict(base_lr=base_lr, total_iters=max_iter, decay=SCHEDULERS[name], warmup_blend="ramp_to_decay",
                   warmup_iters=warmup, warmup_factor=_solver(facts, "warmup_factor", "WARMUP_FACTOR", float),
-                  warmup_method=_solver(facts, "warmup_method", "WARMUP_METHOD", str))
-    if kwargs["warmup_method"] not in WARMUPS:
-        raise facts.error((S, "WARMUP_METHOD"), f"is {kwargs['warmup_method']!r}; use one of {', '.join(WARMUPS)}")
+                  warmup_method=_warmup_method(facts))
     late: tuple[int, ...] = ()
     if kwargs["decay"] == "step":
         steps = _steps(facts, scaled) if name == "WarmupMultiStepLR" else _fixed_gamma_steps(facts, max_iter)
@@ -238,9 +236,18 @@ def _schedule(facts: ConfigFacts, scaled: _Scaled) -> tuple[LRSchedule, tuple[in
             raise facts.error((S, "BASE_LR_END"), f"is {end}; it must lie in [0, BASE_LR={base_lr}]")
         start = warmup if rescale else 0  # RESCALE_INTERVAL: the cosine runs over the iterations after warmup
         kwargs.update(eta_min=end, decay_start=start, decay_iters=max_iter - start)
-    schedule = validated_schedule(LRSchedule(**kwargs), f"{facts.source.path}: the detectron2 schedule is invalid: ",
-                                  f"; fix the {S} keys")
-    return schedule, late
+    return _validated(facts, LRSchedule(**kwargs)), late
+
+
+def _warmup_method(facts: ConfigFacts) -> str:
+    method = _solver(facts, "warmup_method", "WARMUP_METHOD", str)
+    if method not in WARMUPS:
+        raise facts.error((S, "WARMUP_METHOD"), f"is {method!r}; use one of {', '.join(WARMUPS)}")
+    return method
+
+
+def _validated(facts: ConfigFacts, schedule: LRSchedule) -> LRSchedule:
+    return validated_schedule(schedule, f"{facts.source.path}: the detectron2 schedule is invalid: ", f"; fix the {S} keys")
 
 
 def _poly_schedule(facts: ConfigFacts, scaled: _Scaled) -> LRSchedule:
@@ -254,15 +261,11 @@ def _poly_schedule(facts: ConfigFacts, scaled: _Scaled) -> LRSchedule:
     if scaled.warmup_iters > scaled.max_iter:
         raise facts.error((S, "WARMUP_ITERS"), f"is {scaled.warmup_iters}, past MAX_ITER={scaled.max_iter}: "
                           "WarmupPolyLR would warm up for the whole run; explr does not model that")
-    method = _solver(facts, "warmup_method", "WARMUP_METHOD", str)
-    if method not in WARMUPS:
-        raise facts.error((S, "WARMUP_METHOD"), f"is {method!r}; use one of {', '.join(WARMUPS)}")
     schedule = LRSchedule(base_lr=scaled.base_lr, total_iters=scaled.max_iter, decay="linear", eta_min=0.0,
                           decay_iters=scaled.max_iter, power=_solver(facts, "poly_power", "POLY_LR_POWER", float),
-                          warmup_iters=scaled.warmup_iters, warmup_method=method, warmup_blend="multiply",
+                          warmup_iters=scaled.warmup_iters, warmup_method=_warmup_method(facts), warmup_blend="multiply",
                           warmup_factor=_solver(facts, "warmup_factor", "WARMUP_FACTOR", float))
-    return validated_schedule(schedule, f"{facts.source.path}: the detectron2 schedule is invalid: ",
-                              f"; fix the {S} keys")
+    return _validated(facts, schedule)
 
 
 def _first_iter(reached, max_iter: int) -> int:

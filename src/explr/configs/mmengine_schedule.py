@@ -26,10 +26,9 @@ from typing import Any
 
 from explr.configs.mmengine_chain import Loop, Span, chained_schedule, replayed_links
 from explr.errors import ConfigError, UnsupportedError
-from explr.lr_chain import VALUES
+from explr.lr_chain import INF, VALUES
 from explr.lr_schedule import LRSchedule
 
-INF = int(1e9)  # mmengine's "no end"
 # The generic ParamScheduler classes with param_name='lr' are the LR classes
 LR_NAMES = {f"{name}ParamScheduler": f"{name}LR" for name in ("Constant", "Linear", "MultiStep", "Step", "Exponential",
                                                                 "CosineAnnealing", "Poly", "OneCycle", "CosineRestart",
