@@ -103,6 +103,11 @@ _KINDS = {float: "a number", int: "an integer", bool: "true or false", str: "a s
           list: "a list"}
 
 
+def finite_number(value: Any) -> bool:
+    """An int or float (not a bool) that is finite: what a numeric config value must be."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _coerce(value: Any, kind: type) -> Any:
     """`value` as `kind`; strings are decoded the way yacs (literal_eval) and argparse (type=) do. ValueError if not."""
     if isinstance(value, str) and kind is not str:

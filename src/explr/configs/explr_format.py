@@ -11,11 +11,10 @@ Every key is in the table below (type, default); an unknown key is an error, nev
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
-from explr.configs.adapter import (LENGTH_FLAGS, ReadOptions, flag_length, iters_per_epoch, late_milestones,
-                                   validated_schedule)
+from explr.configs.adapter import (LENGTH_FLAGS, ReadOptions, finite_number, flag_length, iters_per_epoch,
+                                   late_milestones, validated_schedule)
 from explr.configs.source import ConfigSource
 from explr.errors import ConfigError
 from explr.lr_schedule import LRSchedule
@@ -128,17 +127,13 @@ def _typed(source: ConfigSource, keypath: tuple, value: Any, kind: Any, default:
         if default is None:  # null means "not stated" only where that is the default
             return None
         raise ConfigError(f"{source.where(keypath)}: {'.'.join(keypath)} is null; set a {name} or remove the key")
-    ok = {float: _finite(value), int: isinstance(value, int) and not isinstance(value, bool),
+    ok = {float: finite_number(value), int: isinstance(value, int) and not isinstance(value, bool),
           bool: isinstance(value, bool), str: isinstance(value, (str, int)), list: isinstance(value, list)}[kind]
     if ok and keypath == ("schedule", "milestones"):
-        ok, name = all(_finite(m) for m in value), "a list of finite numbers"
+        ok, name = all(finite_number(m) for m in value), "a list of finite numbers"
     if not ok:
         raise ConfigError(f"{source.where(keypath)}: {'.'.join(keypath)}={value!r} must be {name}")
     return float(value) if kind is float else str(value) if kind is str else value
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _per_iteration_only(sched: dict, train: dict, options: ReadOptions) -> bool:

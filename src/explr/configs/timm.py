@@ -32,7 +32,8 @@ import json
 import math
 from dataclasses import dataclass
 
-from explr.configs.adapter import ConfigFacts, ReadOptions, iters_per_epoch, late_milestones, validated_schedule
+from explr.configs.adapter import (ConfigFacts, ReadOptions, finite_number, iters_per_epoch, late_milestones,
+                                   validated_schedule)
 from explr.configs.source import ConfigSource
 from explr.errors import ConfigError, UnsupportedError
 from explr.lr_schedule import ANNEAL_SHAPES, LRSchedule
@@ -357,8 +358,7 @@ def _first_t_reaching(k: int, decay_t: float) -> int:
 def _multistep_ticks(facts: ConfigFacts, clock: _Clock, shift: int) -> list[int]:
     """MultiStepLRScheduler: bisect_right(decay_t, t + 1), so milestone m applies at t = m - 1 (timm's convention)."""
     milestones = _required(facts, "milestones", "decay_milestones", tuple)
-    whole = all(isinstance(m, (int, float)) and not isinstance(m, bool) and math.isfinite(m) and m == int(m)
-                for m in milestones)
+    whole = all(finite_number(m) and m == int(m) for m in milestones)
     if not whole or list(milestones) != sorted(milestones) or any(m < 1 for m in milestones):
         raise facts.error(("decay_milestones",), f"is {list(milestones)}; write increasing whole epochs >= 1")
     return [int(m) * clock.t_per_epoch - 1 + shift for m in milestones]
